@@ -1,0 +1,52 @@
+# minop — the two commands a new machine needs are `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PLUGINS := $(sort $(wildcard plugins/*/pyproject.toml))
+CLUSTER ?= local
+# e2e workers: scenarios run in parallel namespaces.
+E2E_WORKERS ?= 4
+PYTEST_ARGS ?=
+
+export MINOP_CACHE ?= $(HOME)/.cache/minop
+
+.PHONY: help venv run test unit e2e lint cluster-up cluster-down crds bundle bundle-validate bench image
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+$(VENV)/.stamp: pyproject.toml $(PLUGINS)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' $(foreach p,$(dir $(PLUGINS)),-e ./$(p))
+	touch $@
+
+venv: $(VENV)/.stamp ## create .venv with minop, its plugins and dev tools
+
+run: venv ## start a local cluster unless KUBECONFIG is set, install CRDs, run the operator
+	@hack/run.sh
+
+test: lint unit e2e ## everything: lint, unit tests, e2e on a cluster started and stopped here
+
+unit: venv ## fast tests, no cluster
+	$(PY) -m pytest -q tests/unit $(foreach p,$(dir $(PLUGINS)),$(wildcard $(p)tests/unit)) $(PYTEST_ARGS)
+
+e2e: venv ## e2e suite; CLUSTER=local (default) | kind | existing (uses KUBECONFIG)
+	@CLUSTER=$(CLUSTER) E2E_WORKERS=$(E2E_WORKERS) PYTEST_ARGS="$(PYTEST_ARGS)" hack/e2e.sh
+
+lint: venv ## ruff and mypy
+	$(VENV)/bin/ruff check minop plugins tests
+	$(VENV)/bin/ruff format --check minop plugins tests
+	$(VENV)/bin/mypy minop $(foreach p,$(dir $(PLUGINS)),$(wildcard $(p)minop_*))
+
+cluster-up: ## start the local control plane (CLUSTER=local|kind) and print the KUBECONFIG line
+	@hack/cluster.sh up $(CLUSTER)
+
+cluster-down: ## stop exactly what cluster-up started
+	@hack/cluster.sh down $(CLUSTER)
+
+crds: venv ## print the CRDs of every installed plugin
+	@$(PY) -m minop crds

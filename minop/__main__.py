@@ -1,0 +1,3 @@
+from minop.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,116 @@
+"""``python -m minop``: run the operator, print CRDs, list plugins."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+import yaml
+
+from minop import __version__, log
+from minop.kubeconfig import ConfigError
+from minop.operator import Operator, OperatorError
+from minop.plugin.manager import PluginManager
+from minop.settings import Settings, SettingsError, add_arguments, from_sources
+
+logger = logging.getLogger("minop")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="minop",
+        description="A minimal Kubernetes operator framework. Plugins are pip packages "
+        "registering hooks in the entry-point group 'minop'.",
+    )
+    p.add_argument("--version", action="version", version=f"minop {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator. Every flag can also be set through the "
+        "MINOP_* variable in brackets; a flag wins over its variable.",
+    )
+    add_arguments(run)
+    crds = sub.add_parser("crds", help="print the CRDs of the installed plugins as YAML")
+    plugins = sub.add_parser("plugins", help="list installed plugins and their kinds")
+    for s in (crds, plugins):
+        s.add_argument(
+            "--plugin",
+            action="append",
+            dest="plugins",
+            metavar="NAME",
+            help="only these plugins (repeatable) [MINOP_PLUGINS]",
+        )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = from_sources(args)
+    except SettingsError as e:
+        print(f"minop: error: {e}", file=sys.stderr)
+        return 2
+    log.setup(settings.log_format, settings.log_level)
+    if args.command == "run":
+        return run(settings)
+    if args.command == "crds":
+        return print_crds(settings)
+    if args.command == "plugins":
+        return list_plugins(settings)
+    parser().print_help()
+    return 0
+
+
+def _plugins(settings: Settings) -> PluginManager:
+    pm = PluginManager(settings.plugins)
+    pm.load_entry_points()
+    pm.startup(settings)
+    return pm
+
+
+def print_crds(settings: Settings) -> int:
+    docs = [dict(r.crd) for _, r in _plugins(settings).resources() if r.crd]
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+    return 0
+
+
+def list_plugins(settings: Settings) -> int:
+    pm = _plugins(settings)
+    for info in pm.plugins.values():
+        kinds = ", ".join(f"{r.kind.kind}.{r.kind.api_version}" for r in info.resources) or "-"
+        state = "ok" if info.ok else f"DISABLED: {info.error}"
+        print(f"{info.name}\t{info.version or '-'}\t{kinds}\t{state}")
+    return 0 if all(i.ok for i in pm.plugins.values()) else 1
+
+
+def run(settings: Settings) -> int:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            logger.warning("second signal: exiting at once")
+            os._exit(130)
+        logger.info("signal %s: shutting down (again to exit at once)", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        op = Operator(settings)
+        op.start()
+    except (OperatorError, ConfigError) as e:
+        logger.error("%s", e)
+        return 1
+    runner = threading.Thread(target=op.start_workers, name="start-workers", daemon=True)
+    runner.start()
+    stop.wait()
+    clean = op.stop()
+    logger.info("stopped%s", "" if clean else " (hooks still running were abandoned)")
+    return 0
