@@ -31,8 +31,9 @@ run: venv ## start a local cluster unless KUBECONFIG is set, install CRDs, run t
 
 test: lint unit e2e ## everything: lint, unit tests, e2e on a cluster started and stopped here
 
-unit: venv ## fast tests, no cluster
-	$(PY) -m pytest -q tests/unit $(foreach p,$(dir $(PLUGINS)),$(wildcard $(p)tests/unit)) $(PYTEST_ARGS)
+unit: venv ## fast tests and real-program checks (redis, nginx, memcached), no cluster
+	@hack/test-deps.sh
+	$(PY) -m pytest -q -n 2 tests/unit $(wildcard plugins/*/tests) $(PYTEST_ARGS)
 
 e2e: venv ## e2e suite; CLUSTER=local (default) | kind | existing (uses KUBECONFIG)
 	@CLUSTER=$(CLUSTER) E2E_WORKERS=$(E2E_WORKERS) PYTEST_ARGS="$(PYTEST_ARGS)" hack/e2e.sh

@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -26,6 +27,7 @@ from urllib.parse import urlparse
 import pykube
 import requests
 from pykube.http import KubernetesHTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 
 from minop import kubeconfig
 from minop.metrics import Metrics
@@ -78,16 +80,37 @@ class WritesFenced(Exception):
     """A write was refused because this process may no longer be the leader."""
 
 
+class StreamStalled(Exception):
+    """A watch delivered nothing (not even a bookmark) within its read timeout."""
+
+
 class WatchStream:
-    """An open watch: iterate for decoded events; ``close()`` from any thread ends it."""
+    """An open watch: iterate for decoded events; ``abort()`` ends it from any thread."""
 
     def __init__(self, resp: requests.Response) -> None:
         self._resp = resp
+        conn = getattr(resp.raw, "connection", None)
+        self._sock: socket.socket | None = getattr(conn, "sock", None)
 
     def __iter__(self) -> Iterator[Obj]:
-        for line in self._resp.iter_lines(chunk_size=None):
-            if line:
-                yield json.loads(line)
+        try:
+            for line in self._resp.iter_lines(chunk_size=None):
+                if line:
+                    yield json.loads(line)
+        except requests.ConnectionError as e:
+            # requests reports a read timeout mid-body as a ConnectionError
+            if e.args and isinstance(e.args[0], ReadTimeoutError):
+                raise StreamStalled(str(e)) from e
+            raise ApiError(0, "ConnectionError", f"watch stream: {e}") from e
+        except (requests.RequestException, OSError, AttributeError) as e:
+            raise ApiError(0, "ConnectionError", f"watch stream: {e}") from e
+
+    def abort(self) -> None:
+        """Unblock a reader in another thread. Closing the response would wait for
+        the lock that reader holds; shutting the socket down wakes it instead."""
+        if self._sock is not None:
+            with suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         self._resp.close()
@@ -343,6 +366,8 @@ class Kube:
             )
         except requests.RequestException as e:
             self.metrics.rest_requests.inc(code="<error>", method="WATCH", host=self.host)
+            if isinstance(e, requests.ReadTimeout):  # connected, but no headers came back
+                raise StreamStalled(f"watch {kind}: {e}") from e
             raise ApiError(0, "ConnectionError", f"watch {kind}: {e}") from e
         self.metrics.rest_requests.inc(code=str(resp.status_code), method="WATCH", host=self.host)
         if resp.status_code >= 400:

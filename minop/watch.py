@@ -18,9 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
-from minop.kube import ApiError, Gone, Kube, Obj, WatchStream
+from minop.kube import ApiError, Gone, Kube, Obj, StreamStalled, WatchStream
 from minop.metrics import Metrics
 from minop.resource import Kind
 
@@ -87,7 +85,7 @@ class Watcher:
         self._stop.set()
         with self._lock:
             if self._stream is not None:
-                self._stream.close()
+                self._stream.abort()
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
@@ -122,9 +120,9 @@ class Watcher:
                 continue
             except Gone:
                 need_list, reason = True, "expired"
-            except requests.exceptions.ReadTimeout:
+            except StreamStalled:
                 reason = "inactivity"
-            except (ApiError, requests.RequestException, ValueError) as e:
+            except (ApiError, ValueError) as e:
                 reason = "error"
                 if not self._stop.is_set():
                     log.warning("watch %s failed: %s", self, e)
@@ -185,7 +183,7 @@ class Watcher:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout,
         }
-        stream = self.kube.watch(self.kind, self.namespace, params, read_timeout=self.inactivity)
+        stream = self.kube.watch(self.kind, self.namespace, params, self.inactivity)
         with self._lock:
             if self._stop.is_set():
                 stream.close()
@@ -196,9 +194,9 @@ class Watcher:
             for event in stream:
                 self.last_activity = time.monotonic()
                 self._apply(event)
-        except (requests.RequestException, AttributeError, OSError):
+        except (ApiError, StreamStalled):
             if self._stop.is_set():
-                return  # closed by stop()
+                return  # aborted by stop()
             raise
         finally:
             with self._lock:

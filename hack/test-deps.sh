@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian programs the real-program checks run (redis-server, nginx,
+# memcached) when missing. Their services are not started: tests run their own
+# copies as a non-root user on loopback ports.
+source "$(dirname "$0")/lib.sh"
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+command -v memcached >/dev/null || need+=(memcached)
+[ ${#need[@]} -eq 0 ] && exit 0
+[ "$(id -u)" = 0 ] || die "need root to apt-get install ${need[*]} (or install them yourself)"
+log "installing ${need[*]} from Debian"
+# policy-rc.d 101 keeps the packages' init scripts from starting system services.
+trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,116 @@
+import pytest
+
+from minop.apply import APPLIED_HASH, needs_apply, prepare, subset
+from minop.conditions import Condition, merge
+from minop.diff import Change, diff
+from minop.status import new_status, write_status
+
+OWNER = {
+    "apiVersion": "cache.minop.dev/v1alpha1",
+    "kind": "Memcached",
+    "metadata": {"name": "mc", "namespace": "ns", "uid": "u-1", "generation": 3},
+}
+
+
+def test_diff_reports_add_change_remove_with_paths():
+    old = {"spec": {"size": 1, "image": "a", "gone": True}}
+    new = {"spec": {"size": 2, "image": "a", "port": 1}}
+    assert diff(old, new) == [
+        Change("remove", ("spec", "gone"), True, None),
+        Change("add", ("spec", "port"), None, 1),
+        Change("change", ("spec", "size"), 1, 2),
+    ]
+    assert diff(new, new) == []
+
+
+def test_prepare_sets_owner_labels_namespace_and_hash():
+    child = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "mc"}, "spec": {}}
+    out = prepare(child, OWNER, {"app.kubernetes.io/managed-by": "minop"})
+    meta = out["metadata"]
+    assert meta["namespace"] == "ns"
+    assert meta["ownerReferences"][0]["uid"] == "u-1"
+    assert meta["ownerReferences"][0]["controller"] is True
+    assert meta["labels"]["app.kubernetes.io/managed-by"] == "minop"
+    assert APPLIED_HASH in meta["annotations"]
+    assert "metadata" not in child or "namespace" not in child["metadata"]  # input untouched
+
+
+def test_prepare_refuses_cross_namespace_children():
+    child = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x", "namespace": "o"}}
+    with pytest.raises(ValueError, match="namespace"):
+        prepare(child, OWNER, {})
+
+
+def test_subset_ignores_server_defaults_but_not_changed_values():
+    desired = {"spec": {"replicas": 2, "ports": [{"port": 80}]}}
+    live = {"spec": {"replicas": 2, "ports": [{"port": 80, "protocol": "TCP"}], "x": 1}}
+    assert subset(desired, live)
+    assert not subset({"spec": {"replicas": 3}}, live)
+    assert not subset({"spec": {"ports": [{"port": 80}, {"port": 81}]}}, live)
+
+
+def test_needs_apply_when_missing_changed_or_drifted_only():
+    child = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "mc"},
+        "spec": {"type": "ClusterIP"},
+    }
+    desired = prepare(child, OWNER, {})
+    assert needs_apply(desired, None)
+    live = {
+        **desired,
+        "spec": {"type": "ClusterIP", "clusterIP": "10.0.0.5"},
+        "metadata": {
+            **desired["metadata"],
+            "annotations": {**desired["metadata"]["annotations"], "user": "kept"},
+        },
+    }
+    assert not needs_apply(desired, live)  # user annotations and defaults don't count
+    drifted = {**live, "spec": {"type": "NodePort"}}
+    assert needs_apply(desired, drifted)
+    changed = prepare({**child, "spec": {"type": "NodePort"}}, OWNER, {})
+    assert needs_apply(changed, live)  # desired state changed since the last apply
+
+
+def test_condition_transition_time_moves_only_on_flip():
+    first = merge(None, [Condition("Ready", False, "Starting", "")], 1, stamp="t1")
+    same = merge(first, [Condition("Ready", False, "StillStarting", "x")], 2, stamp="t2")
+    assert same[0]["lastTransitionTime"] == "t1" and same[0]["reason"] == "StillStarting"
+    assert same[0]["observedGeneration"] == 2
+    flipped = merge(same, [Condition("Ready", True, "Reconciled", "")], 2, stamp="t3")
+    assert flipped[0]["lastTransitionTime"] == "t3"
+
+
+def test_condition_reason_must_be_camel_case():
+    with pytest.raises(ValueError, match="CamelCase"):
+        Condition("Ready", True, "not camel")
+
+
+def test_status_merges_results_and_writes_only_changes():
+    class FakeKube:
+        def __init__(self):
+            self.calls = []
+
+        def patch(self, kind, name, patch, ns, subresource=None):
+            self.calls.append(patch)
+            return {"patched": True}
+
+    obj = {**OWNER, "status": {"nodes": ["a"], "old": 1}}
+    status = new_status(
+        obj, [{"nodes": ["a", "b"], "old": None}], [Condition("Ready", True, "Reconciled")]
+    )
+    assert status["nodes"] == ["a", "b"] and "old" not in status
+    assert status["observedGeneration"] == 3
+    kube = FakeKube()
+    write_status(kube, None, obj, status)
+    patch = kube.calls[0]["status"]
+    assert patch["old"] is None and patch["nodes"] == ["a", "b"]
+    converged = {**OWNER, "status": status}
+    assert write_status(kube, None, converged, dict(status)) is None
+    assert len(kube.calls) == 1
+
+
+def test_hook_returning_a_non_dict_is_a_clear_error():
+    with pytest.raises(TypeError, match="return a dict"):
+        new_status(OWNER, ["oops"], [])

@@ -1,0 +1,85 @@
+import threading
+
+from minop.metrics import Metrics
+from minop.queue import Backoff, WorkQueue
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_dedup_merges_causes():
+    q = WorkQueue()
+    q.add("a", "watch")
+    q.add("a", "child")
+    q.add("b", "watch")
+    assert len(q) == 2
+    key, causes = q.get(timeout=0)
+    assert key == "a" and causes == {"watch", "child"}
+
+
+def test_key_never_handed_out_twice_while_processing():
+    q = WorkQueue()
+    q.add("a")
+    key, _ = q.get(timeout=0)
+    q.add("a", "child")  # arrives while "a" is processed
+    assert q.get(timeout=0.05) is None  # held back, not given to a second worker
+    q.done("a")
+    assert q.get(timeout=0) == ("a", {"child"})
+
+
+def test_delayed_add_becomes_due_later():
+    clock = Clock()
+    q = WorkQueue(clock=clock)
+    q.add("a", "retry", delay=5)
+    assert q.get(timeout=0) is None
+    clock.t += 5
+    assert q.get(timeout=0) == ("a", {"retry"})
+
+
+def test_earlier_add_pulls_a_delayed_entry_forward_but_not_the_reverse():
+    clock = Clock()
+    q = WorkQueue(clock=clock)
+    q.add("a", "retry", delay=5)
+    q.add("a", "child")
+    assert q.get(timeout=0) == ("a", {"retry", "child"})
+    q.done("a")
+    q.add("b", "watch")
+    q.add("b", "retry", delay=5)  # a later due time does not postpone pending work
+    assert q.get(timeout=0) == ("b", {"watch", "retry"})
+
+
+def test_shutdown_wakes_blocked_workers():
+    q = WorkQueue()
+    got = []
+    t = threading.Thread(target=lambda: got.append(q.get()))
+    t.start()
+    q.shutdown()
+    t.join(2)
+    assert not t.is_alive() and got == [None]
+
+
+def test_depth_metric_returns_to_zero():
+    m = Metrics()
+    q = WorkQueue("minop", m)
+    q.add("a")
+    q.add("b")
+    assert m.queue_depth.value(name="minop") == 2
+    for _ in range(2):
+        key, _ = q.get(timeout=0)
+        q.done(key)
+    assert m.queue_depth.value(name="minop") == 0
+    assert m.queue_adds.value(name="minop") == 2
+
+
+def test_backoff_doubles_caps_and_resets():
+    b = Backoff(1, 5)
+    assert [b.next("k") for _ in range(5)] == [1, 2, 4, 5, 5]
+    assert b.failures("k") == 5
+    b.reset("k")
+    assert b.next("k") == 1
+    assert b.next("other") == 1
