@@ -10,6 +10,7 @@ from minop import apply as applying
 from minop.conditions import Condition
 from minop.diff import Change
 from minop.kube import Kube, Obj
+from minop.log import fields
 from minop.resource import Kind, Resource
 
 if TYPE_CHECKING:
@@ -39,12 +40,9 @@ class Context:
         self.conditions: list[Condition] = []
         self.logger = logging.LoggerAdapter(
             logging.getLogger(f"minop.plugin.{plugin}"),
-            {
-                "plugin": plugin,
-                "kind": resource.kind.kind,
-                "namespace": self.namespace,
-                "name": self.name,
-            },
+            fields(
+                plugin=plugin, kind=resource.kind.kind, namespace=self.namespace, name=self.name
+            ),
         )
 
     # -- the object --------------------------------------------------------------

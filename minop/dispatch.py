@@ -26,6 +26,7 @@ from minop.diff import diff
 from minop.events import NORMAL, WARNING
 from minop.keys import Key
 from minop.kube import ApiError, Obj
+from minop.log import fields
 from minop.plugin.manager import PluginManager
 from minop.queue import Backoff
 from minop.resource import Kind, Resource
@@ -369,10 +370,6 @@ class Dispatcher:
 
 
 def _extra(key: Key, plugin: str, hook: str) -> dict[str, str]:
-    return {
-        "kind": key.kind.kind,
-        "namespace": key.namespace,
-        "name": key.name,
-        "plugin": plugin,
-        "hook": hook,
-    }
+    return fields(
+        kind=key.kind.kind, namespace=key.namespace, name=key.name, plugin=plugin, hook=hook
+    )

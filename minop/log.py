@@ -8,6 +8,16 @@ import logging
 import sys
 
 KEYS = ("namespace", "name", "kind", "plugin", "hook")
+# LogRecord reserves "name" (the logger's), so object keys travel prefixed.
+_ATTR = {k: f"k_{k}" for k in KEYS}
+
+
+def fields(**keys: str | None) -> dict[str, str]:
+    """``extra=`` for a log call: ``log.info(..., extra=fields(kind=..., name=...))``."""
+    unknown = set(keys) - set(KEYS)
+    if unknown:
+        raise ValueError(f"unknown log keys {sorted(unknown)}")
+    return {_ATTR[k]: v for k, v in keys.items() if v}
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         for key in KEYS:
-            value = getattr(record, key, None)
+            value = getattr(record, _ATTR[key], None)
             if value:
                 out[key] = value
         if record.exc_info:
@@ -35,7 +45,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        keys = " ".join(f"{k}={getattr(record, k)}" for k in KEYS if getattr(record, k, None))
+        keys = " ".join(
+            f"{k}={getattr(record, _ATTR[k])}" for k in KEYS if getattr(record, _ATTR[k], None)
+        )
         return f"{line} [{keys}]" if keys else line
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pluggy
 
+from minop.log import fields
 from minop.plugin import spec
 from minop.plugin.marker import PROJECT
 from minop.resource import Kind, Resource
@@ -54,13 +55,13 @@ class PluginManager:
                 obj = ep.load()
             except Exception as e:  # a broken plugin must not stop the others
                 self._disable(PluginInfo(ep.name, version), f"import failed: {e!r}")
-                log.exception("plugin %s failed to import", ep.name, extra={"plugin": ep.name})
+                log.exception("plugin %s failed to import", ep.name, extra=fields(plugin=ep.name))
                 continue
             self.register(obj, ep.name, version)
         missing = self.allow - set(self.plugins)
         for name in sorted(missing):
             self._disable(PluginInfo(name), "not installed (no entry point in group 'minop')")
-            log.error("plugin %s requested but not installed", name, extra={"plugin": name})
+            log.error("plugin %s requested but not installed", name, extra=fields(plugin=name))
 
     def register(self, obj: Any, name: str, version: str = "") -> None:
         if name in self.plugins:
@@ -108,7 +109,9 @@ class PluginManager:
                 info.resources = resources
             except Exception as e:
                 self._disable(info, f"startup failed: {e!r}")
-                log.exception("plugin %s failed at startup; disabled", name, extra={"plugin": name})
+                log.exception(
+                    "plugin %s failed at startup; disabled", name, extra=fields(plugin=name)
+                )
         self._check_unique_kinds()
 
     def _check_unique_kinds(self) -> None:
@@ -133,4 +136,4 @@ class PluginManager:
                 try:
                     self.call_impl(impl)
                 except Exception:
-                    log.exception("plugin %s failed at shutdown", name, extra={"plugin": name})
+                    log.exception("plugin %s failed at shutdown", name, extra=fields(plugin=name))

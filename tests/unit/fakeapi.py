@@ -5,6 +5,7 @@ Only for unit tests: e2e tests always talk to a real API server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import threading
@@ -46,10 +47,8 @@ class FakeApi:
                     return self._json({"major": "1", "minor": "36"})
                 if params.get("watch") == "true":
                     return self._watch()
-                try:
+                with contextlib.suppress(queue.Empty):
                     api.objects, api.list_rv = api.lists.get_nowait()
-                except queue.Empty:
-                    pass
                 items = sorted(api.objects.values(), key=lambda o: o["metadata"]["name"])
                 self._json(
                     {

@@ -25,7 +25,7 @@ def test_dedup_merges_causes():
 def test_key_never_handed_out_twice_while_processing():
     q = WorkQueue()
     q.add("a")
-    key, _ = q.get(timeout=0)
+    _key, _ = q.get(timeout=0)
     q.add("a", "child")  # arrives while "a" is processed
     assert q.get(timeout=0.05) is None  # held back, not given to a second worker
     q.done("a")
