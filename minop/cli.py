@@ -108,8 +108,7 @@ def run(settings: Settings) -> int:
     except (OperatorError, ConfigError) as e:
         logger.error("%s", e)
         return 1
-    runner = threading.Thread(target=op.start_workers, name="start-workers", daemon=True)
-    runner.start()
+    op.begin(on_lost=lambda: os._exit(1))  # deposed: exit, as no thread can be stopped
     stop.wait()
     clean = op.stop()
     logger.info("stopped%s", "" if clean else " (hooks still running were abandoned)")

@@ -324,8 +324,11 @@ class Dispatcher:
             backoff = self.hook_backoff.next(key)
             delay = float(wanted) if wanted is not None else backoff
             note = f"{message} (try {tries}/{b.resource.max_tries}, next in {delay:g}s)"
-            if out.kind == inv.TEMPORARY:
-                conds = [Condition(PROGRESSING, True, "Retrying", note)]
+            if out.kind == inv.TEMPORARY:  # expected to heal: progressing, not degraded
+                conds = [
+                    Condition(PROGRESSING, True, "Retrying", note),
+                    Condition(DEGRADED, False, "Retrying", ""),
+                ]
             else:
                 conds = [Condition(DEGRADED, True, reason, note)]
         ready_reason = reason if reason != "TemporaryError" else "Retrying"

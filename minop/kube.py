@@ -375,9 +375,17 @@ class Kube:
             raise _error(resp)
         return WatchStream(resp)
 
-    def create(self, kind: Kind, body: Obj, namespace: str | None = None) -> Obj:
+    def create(
+        self, kind: Kind, body: Obj, namespace: str | None = None, *, fenced: bool = True
+    ) -> Obj:
         ns = namespace or body.get("metadata", {}).get("namespace")
-        return self.request("POST", self.path(kind, ns), body=body)
+        return self.request("POST", self.path(kind, ns), body=body, fenced=fenced)
+
+    def replace(self, kind: Kind, body: Obj, *, fenced: bool = True) -> Obj:
+        """PUT the whole object; its resourceVersion makes a concurrent change a Conflict."""
+        meta = body["metadata"]
+        path = self.path(kind, meta.get("namespace"), meta["name"])
+        return self.request("PUT", path, body=body, fenced=fenced)
 
     def patch(
         self,

@@ -19,6 +19,8 @@ from minop.dispatch import Binding, Dispatcher, Hold
 from minop.events import Recorder
 from minop.keys import Key
 from minop.kube import ApiError, Kube, Obj, user_agent
+from minop.kubeconfig import SA_DIR
+from minop.leader import LeaderElector
 from minop.metrics import Metrics
 from minop.plugin.manager import PluginManager
 from minop.queue import WorkQueue
@@ -65,8 +67,7 @@ class Operator:
         self.stopping = threading.Event()
         self._workers: list[threading.Thread] = []
         self._busy: dict[str, float] = {}  # worker name -> start of its current item
-        self._leading = threading.Event()
-        self.on_workers_started: Callable[[], None] | None = None
+        self.elector: LeaderElector | None = None
 
     # -- startup ------------------------------------------------------------------------
 
@@ -79,12 +80,45 @@ class Operator:
             finalizes = self.plugins.implements("minop_finalize", plugin)
             self.bindings[resource.kind] = Binding(plugin, resource, finalizes)
         self._check_crds()
+        self._lease_namespace = self._leader_namespace()
         self.dispatcher = Dispatcher(self.rt, self.plugins, self.bindings, self._watch_named)
         self._start_servers()
         self._start_watchers()
         names = ", ".join(f"{b.plugin}:{k.kind}" for k, b in self.bindings.items()) or "none"
         scope = ",".join(self.settings.namespaces) or "all namespaces"
         log.info("minop %s serving %s in %s", __version__, names, scope)
+
+    def begin(self, on_lost: Callable[[], None]) -> None:
+        """After ``start``: reconcile at once, or once elected (``on_lost`` if deposed)."""
+        if self._lease_namespace is None:
+            threading.Thread(target=self.start_workers, name="start", daemon=True).start()
+            return
+        self.elector = LeaderElector(
+            self.kube,
+            self._lease_namespace,
+            self.settings.leader_election_id,
+            on_started=self.start_workers,
+            on_lost=on_lost,
+            lease_duration=self.settings.lease_duration,
+            renew_deadline=self.settings.renew_deadline,
+            retry_period=self.settings.retry_period,
+            metrics=self.metrics,
+        )
+        self.kube.fence = self.elector.may_write
+        self.elector.start()
+
+    def _leader_namespace(self) -> str | None:
+        if not self.settings.leader_elect:
+            return None
+        if self.settings.leader_election_namespace:
+            return self.settings.leader_election_namespace
+        ns_file = SA_DIR / "namespace"
+        if ns_file.exists():
+            return ns_file.read_text().strip()
+        raise OperatorError(
+            "--leader-election-namespace is required when not running in a pod "
+            "(MINOP_LEADER_ELECTION_NAMESPACE)"
+        )
 
     def _preflight(self) -> None:
         try:
@@ -208,11 +242,15 @@ class Operator:
 
     # -- workers ---------------------------------------------------------------------------
 
+    @property
+    def reconciling(self) -> bool:
+        """Workers run: not waiting for leadership or for caches to sync."""
+        return bool(self._workers)
+
     def start_workers(self) -> None:
         """Begin reconciling (at once, or when this replica becomes the leader)."""
         if self._workers:
             return
-        self._leading.set()
         self.metrics.max_concurrent.set(self.settings.workers, controller="minop")
         self._wait_synced()
         for i in range(self.settings.workers):
@@ -221,8 +259,6 @@ class Operator:
             self._workers.append(t)
         self._resync("resync")
         threading.Thread(target=self._resync_loop, name="resync", daemon=True).start()
-        if self.on_workers_started:
-            self.on_workers_started()
 
     def _wait_synced(self) -> None:
         # Children must be cached before any reconcile: otherwise every child
@@ -330,6 +366,8 @@ class Operator:
         clean = not any(t.is_alive() for t in self._workers)
         if not clean:
             log.warning("in-flight hooks did not finish within %.0fs", self.settings.grace)
+        if self.elector is not None:
+            self.elector.stop(release=True)
         for w in self.cache.watchers():
             w.stop()
         self.plugins.shutdown()

@@ -83,7 +83,9 @@ class OperatorRunner:
         kube = Kube.from_env(self.settings.kubeconfig, self.settings.context, agent=self.agent)
         self.operator = Operator(self.settings, plugins=self._pm, kube=kube)
         self.operator.start()
-        self.operator.start_workers()
+        self.operator.begin(on_lost=self.stop)
+        if not self.settings.leader_elect:
+            wait_for(lambda: self.op.reconciling, 60, "workers started")
         return self
 
     def __exit__(
