@@ -72,12 +72,23 @@ class Cache:
         ]
         return sorted(out, key=lambda o: o["metadata"]["name"])
 
-    def remember(self, kind: Kind, obj: Obj) -> None:
-        """Record our own write's result before its watch event arrives."""
+    def remember(self, kind: Kind, obj: Obj, *, only_if_present: bool = False) -> None:
+        """Record our own write's result before its watch event arrives.
+
+        ``only_if_present`` never resurrects an object whose DELETED event came
+        first (e.g. the answer to removing the last finalizer).
+        """
         ns = obj["metadata"].get("namespace", "")
+        key = (ns, obj["metadata"]["name"])
         for w in self._watchers.get(kind, ()):
+            if w.namespace in (None, ns) and w.label_selector is None and w.field_selector is None:
+                if only_if_present and key not in w.cache:
+                    return
+                w.cache[key] = obj
+                return
+        for w in self._watchers.get(kind, ()):  # children: the labelled watcher
             if w.namespace in (None, ns):
-                w.cache[(ns, obj["metadata"]["name"])] = obj
+                w.cache[key] = obj
                 return
 
     # -- referenced objects, watched one by one by name --------------------------

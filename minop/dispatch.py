@@ -360,13 +360,13 @@ class Dispatcher:
 
     def _write(self, key: Key, fn: Any) -> Obj:
         obj: Obj = fn()
-        self.rt.cache.remember(key.kind, obj)
+        self.rt.cache.remember(key.kind, obj, only_if_present=True)
         return obj
 
     def _write_status(self, key: Key, obj: Obj, status: dict[str, Any]) -> None:
         written = st.write_status(self.rt.kube, key.kind, obj, status)
         if written is not None:
-            self.rt.cache.remember(key.kind, written)
+            self.rt.cache.remember(key.kind, written, only_if_present=True)
 
     def _count(self, b: Binding, result: str) -> None:
         self.rt.metrics.reconcile_total.inc(controller=b.resource.kind.kind.lower(), result=result)

@@ -53,14 +53,14 @@ def wait_for(
 class OperatorRunner:
     def __init__(
         self,
-        plugins: Mapping[str, object] | None = None,
+        hooks: Mapping[str, object] | None = None,
         *,
         namespaces: list[str] | tuple[str, ...] = (),
         name: str | None = None,
         **settings: Any,
     ) -> None:
-        """``plugins``: name -> module/object with hook implementations; None loads
-        the installed entry points (restricted by ``plugins=`` in settings)."""
+        """``hooks``: plugin name -> module/object with hook implementations; None
+        loads the installed entry points (restricted by the ``plugins=`` setting)."""
         base = Settings(
             namespaces=tuple(namespaces),
             workers=2,
@@ -72,9 +72,9 @@ class OperatorRunner:
         self.name = name or f"test-{uuid.uuid4().hex[:6]}"
         self.agent = f"{user_agent(__version__)} {self.name}"
         pm: PluginManager | None = None
-        if plugins is not None:
+        if hooks is not None:
             pm = PluginManager()
-            for plugin_name, obj in plugins.items():
+            for plugin_name, obj in hooks.items():
                 pm.register(obj, plugin_name)
         self._pm = pm
         self.operator: Operator | None = None

@@ -1,0 +1,77 @@
+"""Shared e2e fixtures. The suite only reads KUBECONFIG, so it runs on the local
+control plane, on kind, or on any cluster; every test gets its own namespace."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    path = os.environ.get("KUBECONFIG")
+    if not path:
+        pytest.fail("e2e tests need KUBECONFIG (make e2e starts a local cluster and sets it)")
+    return path
+
+
+def _kubectl_path() -> str:
+    versions = dict(
+        line.split("=", 1)
+        for line in (REPO / "hack" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    cache = Path(os.environ.get("MINOP_CACHE", Path.home() / ".cache" / "minop"))
+    ours = cache / "k8s" / versions["KUBE_VERSION"] / "bin" / "kubectl"
+    found = str(ours) if ours.exists() else shutil.which("kubectl")
+    if not found:
+        pytest.fail("kubectl not found: run hack/build-bins.sh k8s")
+    return found
+
+
+Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: str) -> Kubectl:
+    """``kubectl(*args, input=None, check=True)``: raises with stderr when it fails."""
+    binary = _kubectl_path()
+
+    def run(
+        *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        r = subprocess.run(
+            [binary, "--kubeconfig", kubeconfig, *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and r.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed: {r.stderr.strip()}")
+        return r
+
+    return run
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    name = f"e2e-{slug}-{uuid.uuid4().hex[:4]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)
