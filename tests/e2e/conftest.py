@@ -75,3 +75,71 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]
     kubectl("create", "namespace", name)
     yield name
     kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+class Watch:
+    """Records watch events (``kubectl get --watch --output-watch-events``) in a thread.
+
+    ``events`` holds (type, object) in the order the API server sent them.
+    """
+
+    def __init__(self, kubeconfig: str, *args: str) -> None:
+        import json
+        import threading
+
+        self.events: list[tuple[str, dict]] = []
+        cmd = [
+            _kubectl_path(),
+            "--kubeconfig",
+            kubeconfig,
+            "get",
+            *args,
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ]
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
+
+        def pump() -> None:
+            decoder, buf = json.JSONDecoder(), ""
+            assert self._proc.stdout is not None
+            for line in self._proc.stdout:
+                buf += line
+                while buf.strip():
+                    try:
+                        doc, end = decoder.raw_decode(buf.lstrip())
+                    except ValueError:
+                        break  # incomplete document: read more
+                    buf = buf.lstrip()[end:]
+                    self.events.append((doc.get("type", ""), doc.get("object") or {}))
+
+        self._thread = threading.Thread(target=pump, daemon=True)
+        self._thread.start()
+
+    def names(self, etype: str) -> list[str]:
+        return [o["metadata"]["name"] for t, o in self.events if t == etype]
+
+    def first_index(self, pred: Callable[[str, dict], bool]) -> int | None:
+        return next((i for i, (t, o) in enumerate(self.events) if pred(t, o)), None)
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(5)
+
+
+@pytest.fixture
+def watch(kubeconfig: str) -> Iterator[Callable[..., Watch]]:
+    """``watch("pods", "-n", ns)`` starts a recorder; all are stopped after the test."""
+    started: list[Watch] = []
+
+    def start(*args: str) -> Watch:
+        w = Watch(kubeconfig, *args)
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
