@@ -72,6 +72,8 @@ class Operator:
     # -- startup ------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Probes first: /healthz answers and /readyz says why not while the API is slow.
+        self._start_servers()
         self._preflight()
         if self._load_plugins:
             self.plugins.load_entry_points()
@@ -82,7 +84,6 @@ class Operator:
         self._check_crds()
         self._lease_namespace = self._leader_namespace()
         self.dispatcher = Dispatcher(self.rt, self.plugins, self.bindings, self._watch_named)
-        self._start_servers()
         self._start_watchers()
         names = ", ".join(f"{b.plugin}:{k.kind}" for k, b in self.bindings.items()) or "none"
         scope = ",".join(self.settings.namespaces) or "all namespaces"
@@ -325,6 +326,8 @@ class Operator:
         return (not bad), "; ".join(bad)
 
     def ready(self) -> tuple[bool, str]:
+        if not self.cache.watchers():
+            return False, "starting: API server not reached yet"
         if not self.cache.synced():
             waiting = [str(w) for w in self.cache.watchers() if not w.synced.is_set()]
             return False, "caches not synced: " + ", ".join(waiting)

@@ -82,7 +82,11 @@ class OperatorRunner:
     def __enter__(self) -> OperatorRunner:
         kube = Kube.from_env(self.settings.kubeconfig, self.settings.context, agent=self.agent)
         self.operator = Operator(self.settings, plugins=self._pm, kube=kube)
-        self.operator.start()
+        try:
+            self.operator.start()
+        except BaseException:
+            self.stop()
+            raise
         self.operator.begin(on_lost=self.stop)
         if not self.settings.leader_elect:
             wait_for(lambda: self.op.reconciling, 60, "workers started")

@@ -68,6 +68,18 @@ def kubectl(kubeconfig: str) -> Kubectl:
     return run
 
 
+@pytest.fixture(scope="session")
+def test_crds(kubectl: Kubectl) -> None:
+    """The CRDs of the core's test plugins (tests/e2e/widgets.py)."""
+    import widgets
+    import yaml
+
+    docs = [widgets.definition(k) for k in widgets.ALL_KINDS]
+    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
+    for k in widgets.ALL_KINDS:
+        kubectl("wait", "--for=condition=Established", f"crd/{k.plural}.{k.group}", "--timeout=60s")
+
+
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
@@ -143,3 +155,16 @@ def watch(kubeconfig: str) -> Iterator[Callable[..., Watch]]:
     yield start
     for w in started:
         w.stop()
+
+
+def install_entry_points(where: Path, entries: dict[str, str]) -> str:
+    """Make ``entries`` (name -> target) entry points of group ``minop`` visible from
+    ``where``; returns a PYTHONPATH that also finds the test plugins next to this file."""
+    dist = where / "minop_e2e_test_plugins-0.0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: minop-e2e-test-plugins\nVersion: 0.0.1\n"
+    )
+    lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
+    (dist / "entry_points.txt").write_text("[minop]\n" + lines)
+    return os.pathsep.join([str(where), str(Path(__file__).parent)])

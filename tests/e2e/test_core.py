@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import widgets
 import yaml
+from conftest import install_entry_points
 from widgets import CALLS
 
 from minop.testing import OperatorRunner, wait_for
@@ -21,12 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 AUDIT = REPO / ".cluster" / "logs" / "audit.log"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def test_crds(kubectl):
-    docs = [widgets.definition(k) for k in widgets.ALL_KINDS]
-    kubectl("apply", "--server-side", "-f", "-", input=yaml.safe_dump_all(docs))
-    for k in widgets.ALL_KINDS:
-        kubectl("wait", "--for=condition=Established", f"crd/{k.plural}.{k.group}", "--timeout=60s")
+pytestmark = pytest.mark.usefixtures("test_crds")
 
 
 def get(kubectl, what, ns, missing_ok=False):
@@ -192,17 +188,6 @@ def test_permanent_error_degrades_at_once_with_one_call(namespace, kubectl):
         assert "spec.size" in msg
         time.sleep(2)
         assert calls(ns, "create") == [("create", "b1")]
-
-
-def install_entry_points(where: Path, entries: dict[str, str]) -> None:
-    """Make ``entries`` (name -> target) real entry points of group ``minop`` under ``where``."""
-    dist = where / "minop_e2e_test_plugins-0.0.1.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: minop-e2e-test-plugins\nVersion: 0.0.1\n"
-    )
-    lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
-    (dist / "entry_points.txt").write_text("[minop]\n" + lines)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ BROKEN = minop.Kind(GROUP, "v1", "Broken", "brokens")
 SLOW = minop.Kind(GROUP, "v1", "Slow", "slows")
 RAISER = minop.Kind(GROUP, "v1", "Raiser", "raisers")
 TICKER = minop.Kind(GROUP, "v1", "Ticker", "tickers")
+SLEEPER = minop.Kind(GROUP, "v1", "Sleeper", "sleepers")
 
 CALLS: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
 _lock = threading.Lock()
@@ -194,7 +195,29 @@ class FailsInResources:
         raise RuntimeError("cannot list resources")
 
 
-ALL_KINDS = (WIDGET, FLAKY, BROKEN, SLOW, RAISER, TICKER)
+class Sleepers:
+    """create sleeps spec.sleep seconds, leaving marker files in $MINOP_TEST_MARKERS."""
+
+    @minop.hookimpl
+    def minop_resources(self) -> list[minop.Resource]:
+        return [minop.Resource(kind=SLEEPER, crd=definition(SLEEPER))]
+
+    @minop.hookimpl
+    def minop_create(self, ctx: minop.Context) -> dict[str, Any]:
+        import os
+        from pathlib import Path
+
+        markers = Path(os.environ.get("MINOP_TEST_MARKERS", "/tmp"))
+        (markers / f"{ctx.name}.started").touch()
+        time.sleep(float(ctx.spec.get("sleep") or 0))
+        (markers / f"{ctx.name}.done").touch()
+        return {"size": ctx.spec.get("size")}
+
+
+SLEEPERS = Sleepers()
+WIDGETS = Widgets()
+
+ALL_KINDS = (WIDGET, FLAKY, BROKEN, SLOW, RAISER, TICKER, SLEEPER)
 
 
 class NoCrd:

@@ -1,0 +1,307 @@
+"""What an SRE relies on: leader election, probes, metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import widgets
+import yaml
+from conftest import REPO, install_entry_points
+from prometheus_client.parser import text_string_to_metric_families
+from proxy import PausableProxy
+from test_core import calls, condition, create, get
+
+from minop.testing import OperatorRunner, wait_for
+
+AUDIT = REPO / ".cluster" / "logs" / "audit.log"
+pytestmark = pytest.mark.usefixtures("test_crds")
+LEASE, RENEW, RETRY = 15, 10, 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def metric(text: str, sample: str, **labels: str) -> float:
+    total = 0.0
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+class OperatorProcess:
+    """``python -m minop run`` as a user runs it, with the test plugins installed."""
+
+    def __init__(self, workdir: Path, ns: str, *args: str, env: dict[str, str] | None = None):
+        self.health, self.metrics_port = free_port(), free_port()
+        self.log = workdir / f"operator-{self.health}.log"
+        cmd = [
+            sys.executable,
+            "-m",
+            "minop",
+            "run",
+            "-n",
+            ns,
+            "--log-format",
+            "json",
+            "--health-addr",
+            f"127.0.0.1:{self.health}",
+            "--metrics-addr",
+            f"127.0.0.1:{self.metrics_port}",
+            *args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log.open("w"),
+            env={**os.environ, **(env or {})},
+        )
+        self.agent_pid = self.proc.pid
+        wait_for(lambda: http_get(self.url("/healthz"))[0] == 200, 30, "operator probes up")
+
+    def url(self, path: str) -> str:
+        port = self.metrics_port if path == "/metrics" else self.health
+        return f"http://127.0.0.1:{port}{path}"
+
+    def metric(self, sample: str, **labels: str) -> float:
+        code, text = http_get(self.url("/metrics"))
+        return metric(text, sample, **labels) if code == 200 else -1.0
+
+    def leading(self) -> bool:
+        return self.metric("leader_election_master_status") == 1
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(30)
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    path = install_entry_points(
+        tmp_path / "ep", {"ops-widgets": "widgets:WIDGETS", "ops-sleepers": "widgets:SLEEPERS"}
+    )
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    return {"PYTHONPATH": path, "MINOP_TEST_MARKERS": str(markers)}
+
+
+@pytest.fixture
+def processes():
+    started: list[OperatorProcess] = []
+    yield started
+    for p in started:
+        p.stop(signal.SIGKILL)
+
+
+def elect_args(ns: str) -> list[str]:
+    return [
+        "--leader-elect",
+        "--leader-election-namespace",
+        ns,
+        "--leader-election-id",
+        "minop-e2e",
+    ]
+
+
+def writes_by_pid(ns: str) -> list[tuple[str, int]]:
+    """(time, pid) of every write in ``ns`` by a minop process, Leases excluded."""
+    out = []
+    for line in AUDIT.read_text().splitlines():
+        e = json.loads(line)
+        ua = e.get("userAgent", "")
+        ref = e.get("objectRef") or {}
+        if (
+            ua.startswith("minop/")
+            and e.get("stage") == "ResponseComplete"
+            and ref.get("namespace") == ns
+            and ref.get("resource") != "leases"
+        ):
+            pid = int(ua.split("/")[-1].rstrip(")").split()[0])
+            out.append((e["requestReceivedTimestamp"], pid))
+    return sorted(out)
+
+
+def test_leader_election_failover(namespace, kubectl, tmp_path, plugin_env, processes):
+    ns = namespace
+    args = [*elect_args(ns), "--plugin", "ops-widgets"]
+    a = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
+    b = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
+    processes += [a, b]
+    wait_for(lambda: a.leading() or b.leading(), 30, "a leader")
+    leader, standby = (a, b) if a.leading() else (b, a)
+    assert not standby.leading()
+    assert standby.metric("leader_election_master_status", name="minop-e2e") == 0
+    create(kubectl, ns, widgets.WIDGET, "w1")
+    kubectl("wait", "--for=condition=Ready", "widget/w1", "-n", ns, "--timeout=30s")
+
+    # kill -9: the standby takes over once the lease expires
+    leader.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    create(kubectl, ns, widgets.WIDGET, "w2")
+    kubectl("wait", "--for=condition=Ready", "widget/w2", "-n", ns, "--timeout=40s")
+    assert time.monotonic() - killed <= LEASE + RETRY + 2 + 3  # + reconcile and kubectl
+    assert standby.leading()
+
+    # SIGTERM of an idle leader releases the lease: a new standby takes over fast
+    c = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
+    processes.append(c)
+    wait_for(lambda: http_get(c.url("/readyz"))[0] == 200, 30, "standby caches synced")
+    assert standby.stop() == 0
+    released = time.monotonic()
+    wait_for(c.leading, RETRY + 5, "new leader after release")
+    assert time.monotonic() - released <= RETRY + 1 + 1  # + the metrics poll
+
+    if AUDIT.exists():  # never two writers at once
+        pids = [pid for _, pid in writes_by_pid(ns)]
+        runs = [p for i, p in enumerate(pids) if i == 0 or pids[i - 1] != p]
+        assert len(runs) == len(set(runs)), f"interleaved writers: {runs}"
+
+
+def test_sigterm_lets_a_slow_hook_finish_and_releases_the_lease(
+    namespace, kubectl, tmp_path, plugin_env, processes
+):
+    ns = namespace
+    markers = Path(plugin_env["MINOP_TEST_MARKERS"])
+    p = OperatorProcess(
+        tmp_path, ns, *elect_args(ns), "--plugin", "ops-sleepers", "--grace", "20", env=plugin_env
+    )
+    processes.append(p)
+    wait_for(p.leading, 30, "leader")
+    create(kubectl, ns, widgets.SLEEPER, "s1", sleep=4)
+    wait_for(lambda: (markers / "s1.started").exists(), 30, "slow hook running")
+    start = time.monotonic()
+    assert p.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - start < 20
+    assert (markers / "s1.done").exists()
+    lease = json.loads(kubectl("get", "lease", "minop-e2e", "-n", ns, "-o", "json").stdout)
+    assert not lease["spec"].get("holderIdentity")
+    cr = get(kubectl, "sleeper/s1", ns)
+    assert condition(cr, "Ready")["status"] == "True"  # its result was still recorded
+
+
+def test_probes_follow_the_api_connection(namespace, kubectl, kubeconfig, tmp_path):
+    cfg = yaml.safe_load(Path(kubeconfig).read_text())
+    server = cfg["clusters"][0]["cluster"]["server"]
+    host, port = server.removeprefix("https://").rsplit(":", 1)
+    proxy = PausableProxy((host, int(port)))
+    for c in cfg["clusters"]:
+        c["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    proxied = tmp_path / "kubeconfig"
+    proxied.write_text(yaml.safe_dump(cfg))
+    proxy.pause()
+    runner = OperatorRunner(
+        {"widgets": widgets.Widgets(), "slow": widgets.Hanging(widgets.SLOW, timeout=1)},
+        namespaces=[namespace],
+        kubeconfig=str(proxied),
+        watch_inactivity=4.0,
+    )
+    starting = threading.Thread(target=runner.__enter__, daemon=True)
+    starting.start()
+    try:
+        wait_for(lambda: runner.operator and runner.operator.servers, 10, "probes up")
+        health = f"http://127.0.0.1:{runner.op.servers[0].port}"
+        assert http_get(health + "/healthz")[0] == 200
+        assert http_get(health + "/readyz")[0] == 503
+        proxy.resume()
+        wait_for(lambda: http_get(health + "/readyz")[0] == 200, 60, "ready after resume")
+        starting.join(30)
+
+        # a stalled watch: unhealthy within the inactivity limit, healthy after restart
+        proxy.pause()
+        stalled = time.monotonic()
+        wait_for(lambda: http_get(health + "/healthz")[0] == 503, 15, "unhealthy while stalled")
+        assert time.monotonic() - stalled < 4.0 + 3
+        proxy.resume()
+        wait_for(lambda: http_get(health + "/healthz")[0] == 200, 30, "healthy after restart")
+        assert metric(runner.metrics(), "minop_watch_restarts_total", reason="inactivity") >= 1
+
+        # a hook stuck past its timeout does not make /healthz fail on its own
+        create(kubectl, namespace, widgets.SLOW, "stuck")
+        wait_for(
+            lambda: (
+                (condition(get(kubectl, "slow/stuck", namespace), "Degraded") or {}).get("reason")
+                == "HookTimeout"
+            ),
+            20,
+            "hook timed out",
+        )
+        assert http_get(health + "/healthz")[0] == 200
+    finally:
+        proxy.resume()
+        runner.stop()
+        proxy.close()
+
+
+def test_metrics_after_a_scripted_scenario(namespace, kubectl):
+    ns = namespace
+    hooks = {"widgets": widgets.Widgets(), "flaky": widgets.Flaky(), "broken": widgets.Broken()}
+    with OperatorRunner(hooks, namespaces=[ns]) as op:
+        create(kubectl, ns, widgets.WIDGET, "w1")
+        create(kubectl, ns, widgets.FLAKY, "f1")
+        create(kubectl, ns, widgets.BROKEN, "b1")
+        kubectl("wait", "--for=condition=Ready", "widget/w1", "-n", ns, "--timeout=30s")
+        wait_for(
+            lambda: (
+                (condition(get(kubectl, "flaky/f1", ns), "Degraded") or {}).get("reason")
+                == "RetriesExhausted"
+            ),
+            30,
+            "flaky gave up",
+        )
+        wait_for(lambda: len(op.op.queue) == 0, 10, "queue drained")
+        code, text = op.get("/metrics")
+        assert code == 200
+        families = {f.name for f in text_string_to_metric_families(text)}
+        assert {
+            "controller_runtime_reconcile",
+            "workqueue_depth",
+            "minop_hook_calls",
+            "rest_client_requests",
+        } <= families
+        m = lambda sample, **kw: metric(text, sample, **kw)  # noqa: E731
+        assert m("controller_runtime_reconcile_total", controller="widget", result="success") >= 1
+        assert (
+            m("controller_runtime_reconcile_total", controller="flaky", result="requeue_after") == 3
+        )
+        assert m("controller_runtime_reconcile_total", controller="flaky", result="error") == 1
+        assert m("controller_runtime_reconcile_total", controller="broken", result="error") == 1
+        assert m("workqueue_depth", name="minop") == 0
+        assert (
+            m("minop_hook_calls_total", plugin="flaky", hook="minop_create", result="temporary")
+            == len(calls(ns, "create")) - 2
+        )
+        assert (
+            m("minop_hook_calls_total", plugin="broken", hook="minop_create", result="permanent")
+            == 1
+        )
+        assert (
+            m("minop_hook_calls_total", plugin="widgets", hook="minop_create", result="success")
+            == 1
+        )
+        assert m("rest_client_requests_total", method="PATCH") >= 1
