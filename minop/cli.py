@@ -14,10 +14,12 @@ from types import FrameType
 import yaml
 
 from minop import __version__, log
+from minop.kube import ApiError, Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.operator import Operator, OperatorError
 from minop.plugin.manager import PluginManager
 from minop.settings import Settings, SettingsError, add_arguments, from_sources
+from minop.status import has_finalizer, remove_finalizer
 
 logger = logging.getLogger("minop")
 
@@ -38,6 +40,21 @@ def parser() -> argparse.ArgumentParser:
     )
     add_arguments(run)
     crds = sub.add_parser("crds", help="print the CRDs of the installed plugins as YAML")
+    rmf = sub.add_parser(
+        "remove-finalizers",
+        help="remove minop's finalizer from every object of the plugins' kinds "
+        "(when the operator is gone for good; finalize hooks do not run)",
+    )
+    rmf.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="only these namespaces (default: all)",
+    )
+    rmf.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
+    rmf.add_argument("--kubeconfig", help="kubeconfig file [KUBECONFIG]")
     plugins = sub.add_parser("plugins", help="list installed plugins and their kinds")
     for s in (crds, plugins):
         s.add_argument(
@@ -64,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_crds(settings)
     if args.command == "plugins":
         return list_plugins(settings)
+    if args.command == "remove-finalizers":
+        return remove_finalizers(settings)
     parser().print_help()
     return 0
 
@@ -88,6 +107,26 @@ def list_plugins(settings: Settings) -> int:
         state = "ok" if info.ok else f"DISABLED: {info.error}"
         print(f"{info.name}\t{info.version or '-'}\t{kinds}\t{state}")
     return 0 if all(i.ok for i in pm.plugins.values()) else 1
+
+
+def remove_finalizers(settings: Settings) -> int:
+    try:
+        kube = Kube.from_env(settings.kubeconfig, agent=user_agent(__version__))
+        removed = 0
+        for _, resource in _plugins(settings).resources():
+            for ns in settings.namespaces or (None,):
+                items, _ = kube.list(resource.kind, ns)
+                for obj in items:
+                    if has_finalizer(obj):
+                        remove_finalizer(kube, resource.kind, obj)
+                        removed += 1
+                        meta = obj["metadata"]
+                        print(f"{resource.kind.kind} {meta.get('namespace', '')}/{meta['name']}")
+    except (ConfigError, ApiError) as e:
+        logger.error("%s", e)
+        return 1
+    logger.info("removed minop's finalizer from %d objects", removed)
+    return 0
 
 
 def run(settings: Settings) -> int:

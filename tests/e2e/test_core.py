@@ -117,6 +117,30 @@ def test_lifecycle_create_update_status_child_delete(namespace, kubectl):
         assert kinds == ["finalize", "delete"]
 
 
+def test_referenced_secret_is_watched_by_name_and_its_change_reconciles(namespace, kubectl):
+    ns = namespace
+    kubectl("create", "secret", "generic", "creds", "-n", ns, "--from-literal=password=one")
+    kubectl("create", "secret", "generic", "unrelated", "-n", ns, "--from-literal=x=y")
+
+    def secret_hash():
+        cm = get(kubectl, "configmap/w1-data", ns, missing_ok=True) or {}
+        return (cm.get("metadata", {}).get("annotations") or {}).get("test.minop.dev/secret-hash")
+
+    with OperatorRunner({"widgets": widgets.Widgets()}, namespaces=[ns]) as op:
+        create(kubectl, ns, widgets.WIDGET, "w1", secretName="creds")
+        first = wait_for(secret_hash, 20, "hash on the child")
+        assert first != "missing"  # known at create time, not one reconcile later
+        kubectl("patch", "secret/unrelated", "-n", ns, "-p", '{"stringData":{"x":"z"}}')
+        kubectl("patch", "secret/creds", "-n", ns, "-p", '{"stringData":{"password":"two"}}')
+        wait_for(lambda: secret_hash() not in (None, first), 20, "hash follows the Secret")
+        assert any(c[2] == "related" for c in calls(ns, "update"))
+        # the cache holds a hash, never the Secret's data
+        cached = op.op.cache.watchers()
+        named = [w for w in cached if w.field_selector == "metadata.name=creds"]
+        assert named and all("data" not in o for o in named[0].items())
+        assert not [w for w in cached if w.field_selector == "metadata.name=unrelated"]
+
+
 def test_timer_fires_on_schedule(namespace, kubectl):
     ns = namespace
     with OperatorRunner({"tickers": widgets.Tickers()}, namespaces=[ns]):

@@ -305,3 +305,32 @@ def test_metrics_after_a_scripted_scenario(namespace, kubectl):
             == 1
         )
         assert m("rest_client_requests_total", method="PATCH") >= 1
+
+
+def test_remove_finalizers_frees_objects_when_the_operator_is_gone(namespace, kubectl, plugin_env):
+    ns = namespace
+    kubectl("create", "configmap", "keep", "-n", ns)
+    with OperatorRunner({"widgets": widgets.Widgets()}, namespaces=[ns]):
+        create(kubectl, ns, widgets.WIDGET, "w1")
+        kubectl("wait", "--for=condition=Ready", "widget/w1", "-n", ns, "--timeout=30s")
+    kubectl(
+        "patch",
+        "widget/w1",
+        "-n",
+        ns,
+        "--type=json",
+        "-p",
+        '[{"op":"add","path":"/metadata/finalizers/-","value":"other.io/keep"}]',
+    )
+    kubectl("delete", "widget/w1", "-n", ns, "--wait=false")
+    r = subprocess.run(
+        [sys.executable, "-m", "minop", "remove-finalizers", "-n", ns, "--plugin", "ops-widgets"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **plugin_env},
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"Widget {ns}/w1" in r.stdout
+    cr = get(kubectl, "widget/w1", ns)
+    assert cr["metadata"]["finalizers"] == ["other.io/keep"]  # only ours removed

@@ -42,6 +42,7 @@ def definition(kind: minop.Kind) -> dict[str, Any]:
                 "size": crd.integer("A number.", minimum=0, default=1),
                 "message": crd.string("Text copied into the child ConfigMap."),
                 "sleep": crd.integer("Seconds a hook sleeps.", minimum=0),
+                "secretName": crd.string("A Secret whose content hash goes on the child."),
             },
         ),
         status=crd.obj(
@@ -57,10 +58,16 @@ def definition(kind: minop.Kind) -> dict[str, Any]:
 
 
 def child(ctx: minop.Context) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": f"{ctx.name}-data"}
+    secret = ctx.spec.get("secretName")
+    if secret:
+        meta["annotations"] = {
+            "test.minop.dev/secret-hash": ctx.related_hash(kinds.SECRET, secret) or "missing"
+        }
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{ctx.name}-data"},
+        "metadata": meta,
         "data": {"size": str(ctx.spec.get("size", 1)), "message": ctx.spec.get("message", "")},
     }
 
@@ -70,7 +77,12 @@ class Widgets:
 
     @minop.hookimpl
     def minop_resources(self) -> list[minop.Resource]:
-        return [minop.Resource(kind=WIDGET, crd=definition(WIDGET), children=(kinds.CONFIGMAP,))]
+        secret = minop.Related(kinds.SECRET, names=lambda body: [body["spec"].get("secretName")])
+        return [
+            minop.Resource(
+                kind=WIDGET, crd=definition(WIDGET), children=(kinds.CONFIGMAP,), related=(secret,)
+            )
+        ]
 
     @minop.hookimpl
     def minop_create(self, ctx: minop.Context) -> dict[str, Any]:
