@@ -13,7 +13,7 @@ from types import FrameType
 
 import yaml
 
-from minop import __version__, log
+from minop import __version__, log, rbac
 from minop.kube import ApiError, Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.operator import Operator, OperatorError
@@ -56,6 +56,24 @@ def parser() -> argparse.ArgumentParser:
     rmf.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     rmf.add_argument("--kubeconfig", help="kubeconfig file [KUBECONFIG]")
     plugins = sub.add_parser("plugins", help="list installed plugins and their kinds")
+    rbac = sub.add_parser("rbac", help="print least-privilege RBAC for the installed plugins")
+    rbac.add_argument(
+        "--service-account", default="minop", help="the operator's ServiceAccount (default: minop)"
+    )
+    rbac.add_argument(
+        "--operator-namespace",
+        default="minop-system",
+        help="where the operator and its Lease run (default: minop-system)",
+    )
+    rbac.add_argument(
+        "-n",
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="watched namespaces: Roles there instead of a ClusterRole",
+    )
+    rbac.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     for s in (crds, plugins):
         s.add_argument(
             "--plugin",
@@ -81,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_crds(settings)
     if args.command == "plugins":
         return list_plugins(settings)
+    if args.command == "rbac":
+        return print_rbac(settings, args.operator_namespace, args.service_account)
     if args.command == "remove-finalizers":
         return remove_finalizers(settings)
     parser().print_help()
@@ -96,6 +116,13 @@ def _plugins(settings: Settings) -> PluginManager:
 
 def print_crds(settings: Settings) -> int:
     docs = [dict(r.crd) for _, r in _plugins(settings).resources() if r.crd]
+    sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
+    return 0
+
+
+def print_rbac(settings: Settings, namespace: str, service_account: str) -> int:
+    resources = [r for _, r in _plugins(settings).resources()]
+    docs = rbac.manifests(resources, "minop", namespace, service_account, settings.namespaces)
     sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False))
     return 0
 
