@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minop import crd
+from minop import crd, kinds
+from minop.context import Context
 from minop.kube import Obj
 
 # Spec fields passed through to the pod template unchanged.
@@ -115,3 +116,27 @@ def pod_names(pods: list[Obj], ready_only: bool = False) -> list[str]:
         for p in pods
         if not p["metadata"].get("deletionTimestamp") and (pod_ready(p) or not ready_only)
     )
+
+
+def report_pods(ctx: Context, desired: int) -> tuple[int, list[str]]:
+    """Ready count and names of the object's pods; sets Ready/Progressing while short.
+
+    Needs ``kinds.POD`` in ``Resource.observes`` and the selector labels on the pods.
+    """
+    pods = [p for p in ctx.children(kinds.POD) if not p["metadata"].get("deletionTimestamp")]
+    ready = sum(1 for p in pods if pod_ready(p))
+    if ready < desired:
+        msg = f"{ready}/{desired} pods ready"
+        ctx.condition("Ready", False, "PodsNotReady", msg)
+        ctx.condition("Progressing", True, "PodsStarting", msg)
+    return ready, pod_names(pods)
+
+
+def probe_port(port: int) -> dict[str, Any]:
+    """A TCP readiness/liveness probe on ``port``."""
+    return {
+        "tcpSocket": {"port": port},
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }

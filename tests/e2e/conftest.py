@@ -80,6 +80,18 @@ def test_crds(kubectl: Kubectl) -> None:
         kubectl("wait", "--for=condition=Established", f"crd/{k.plural}.{k.group}", "--timeout=60s")
 
 
+@pytest.fixture(scope="session")
+def plugin_crds(kubectl: Kubectl) -> None:
+    """The CRDs of every installed plugin, as ``python -m minop crds`` prints them."""
+    import sys
+
+    crds = subprocess.run(
+        [sys.executable, "-m", "minop", "crds"], capture_output=True, text=True, check=True
+    ).stdout
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crds)
+    kubectl("wait", "--for=condition=Established", "crd", "-l", "!none", "--all", "--timeout=60s")
+
+
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")

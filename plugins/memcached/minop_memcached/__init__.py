@@ -1,0 +1,1 @@
+"""Memcached operator: a Deployment and a Service per Memcached object."""
