@@ -41,7 +41,7 @@ e2e: venv ## e2e suite; CLUSTER=local (default) | kind | existing (uses KUBECONF
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check minop plugins tests
 	$(VENV)/bin/ruff format --check minop plugins tests
-	$(VENV)/bin/mypy minop $(foreach p,$(dir $(PLUGINS)),$(wildcard $(p)minop_*))
+	$(VENV)/bin/mypy minop $(dir $(wildcard plugins/*/minop_*/__init__.py))
 
 cluster-up: ## start the local control plane (CLUSTER=local|kind) and print the KUBECONFIG line
 	@hack/cluster.sh up $(CLUSTER)

@@ -48,6 +48,11 @@ def string(
     )
 
 
+def object_name(description: str) -> Schema:
+    """The name of another object in the namespace (a DNS subdomain)."""
+    return string(description, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
+
+
 def integer(
     description: str,
     *,

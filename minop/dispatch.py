@@ -129,7 +129,7 @@ class Dispatcher:
             if trigger is None:
                 return None  # status-only or our own write echoed back
             hook, cause, changes = "minop_update", trigger, []
-        if self._given_up(obj):
+        if self._given_up(obj) and "related" not in causes:  # a referenced object may fix it
             log.debug("%s: degraded until its spec changes; skipping %s", key, hook)
             return None
         self._reset_tries_on_new_spec(key, spec)

@@ -96,6 +96,15 @@ def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dic
     }
 
 
+def sync_pdb(ctx: Context, replicas: int) -> None:
+    """A PDB while there is more than one pod; none for one (it would block every drain)."""
+    name = ctx.name
+    if replicas > 1:
+        ctx.apply(pdb(name, ctx.selector))
+    else:
+        ctx.delete(kinds.PDB, name)
+
+
 def selector_string(labels: Mapping[str, str]) -> str:
     """``status.selector`` for the /scale subresource (what HPA and kubectl read)."""
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))

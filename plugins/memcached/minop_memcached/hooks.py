@@ -36,10 +36,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     image = spec.get("image") or _default_image()
     ctx.apply(children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector))
     ctx.apply(children.service(ctx.name, spec, ctx.selector))
-    if size > 1:
-        ctx.apply(wl.pdb(ctx.name, ctx.selector))
-    else:
-        ctx.delete(kinds.PDB, ctx.name)  # a PDB over one pod would block every drain
+    wl.sync_pdb(ctx, size)
     ready, names = wl.report_pods(ctx, size)
     return {"nodes": names, "readyReplicas": ready, "selector": wl.selector_string(ctx.selector)}
 

@@ -1,0 +1,1 @@
+"""NGINX operator: a Deployment, Service and ConfigMap per NginxServer object."""
