@@ -21,6 +21,9 @@ MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "minop"
 APPLIED_HASH = "minop.dev/applied-hash"
 MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
+# Secrets (ours or a user's) are cached as this hash of their content, never their data.
+HASH_KEY = "minop.dev/content-hash"
+DATA_FIELDS = ("data", "stringData", "binaryData")
 
 
 def content_hash(value: Any) -> str:
@@ -99,6 +102,14 @@ def subset(desired: Any, live: Any) -> bool:
     return bool(desired == live)
 
 
+def hash_only(obj: dict[str, Any]) -> dict[str, Any]:
+    """Keep metadata and a hash of the content; drop the data itself."""
+    content = {k: obj.get(k) for k in DATA_FIELDS if k in obj}
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    out = {k: v for k, v in obj.items() if k not in (*DATA_FIELDS, "metadata")}
+    return {**out, "metadata": meta, HASH_KEY: content_hash(content)}
+
+
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
     if live is None:
         return True
@@ -106,9 +117,15 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     have = (live.get("metadata") or {}).get("annotations", {}).get(APPLIED_HASH)
     if want != have:
         return True
+    if HASH_KEY in live:  # cached as a hash: compare the content that way
+        content = {k: desired[k] for k in DATA_FIELDS if k in desired}
+        if content_hash(content) != live[HASH_KEY]:
+            return True
     return not subset(_comparable(desired), live)
 
 
 def _comparable(desired: Mapping[str, Any]) -> dict[str, Any]:
-    # status is never applied; apiVersion may be served in another version.
-    return {k: v for k, v in desired.items() if k not in ("status", "apiVersion")}
+    # status is never applied; apiVersion may be served in another version; data of
+    # hash-cached kinds was compared above.
+    skip = ("status", "apiVersion", *DATA_FIELDS)
+    return {k: v for k, v in desired.items() if k not in skip}

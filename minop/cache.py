@@ -10,26 +10,10 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from minop.apply import content_hash
+from minop.apply import HASH_KEY
 from minop.kube import Obj
 from minop.resource import Kind
 from minop.watch import Watcher
-
-# Referenced objects (a user's Secret) are cached as this hash, never their data.
-HASH_KEY = "minop.dev/content-hash"
-_DATA_FIELDS = ("data", "stringData", "binaryData")
-
-
-def hash_only(obj: Obj) -> Obj:
-    """Keep metadata and a hash of the content; drop the data itself."""
-    content = {k: obj.get(k) for k in _DATA_FIELDS if k in obj}
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    return {
-        "apiVersion": obj.get("apiVersion"),
-        "kind": obj.get("kind"),
-        "metadata": meta,
-        HASH_KEY: content_hash(content),
-    }
 
 
 def matches(obj: Obj, labels: Mapping[str, str]) -> bool:
@@ -84,11 +68,11 @@ class Cache:
             if w.namespace in (None, ns) and w.label_selector is None and w.field_selector is None:
                 if only_if_present and key not in w.cache:
                     return
-                w.cache[key] = obj
+                w.cache[key] = w.transform(obj)
                 return
         for w in self._watchers.get(kind, ()):  # children: the labelled watcher
             if w.namespace in (None, ns):
-                w.cache[key] = obj
+                w.cache[key] = w.transform(obj)
                 return
 
     # -- referenced objects, watched one by one by name --------------------------

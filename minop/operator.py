@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from minop import __version__
-from minop.apply import MANAGED_SELECTOR
-from minop.cache import Cache, hash_only
+from minop import __version__, kinds
+from minop.apply import MANAGED_SELECTOR, hash_only
+from minop.cache import Cache
 from minop.dispatch import Binding, Dispatcher, Hold
 from minop.events import Recorder
 from minop.keys import Key
@@ -181,8 +181,16 @@ class Operator:
             watched.update(b.resource.children, b.resource.observes)
         for kind in sorted(watched, key=str):
             for ns in self._namespaces(kind):
+                # Secrets, even our own, are cached as a hash of their data
+                transform = hash_only if kind == kinds.SECRET else None
                 self.cache.add(
-                    self._watcher(kind, self._child_handler, ns, label_selector=MANAGED_SELECTOR)
+                    self._watcher(
+                        kind,
+                        self._child_handler,
+                        ns,
+                        label_selector=MANAGED_SELECTOR,
+                        transform=transform,
+                    )
                 )
         for w in self.cache.watchers():
             w.start()

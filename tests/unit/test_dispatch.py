@@ -27,6 +27,7 @@ class StubWatcher:
         self.synced = threading.Event()
         self.synced.set()
         self.label_selector = self.field_selector = None
+        self.transform = lambda obj: obj
 
     def get(self, ns, name):
         return self.cache.get((ns, name))
