@@ -3,7 +3,10 @@ pod readiness. Shared here so plugins never copy them from one another."""
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 from minop import crd, kinds
@@ -148,4 +151,97 @@ def probe_port(port: int) -> dict[str, Any]:
         "periodSeconds": 10,
         "timeoutSeconds": 2,
         "failureThreshold": 3,
+    }
+
+
+_SUFFIX = {
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+    "m": 10**-3,
+}
+
+
+def quantity(q: str | int) -> float:
+    """A Kubernetes quantity (``1Gi``, ``500M``, ``100m``, ``2``) as a number."""
+    text = str(q).strip()
+    for suffix in sorted(_SUFFIX, key=len, reverse=True):
+        if suffix and text.endswith(suffix):
+            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
+    return float(text)
+
+
+_QUANTITY_RE = re.compile(
+    r"^([+-]?)([0-9]*)(?:\.([0-9]*))?(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?$"
+)
+_BINARY = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_DECIMAL_SUFFIX = {v: k for k, v in _DECIMAL.items()}
+
+
+def canonical_quantity(q: str | int) -> str:
+    """``q`` as the API server returns it in a ResourceList (``1024Mi`` → ``1Gi``,
+    ``0.5`` → ``500m``, ``1.5G`` → ``1500M``), so ``ctx.apply`` sees no change.
+
+    Mirrors apimachinery's Quantity: rounded up to milli precision, verbatim when
+    ParseQuantity keeps the string, else the largest exact suffix of its format.
+    """
+    text = str(q).strip()
+    m = _QUANTITY_RE.match(text)
+    if not m or not (m.group(2) or m.group(3)):
+        raise ValueError(f"not a quantity: {q!r}")
+    sign, whole, frac, suffix = m.group(1), m.group(2), m.group(3) or "", m.group(4) or ""
+    value = Fraction(int((whole + frac) or "0"), 10 ** len(frac))
+    whole = whole.lstrip("0") or "0"
+    if suffix and suffix in _BINARY:
+        power = _BINARY.index(suffix)
+        if not frac and 14 - len(whole) - 3 * power >= 0 and int(whole) % 8:
+            return text
+        value, fmt = value * 1024**power, "binary"
+    else:
+        fmt = "decimal" if suffix in _DECIMAL else "exponent"
+        exponent = _DECIMAL[suffix] if fmt == "decimal" else int(suffix[1:])
+        shifted, scale = whole + frac, exponent - len(frac)
+        if (
+            len(shifted) <= 18
+            and scale >= -3
+            and scale % 3 == 0
+            and not shifted.endswith("000")
+            and not shifted.startswith("0")
+        ):
+            return text
+        value *= Fraction(10) ** exponent
+    value = Fraction(math.ceil(value * 1000), 1000)
+    if value == 0:
+        return "0"
+    sign = "-" if sign == "-" else ""
+    if fmt == "binary" and value >= 1024 and value.denominator == 1:
+        n, power = int(value), 0
+        while power < 6 and n % 1024 == 0:
+            n, power = n // 1024, power + 1
+        return f"{sign}{n}{_BINARY[power]}"
+    n, exp = int(value * 1000), -3
+    while n % 10 == 0:
+        n, exp = n // 10, exp + 1
+    while exp % 3:
+        n, exp = n * 10, exp - 1
+    out = _DECIMAL_SUFFIX.get(exp) if fmt != "exponent" else ("" if exp == 0 else None)
+    return f"{sign}{n}{out if out is not None else f'e{exp}'}"
+
+
+def canonical_resources(resources: Mapping[str, Any]) -> dict[str, Any]:
+    """A container's ``resources`` with every quantity in canonical form."""
+    return {
+        k: {r: canonical_quantity(v) for r, v in v.items()} if k in ("limits", "requests") else v
+        for k, v in resources.items()
     }

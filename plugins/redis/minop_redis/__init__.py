@@ -1,0 +1,1 @@
+"""Redis operator: a primary and replicas on a StatefulSet, one Redis object each."""
