@@ -13,7 +13,13 @@ PYTEST_ARGS ?=
 
 export MINOP_CACHE ?= $(HOME)/.cache/minop
 
-.PHONY: help venv run test unit e2e lint cluster-up cluster-down crds bundle bundle-validate bench image
+.PHONY: help venv run test unit e2e lint cluster-up cluster-down crds bundle bundle-check bundle-validate bench image
+
+# The bundle is reproducible: its version, image and createdAt come from the repo.
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+IMAGE ?= quay.io/minop/minop:v$(VERSION)
+CREATED_AT := $(shell git log -1 --format=%cI -- pyproject.toml 2>/dev/null)
+BUNDLE_ARGS = --version $(VERSION) --image $(IMAGE) --created-at "$(CREATED_AT)"
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -29,7 +35,7 @@ venv: $(VENV)/.stamp ## create .venv with minop, its plugins and dev tools
 run: venv ## start a local cluster unless KUBECONFIG is set, install CRDs, run the operator
 	@hack/run.sh
 
-test: lint unit e2e ## everything: lint, unit tests, e2e on a cluster started and stopped here
+test: lint bundle-check bundle-validate unit e2e ## everything: lint, bundle, unit, e2e on a local cluster
 
 unit: venv ## fast tests and real-program checks (redis, nginx, memcached), no cluster
 	@hack/test-deps.sh
@@ -51,3 +57,14 @@ cluster-down: ## stop exactly what cluster-up started
 
 crds: venv ## print the CRDs of every installed plugin
 	@$(PY) -m minop crds
+
+bundle: venv ## regenerate bundle/ (OLM) and config/ (plain manifests) from the plugins
+	$(PY) -m minop bundle --output bundle --manifests config $(BUNDLE_ARGS)
+
+bundle-check: venv ## fail when bundle/ differs from what `make bundle` generates
+	@tmp=$$(mktemp -d) && $(PY) -m minop bundle --output $$tmp/bundle --manifests $$tmp/config \
+	  $(BUNDLE_ARGS) && diff -ru bundle $$tmp/bundle && diff -ru config $$tmp/config || \
+	  { echo "bundle/ or config/ is stale: run make bundle and commit it" >&2; exit 1; }
+
+bundle-validate: ## operator-sdk bundle validate with the operatorframework suite
+	@hack/bundle-validate.sh

@@ -9,11 +9,13 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 import yaml
 
-from minop import __version__, log, rbac
+from minop import __version__, bundle, log, rbac
+from minop.bundle import BundleInfo
 from minop.kube import ApiError, Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.operator import Operator, OperatorError
@@ -56,6 +58,26 @@ def parser() -> argparse.ArgumentParser:
     rmf.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     rmf.add_argument("--kubeconfig", help="kubeconfig file [KUBECONFIG]")
     plugins = sub.add_parser("plugins", help="list installed plugins and their kinds")
+    bundle = sub.add_parser(
+        "bundle", help="write the OLM bundle and the plain manifests for the installed plugins"
+    )
+    bundle.add_argument("--output", default="bundle", help="directory (default: bundle)")
+    bundle.add_argument(
+        "--manifests",
+        default="config",
+        help="directory for the plain (non-OLM) manifests (default: config)",
+    )
+    bundle.add_argument(
+        "--version", dest="bundle_version", default=__version__, help="operator version (semver)"
+    )
+    bundle.add_argument("--image", required=True, help="operator image reference")
+    bundle.add_argument(
+        "--created-at",
+        required=True,
+        help="ISO 8601 time of the version's commit (keeps output reproducible)",
+    )
+    bundle.add_argument("--replaces", help="CSV this version upgrades, e.g. minop.v0.0.9")
+    bundle.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     rbac = sub.add_parser("rbac", help="print least-privilege RBAC for the installed plugins")
     rbac.add_argument(
         "--service-account", default="minop", help="the operator's ServiceAccount (default: minop)"
@@ -99,6 +121,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return print_crds(settings)
     if args.command == "plugins":
         return list_plugins(settings)
+    if args.command == "bundle":
+        info = BundleInfo(args.bundle_version, args.image, args.created_at, args.replaces)
+        resources = [r for _, r in _plugins(settings).resources()]
+        bundle.write(Path(args.output), bundle.files(resources, info))
+        bundle.write(Path(args.manifests), bundle.plain_manifests(resources, args.image))
+        return 0
     if args.command == "rbac":
         return print_rbac(settings, args.operator_namespace, args.service_account)
     if args.command == "remove-finalizers":
