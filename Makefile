@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 export MINOP_CACHE ?= $(HOME)/.cache/minop
 
-.PHONY: help venv run test unit e2e lint cluster-up cluster-down crds bundle bundle-check bundle-validate bench image
+.PHONY: help venv run test unit e2e lint cluster-up cluster-down crds bundle bundle-check bundle-validate image
 
 # The bundle is reproducible: its version, image and createdAt come from the repo.
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -68,3 +68,6 @@ bundle-check: venv ## fail when bundle/ differs from what `make bundle` generate
 
 bundle-validate: ## operator-sdk bundle validate with the operatorframework suite
 	@hack/bundle-validate.sh
+
+image: venv ## build the operator image (BASE=... to use a locally built base)
+	@IMAGE=$(IMAGE) hack/image.sh
