@@ -11,6 +11,7 @@ request counter, and a write fence for leader election.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -211,6 +212,12 @@ class Kube:
         client = pykube.HTTPClient(self.config, http_adapter=adapter)
         client.session.headers["User-Agent"] = agent
         return client.session
+
+    def with_timeouts(self, timeout: float, retries: int) -> Kube:
+        """This client with other timeouts (same connections, limiter and metrics)."""
+        clone = copy.copy(self)
+        clone.timeout, clone.retries = timeout, retries
+        return clone
 
     @classmethod
     def from_env(

@@ -47,7 +47,10 @@ class LeaderElector:
         retry_period: float = 2.0,
         metrics: Metrics | None = None,
     ) -> None:
-        self.kube, self.namespace, self.name = kube, namespace, name
+        # A renewal must fail fast: blocked for longer than the renew deadline, the
+        # loop could not notice in time that it has to stop leading.
+        self.kube = kube.with_timeouts(timeout=min(5.0, renew_deadline / 2), retries=1)
+        self.namespace, self.name = namespace, name
         self.identity = identity()
         self.on_started, self.on_lost = on_started, on_lost
         self.lease_duration, self.renew_deadline = lease_duration, renew_deadline

@@ -334,3 +334,45 @@ def test_remove_finalizers_frees_objects_when_the_operator_is_gone(namespace, ku
     assert f"Widget {ns}/w1" in r.stdout
     cr = get(kubectl, "widget/w1", ns)
     assert cr["metadata"]["finalizers"] == ["other.io/keep"]  # only ours removed
+
+
+def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
+    namespace, kubectl, kubeconfig, tmp_path, plugin_env, processes
+):
+    """The leader's renewals are blocked (its connection stalls) while a slow hook
+    runs: it stops writing at its renew deadline and exits; the standby takes over
+    only after the lease expired; the audit log never shows both writing."""
+    ns = namespace
+    cfg = yaml.safe_load(Path(kubeconfig).read_text())
+    host, port = cfg["clusters"][0]["cluster"]["server"].removeprefix("https://").rsplit(":", 1)
+    proxy = PausableProxy((host, int(port)))
+    for c in cfg["clusters"]:
+        c["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    proxied = tmp_path / "proxied-kubeconfig"
+    proxied.write_text(yaml.safe_dump(cfg))
+    markers = Path(plugin_env["MINOP_TEST_MARKERS"])
+    args = [*elect_args(ns), "--plugin", "ops-sleepers"]
+    try:
+        a = OperatorProcess(tmp_path, ns, *args, env={**plugin_env, "KUBECONFIG": str(proxied)})
+        processes.append(a)
+        wait_for(a.leading, 30, "A leads")
+        b = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
+        processes.append(b)
+        wait_for(lambda: http_get(b.url("/readyz"))[0] == 200, 30, "B synced")
+        create(kubectl, ns, widgets.SLEEPER, "s1", sleep=12)
+        wait_for(lambda: (markers / "s1.started").exists(), 30, "A's hook running")
+        proxy.pause()  # A can neither renew nor write from now on
+        cut = time.monotonic()
+        assert a.proc.wait(RENEW + 10) == 1  # deposed: exits, as no thread can be stopped
+        assert time.monotonic() - cut < LEASE  # ...before B may lead
+        wait_for(b.leading, LEASE + RETRY + 10, "B leads after the lease expired")
+        kubectl("wait", "--for=condition=Ready", "sleeper/s1", "-n", ns, "--timeout=60s")
+    finally:
+        proxy.resume()
+        proxy.close()
+    if AUDIT.exists():
+        by_pid = writes_by_pid(ns)
+        b_writes = [t for t, p in by_pid if p == b.agent_pid]
+        a_writes = [t for t, p in by_pid if p == a.agent_pid]
+        assert b_writes, "B reconciled"
+        assert all(t < min(b_writes) for t in a_writes)  # A's hook never wrote its result
