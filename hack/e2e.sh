@@ -26,4 +26,4 @@ esac
 export PATH="$KUBE_BIN:$PATH" MINOP_CLUSTER="$CLUSTER"
 # shellcheck disable=SC2086
 "$REPO_DIR/.venv/bin/python" -m pytest "$REPO_DIR/tests/e2e" -n "${E2E_WORKERS:-4}" \
-  --dist loadfile --timeout 600 -p no:cacheprovider ${PYTEST_ARGS:-}
+  --dist worksteal --timeout 600 -p no:cacheprovider ${PYTEST_ARGS:-}
