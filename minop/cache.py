@@ -16,6 +16,20 @@ from minop.resource import Kind
 from minop.watch import Watcher
 
 
+def _older(obj: Obj, cached: Obj | None) -> bool:
+    """``obj`` is older than what the watch already cached. A write's response can
+    arrive after the watch delivered later changes (a StatefulSet's status written by
+    its controller within milliseconds): storing it would leave a stale object in the
+    cache until the next event, possibly never. resourceVersions are etcd revisions;
+    compared as integers like client-go's MutationCache, else treated as not older."""
+    if cached is None:
+        return False
+    try:
+        return int(obj["metadata"]["resourceVersion"]) < int(cached["metadata"]["resourceVersion"])
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
 def matches(obj: Obj, labels: Mapping[str, str]) -> bool:
     have = (obj.get("metadata") or {}).get("labels") or {}
     return all(have.get(k) == v for k, v in labels.items())
@@ -68,11 +82,13 @@ class Cache:
             if w.namespace in (None, ns) and w.label_selector is None and w.field_selector is None:
                 if only_if_present and key not in w.cache:
                     return
-                w.cache[key] = w.transform(obj)
+                if not _older(obj, w.cache.get(key)):
+                    w.cache[key] = w.transform(obj)
                 return
         for w in self._watchers.get(kind, ()):  # children: the labelled watcher
             if w.namespace in (None, ns):
-                w.cache[key] = w.transform(obj)
+                if not _older(obj, w.cache.get(key)):
+                    w.cache[key] = w.transform(obj)
                 return
 
     # -- referenced objects, watched one by one by name --------------------------

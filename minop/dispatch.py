@@ -126,6 +126,10 @@ class Dispatcher:
             hook, cause, changes = "minop_update", "spec", diff(last, spec)
         else:
             trigger = next((c for c in TRIGGERS if c in causes), None)
+            if trigger is None and _unobserved(obj):
+                # the spec was reverted to the last handled one after a refused change,
+                # or we crashed between recording the spec and the status
+                trigger = "spec"
             if trigger is None:
                 return None  # status-only or our own write echoed back
             hook, cause, changes = "minop_update", trigger, []
@@ -370,6 +374,13 @@ class Dispatcher:
 
     def _count(self, b: Binding, result: str) -> None:
         self.rt.metrics.reconcile_total.inc(controller=b.resource.kind.kind.lower(), result=result)
+
+
+def _unobserved(obj: Obj) -> bool:
+    """The object's current generation has not been reconciled successfully."""
+    generation = obj["metadata"].get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return generation is not None and observed != generation
 
 
 def _extra(key: Key, plugin: str, hook: str) -> dict[str, str]:

@@ -293,3 +293,21 @@ def test_mangled_last_handled_annotation_means_create_again(bad):
     put(w, {"size": 1}, annotations={LAST_HANDLED: bad} if bad else {})
     run(d)
     assert p.calls == [("create", "create")]
+
+
+def test_reverting_to_the_last_handled_spec_after_a_refused_change_reconciles():
+    p = Plugin()
+    d, w, _ = setup(p)
+    put(w, {"size": 1})
+    run(d)
+    obj = w.cache[("ns", "x")]
+    obj["spec"], obj["metadata"]["generation"] = {"size": 0}, 2
+    p.fail_with = minop.PermanentError("size 0")
+    run(d)
+    obj = w.cache[("ns", "x")]
+    obj["spec"], obj["metadata"]["generation"] = {"size": 1}, 3  # back to the handled spec
+    p.fail_with = None
+    run(d)
+    assert p.calls[-1] == ("update", "spec", [])
+    conds = {c["type"]: c for c in w.cache[("ns", "x")]["status"]["conditions"]}
+    assert conds["Degraded"]["status"] == "False" and conds["Ready"]["status"] == "True"

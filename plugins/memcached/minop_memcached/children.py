@@ -6,17 +6,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from minop import workloads as wl
+from minop_memcached.crd import DEFAULT_PORT
 
-UID = 11211  # the image's "memcache" user is not numeric; restricted PSS needs a number
+UID = 11211  # the image's "memcache" user, by number: restricted pods need a numeric user
+
+
+def port(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("port", DEFAULT_PORT))
 
 
 def command(spec: Mapping[str, Any]) -> list[str]:
-    """memcached's command line; UDP off (amplification attacks), logs to stderr."""
+    """memcached's command line; UDP off (it is an amplification vector)."""
     return [
         "memcached",
         "-m", str(spec.get("memoryLimitMB", 64)),
         "-c", str(spec.get("maxConnections", 1024)),
-        "-p", str(spec.get("port", 11211)),
+        "-p", str(port(spec)),
         "-U", "0",
     ]  # fmt: skip
 
@@ -28,18 +33,19 @@ def deployment(
     labels: Mapping[str, str],
     selector: Mapping[str, str],
 ) -> dict[str, Any]:
-    port = int(spec.get("port", 11211))
     container: dict[str, Any] = {
         "name": "memcached",
         "image": image,
         "command": command(spec),
-        "ports": [{"name": "memcached", "containerPort": port, "protocol": "TCP"}],
-        "livenessProbe": wl.probe_port(port),
-        "readinessProbe": wl.probe_port(port),
+        "ports": [{"name": "memcached", "containerPort": port(spec), "protocol": "TCP"}],
+        "livenessProbe": wl.probe_port(port(spec)),
+        "readinessProbe": wl.probe_port(port(spec)),
+        # memcached writes nothing to disk: the root filesystem stays read-only
         "securityContext": wl.restricted_container_security(),
     }
     if spec.get("resources"):
-        container["resources"] = spec["resources"]
+        # canonical quantities, as the API server stores them: no write on every reconcile
+        container["resources"] = wl.canonical_resources(spec["resources"])
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -61,15 +67,27 @@ def deployment(
 
 
 def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
-    port = int(spec.get("port", 11211))
+    """A headless Service: its DNS name resolves to every ready pod.
+
+    Memcached clients shard keys over the servers themselves (consistent
+    hashing), so they need each pod's address; a load-balanced virtual IP would
+    send a key to a different pod on every connection, so a delete on one pod
+    would leave stale copies on the others.
+    """
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": name},
         "spec": {
+            "clusterIP": "None",
             "selector": dict(selector),
             "ports": [
-                {"name": "memcached", "port": port, "targetPort": "memcached", "protocol": "TCP"}
+                {
+                    "name": "memcached",
+                    "port": port(spec),
+                    "targetPort": "memcached",
+                    "protocol": "TCP",
+                }
             ],
         },
     }

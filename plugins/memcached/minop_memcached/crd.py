@@ -6,6 +6,9 @@ from minop.workloads import scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Memcached", "memcacheds")
 DEFAULT_IMAGE = "memcached:1.6.38"
+DEFAULT_PORT = 11211
+
+_LIMIT = "self.resources.limits['memory']"
 
 SPEC = crd.obj(
     "Desired state of the Memcached cluster.",
@@ -14,28 +17,50 @@ SPEC = crd.obj(
         "image": crd.string(
             "Container image; default: the operator's MEMCACHED_IMAGE or " + DEFAULT_IMAGE + ".",
             min_length=1,
+            max_length=512,
         ),
         "memoryLimitMB": crd.integer(
-            "Memory for items per pod, in megabytes (memcached -m).", minimum=1, default=64
+            "Memory for items per pod, in MiB (memcached -m); keep resources.limits.memory "
+            "above it, memcached also needs memory for connections and its hash table.",
+            minimum=1,
+            maximum=1048576,
+            default=64,
         ),
         "maxConnections": crd.integer(
-            "Maximum simultaneous connections per pod (memcached -c).", minimum=1, default=1024
+            "Maximum simultaneous client connections per pod (memcached -c).",
+            minimum=1,
+            maximum=65536,
+            default=1024,
         ),
         "port": crd.integer(
             "TCP port memcached and the Service listen on.",
             minimum=1,
             maximum=65535,
-            default=11211,
+            default=DEFAULT_PORT,
         ),
         "resources": crd.resources(),
         **scheduling_schema(),
     },
+    rules=[
+        # A container at exactly -m is OOM-killed once the cache fills: refuse it up front.
+        crd.Rule(
+            "!has(self.resources) || !has(self.resources.limits) || "
+            f"!('memory' in self.resources.limits) || !isQuantity(string({_LIMIT})) || "
+            # as a float: string(int) would blow the API server's CEL cost estimate
+            f"quantity(string({_LIMIT})).asApproximateFloat() > "
+            "double(self.memoryLimitMB) * 1048576.0",
+            "resources.limits.memory must be larger than memoryLimitMB (in MiB): memcached "
+            "needs memory beyond its items for connections and its hash table",
+            field=".resources.limits.memory",
+        )
+    ],
 )
 
 STATUS = crd.obj(
     "Observed state.",
     {
         "nodes": crd.array("Names of the memcached pods, sorted.", crd.string("A pod name.")),
+        "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "readyReplicas": crd.integer("Pods ready to serve."),
         "selector": crd.string("Label selector of the pods (for the scale subresource)."),
         "observedGeneration": crd.integer("Generation last reconciled."),
@@ -45,7 +70,7 @@ STATUS = crd.obj(
 
 DEFINITION = crd.definition(
     KIND,
-    description="A Memcached cluster: a Deployment of memcached pods behind a Service.",
+    description="A Memcached cluster: a Deployment of memcached pods behind a headless Service.",
     spec=SPEC,
     status=STATUS,
     short_names=["mc"],
@@ -53,12 +78,21 @@ DEFINITION = crd.definition(
         crd.Column("Size", ".spec.size", "integer", "Desired pods."),
         crd.Column("Ready", ".status.readyReplicas", "integer", "Ready pods."),
     ],
-    scale=crd.Scale(".spec.size", ".status.readyReplicas"),
+    # status.replicas (not readyReplicas): an HPA must count starting pods as current.
+    scale=crd.Scale(".spec.size", ".status.replicas"),
 )
 
 EXAMPLE = {
     "apiVersion": "cache.minop.dev/v1alpha1",
     "kind": "Memcached",
     "metadata": {"name": "memcached-sample"},
-    "spec": {"size": 3, "memoryLimitMB": 128, "maxConnections": 2048},
+    "spec": {
+        "size": 3,
+        "memoryLimitMB": 128,
+        "maxConnections": 2048,
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "160Mi"},
+            "limits": {"memory": "160Mi"},
+        },
+    },
 }

@@ -1,8 +1,11 @@
-"""Memcached hooks: reconcile the Deployment, Service and PodDisruptionBudget."""
+"""Memcached hooks: reconcile the Deployment, Service and PodDisruptionBudget.
+
+No finalizer: every child has an owner reference, so the garbage collector
+removes them with the Memcached.
+"""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import minop
@@ -10,6 +13,8 @@ from minop import kinds
 from minop import workloads as wl
 from minop_memcached import children
 from minop_memcached.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
+
+IMAGE_ENV = "MEMCACHED_IMAGE"
 
 
 @minop.hookimpl
@@ -20,25 +25,26 @@ def minop_resources() -> list[minop.Resource]:
             crd=DEFINITION,
             children=(kinds.DEPLOYMENT, kinds.SERVICE, kinds.PDB),
             observes=(kinds.POD,),
-            images={"memcached": _default_image()},
+            images={"memcached": wl.operand_image({}, IMAGE_ENV, DEFAULT_IMAGE)},
             examples=(EXAMPLE,),
         )
     ]
 
 
-def _default_image() -> str:
-    return os.environ.get("MEMCACHED_IMAGE") or DEFAULT_IMAGE
-
-
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
     size = int(spec.get("size", 1))
-    image = spec.get("image") or _default_image()
+    image = wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE)
     ctx.apply(children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector))
     ctx.apply(children.service(ctx.name, spec, ctx.selector))
     wl.sync_pdb(ctx, size)
-    ready, names = wl.report_pods(ctx, size)
-    return {"nodes": names, "readyReplicas": ready, "selector": wl.selector_string(ctx.selector)}
+    ready, names = wl.report_deployment(ctx, size)
+    return {
+        "nodes": names,
+        "replicas": len(names),
+        "readyReplicas": ready,
+        "selector": wl.selector_string(ctx.selector),
+    }
 
 
 @minop.hookimpl

@@ -6,19 +6,71 @@ from collections.abc import Mapping
 from typing import Any
 
 from minop import workloads as wl
-from minop_nginx.config import CONF_DIR, TLS_DIR, USER_DIR
+from minop_nginx.config import (
+    CONF,
+    CONF_DIR,
+    CONFIG_VOLUME,
+    DEFAULT_HEALTH,
+    DEFAULT_PORT,
+    TLS_DIR,
+    TLS_VOLUME,
+    USER_DIR,
+    USER_VOLUME,
+)
 
 UID = 101  # the nginx user of the unprivileged image
 CONFIG_HASH = "minop.dev/config-hash"
+# Writable scratch space on a read-only root: pid and temp files, a proxy cache.
+SCRATCH = {"tmp": "/tmp", "cache": "/var/cache/nginx", "run": "/run"}
+
+
+def configmap_name(name: str) -> str:
+    return f"{name}-config"
 
 
 def configmap(name: str, data: Mapping[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{name}-config"},
+        "metadata": {"name": configmap_name(name)},
         "data": dict(data),
     }
+
+
+def probe(spec: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "httpGet": {
+            "path": spec.get("healthcheckPath", DEFAULT_HEALTH),
+            "port": "http",
+            "scheme": "HTTPS" if spec.get("tls") else "HTTP",
+        },
+        "periodSeconds": 10,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
+
+
+def volumes(
+    name: str, spec: Mapping[str, Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, volumeMounts) of the pod."""
+    mounts: list[dict[str, Any]] = [
+        {"name": CONFIG_VOLUME, "mountPath": CONF, "subPath": "nginx.conf", "readOnly": True},
+        {"name": CONFIG_VOLUME, "mountPath": CONF_DIR, "readOnly": True},
+    ]
+    vols: list[dict[str, Any]] = [
+        {"name": CONFIG_VOLUME, "configMap": {"name": configmap_name(name)}}
+    ]
+    for vol, path in SCRATCH.items():
+        mounts.append({"name": vol, "mountPath": path})
+        vols.append({"name": vol, "emptyDir": {}})
+    if spec.get("configMapRef"):
+        mounts.append({"name": USER_VOLUME, "mountPath": USER_DIR, "readOnly": True})
+        vols.append({"name": USER_VOLUME, "configMap": {"name": spec["configMapRef"]["name"]}})
+    if spec.get("tls"):
+        mounts.append({"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True})
+        vols.append({"name": TLS_VOLUME, "secret": {"secretName": spec["tls"]["secretName"]}})
+    return vols, mounts
 
 
 def deployment(
@@ -29,48 +81,27 @@ def deployment(
     selector: Mapping[str, str],
     config_hash: str,
 ) -> dict[str, Any]:
-    port = int(spec.get("port", 8080))
-    scheme = "HTTPS" if spec.get("tls") else "HTTP"
-    probe = {
-        "httpGet": {
-            "path": spec.get("healthcheckPath", "/healthz"),
-            "port": "http",
-            "scheme": scheme,
-        },
-        "periodSeconds": 10,
-        "timeoutSeconds": 2,
-    }
-    mounts = [
-        {"name": "config", "mountPath": CONF_DIR, "readOnly": True},
-        {"name": "tmp", "mountPath": "/tmp"},
-        {"name": "cache", "mountPath": "/var/cache/nginx"},
-        {"name": "run", "mountPath": "/run"},
-    ]
-    volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": f"{name}-config"}},
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "cache", "emptyDir": {}},
-        {"name": "run", "emptyDir": {}},
-    ]
-    if spec.get("configMapRef"):
-        mounts.append({"name": "user-config", "mountPath": USER_DIR, "readOnly": True})
-        volumes.append({"name": "user-config", "configMap": {"name": spec["configMapRef"]["name"]}})
-    if spec.get("tls"):
-        mounts.append({"name": "tls", "mountPath": TLS_DIR, "readOnly": True})
-        volumes.append({"name": "tls", "secret": {"secretName": spec["tls"]["secretName"]}})
+    vols, mounts = volumes(name, spec)
     container: dict[str, Any] = {
         "name": "nginx",
         "image": image,
         # -e stderr: never open the compiled-in error log path on a read-only root
-        "command": ["nginx", "-e", "stderr", "-c", f"{CONF_DIR}/nginx.conf", "-g", "daemon off;"],
-        "ports": [{"name": "http", "containerPort": port, "protocol": "TCP"}],
-        "readinessProbe": probe,
-        "livenessProbe": {**probe, "failureThreshold": 3},
+        "command": ["nginx", "-c", CONF, "-e", "stderr", "-g", "daemon off;"],
+        "ports": [
+            {
+                "name": "http",
+                "containerPort": int(spec.get("port", DEFAULT_PORT)),
+                "protocol": "TCP",
+            }
+        ],
+        "readinessProbe": probe(spec),
+        "livenessProbe": probe(spec),
         "volumeMounts": mounts,
         "securityContext": wl.restricted_container_security(),
     }
     if spec.get("resources"):
-        container["resources"] = spec["resources"]
+        # canonical quantities, as the API server stores them: no write on every reconcile
+        container["resources"] = wl.canonical_resources(spec["resources"])
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -85,7 +116,7 @@ def deployment(
                     "securityContext": wl.restricted_pod_security(UID),
                     "automountServiceAccountToken": False,
                     "containers": [container],
-                    "volumes": volumes,
+                    "volumes": vols,
                     **wl.scheduling(spec),
                 },
             },
@@ -94,7 +125,7 @@ def deployment(
 
 
 def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
-    port = int(spec.get("port", 8080))
+    port = int(spec.get("port", DEFAULT_PORT))
     return {
         "apiVersion": "v1",
         "kind": "Service",

@@ -3,24 +3,30 @@
 from minop import crd
 from minop.resource import Kind
 from minop.workloads import scheduling_schema
+from minop_nginx.config import DEFAULT_HEALTH, DEFAULT_PORT
 
 KIND = Kind("web.minop.dev", "v1alpha1", "NginxServer", "nginxservers")
 DEFAULT_IMAGE = "nginxinc/nginx-unprivileged:1.27"
+
+# `listen` directives of the inline config, e.g. "listen 8080", "listen [::]:8443 ssl".
+_LISTENS = "self.config.findAll('listen\\\\s+(\\\\S*:)?[0-9]+[^;]*')"
+_PORT_OF = "int(l.find('^listen\\\\s+(\\\\S*:)?[0-9]+').find('[0-9]+$'))"
 
 SPEC = crd.obj(
     "Desired state of the NGINX server.",
     {
         "replicas": crd.integer("Number of nginx pods.", minimum=0, maximum=100, default=1),
         "image": crd.string(
-            "Container image (must run nginx as non-root); default: the operator's "
+            "Container image (must run nginx as a non-root user); default: the operator's "
             "NGINX_IMAGE or " + DEFAULT_IMAGE + ".",
             min_length=1,
+            max_length=512,
         ),
         "port": crd.integer(
-            "Port nginx and the Service listen on (>= 1024: unprivileged).",
+            "Port nginx and the Service listen on; at least 1024, as nginx runs unprivileged.",
             minimum=1024,
             maximum=65535,
-            default=8080,
+            default=DEFAULT_PORT,
         ),
         "serviceType": crd.string(
             "Type of the Service.",
@@ -28,25 +34,29 @@ SPEC = crd.obj(
             default="ClusterIP",
         ),
         "config": crd.string(
-            "An nginx server block used instead of the default one; it must listen on "
-            "`port` and serve `healthcheckPath`. Checked with `nginx -t` before rollout.",
+            "nginx configuration for the http block (one or more server blocks) used instead "
+            "of the default one; it must listen on `port` (with `ssl` when `tls` is set) and "
+            "answer `healthcheckPath`. Checked with `nginx -t` before rollout.",
             min_length=1,
             max_length=65536,
         ),
         "configMapRef": crd.obj(
-            "A ConfigMap whose *.conf keys hold server blocks; editing it rolls the pods.",
-            {"name": crd.object_name("Name of the ConfigMap.")},
+            "A ConfigMap whose *.conf keys hold the http-block configuration (server blocks), "
+            "in place of `config`; editing it rolls the pods. Not checked with `nginx -t`.",
+            {"name": crd.object_name("Name of the ConfigMap, in the same namespace.")},
             required=["name"],
         ),
         "tls": crd.obj(
-            "Serve HTTPS on `port` with a kubernetes.io/tls Secret.",
+            "Serve HTTPS on `port` with a kubernetes.io/tls Secret, mounted at /etc/nginx/tls; "
+            "editing the Secret rolls the pods.",
             {"secretName": crd.object_name("Secret with tls.crt and tls.key.")},
             required=["secretName"],
         ),
         "healthcheckPath": crd.string(
-            "Path the probes request; answered 200 by the default server block.",
-            pattern=r"^/[^\s;{}]*$",
-            default="/healthz",
+            "Path the readiness and liveness probes request; the default server block answers "
+            "it with 200.",
+            pattern=r"^/[A-Za-z0-9._~!&()*+,=:@%/-]*$",
+            default=DEFAULT_HEALTH,
             max_length=256,
         ),
         "resources": crd.resources(),
@@ -57,7 +67,19 @@ SPEC = crd.obj(
             "!(has(self.config) && has(self.configMapRef))",
             "config and configMapRef are mutually exclusive",
             field=".configMapRef",
-        )
+        ),
+        # The Service and the probes use `port`: a block listening elsewhere never serves.
+        crd.Rule(
+            f"!has(self.config) || {_LISTENS}.exists(l, {_PORT_OF} == self.port)",
+            "config must contain a listen directive for spec.port (default 8080)",
+            field=".config",
+        ),
+        crd.Rule(
+            f"!has(self.config) || !has(self.tls) || "
+            f"{_LISTENS}.exists(l, {_PORT_OF} == self.port && l.matches('\\\\sssl(\\\\s|$)'))",
+            "with tls, config must listen on spec.port with ssl (the probes use HTTPS)",
+            field=".config",
+        ),
     ],
 )
 
@@ -65,6 +87,7 @@ STATUS = crd.obj(
     "Observed state.",
     {
         "availableReplicas": crd.integer("Pods ready to serve."),
+        "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "podNames": crd.array("Names of the nginx pods, sorted.", crd.string("A pod name.")),
         "selector": crd.string("Label selector of the pods (for the scale subresource)."),
         "observedGeneration": crd.integer("Generation last reconciled."),
@@ -83,7 +106,8 @@ DEFINITION = crd.definition(
         crd.Column("Replicas", ".spec.replicas", "integer", "Desired pods."),
         crd.Column("Available", ".status.availableReplicas", "integer", "Ready pods."),
     ],
-    scale=crd.Scale(".spec.replicas", ".status.availableReplicas"),
+    # status.replicas (not availableReplicas): an HPA must count starting pods as current.
+    scale=crd.Scale(".spec.replicas", ".status.replicas"),
 )
 
 EXAMPLE = {

@@ -1,0 +1,122 @@
+"""The Memcached children as pure functions of the spec, and the CRD."""
+
+from minop_memcached import children
+from minop_memcached.crd import DEFINITION
+
+from minop.crd import undocumented
+from minop.workloads import rollout_pending
+
+LABELS = {"app.kubernetes.io/instance": "mc", "app.kubernetes.io/part-of": "memcached"}
+SELECTOR = {"app.kubernetes.io/instance": "mc"}
+
+
+def pod_of(spec, image="memcached:1"):
+    return children.deployment("mc", spec, image, LABELS, SELECTOR)["spec"]["template"]
+
+
+def test_command_line_carries_memory_connections_and_port():
+    spec = {"memoryLimitMB": 128, "maxConnections": 50, "port": 11311}
+    assert children.command(spec) == [
+        "memcached", "-m", "128", "-c", "50", "-p", "11311", "-U", "0"
+    ]  # fmt: skip
+    assert children.command({}) == [
+        "memcached", "-m", "64", "-c", "1024", "-p", "11211", "-U", "0"
+    ]  # fmt: skip
+
+
+def test_pods_are_restricted_with_numeric_user_and_tcp_probes():
+    pod = pod_of({"port": 11311})["spec"]
+    c = pod["containers"][0]
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 11211,
+        "runAsGroup": 11211,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    assert pod["automountServiceAccountToken"] is False
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert c[probe]["tcpSocket"] == {"port": 11311}
+    assert c["ports"] == [{"name": "memcached", "containerPort": 11311, "protocol": "TCP"}]
+
+
+def test_size_image_and_scheduling_reach_the_deployment():
+    spec = {
+        "size": 3,
+        "nodeSelector": {"disk": "ssd"},
+        "tolerations": [{"key": "cache", "operator": "Exists"}],
+        "priorityClassName": "high",
+        "imagePullSecrets": [{"name": "regcred"}],
+        "affinity": {"podAntiAffinity": {}},
+        "topologySpreadConstraints": [{"maxSkew": 1}],
+        "podAnnotations": {"a": "b"},
+        "podLabels": {"team": "x", "app.kubernetes.io/instance": "hijack"},
+    }
+    d = children.deployment("mc", spec, "memcached:9", LABELS, SELECTOR)
+    template = d["spec"]["template"]
+    assert d["spec"]["replicas"] == 3
+    assert d["spec"]["selector"] == {"matchLabels": SELECTOR}
+    assert template["spec"]["containers"][0]["image"] == "memcached:9"
+    for field in ("nodeSelector", "tolerations", "priorityClassName", "imagePullSecrets"):
+        assert template["spec"][field] == spec[field]
+    assert template["spec"]["affinity"] == spec["affinity"]
+    assert template["metadata"]["annotations"] == {"a": "b"}
+    # the user's labels are added, ours win
+    assert template["metadata"]["labels"] == {**LABELS, "team": "x"}
+
+
+def test_resources_are_canonical_so_converged_objects_cost_no_writes():
+    spec = {"resources": {"limits": {"memory": "1024Mi", "cpu": "0.5"}, "requests": {"cpu": 1}}}
+    c = pod_of(spec)["spec"]["containers"][0]
+    assert c["resources"] == {"limits": {"memory": "1Gi", "cpu": "500m"}, "requests": {"cpu": "1"}}
+
+
+def test_service_is_headless_on_the_port():
+    svc = children.service("mc", {"port": 11311}, SELECTOR)
+    assert svc["spec"]["clusterIP"] == "None"
+    assert svc["spec"]["selector"] == SELECTOR
+    assert svc["spec"]["ports"] == [
+        {"name": "memcached", "port": 11311, "targetPort": "memcached", "protocol": "TCP"}
+    ]
+
+
+def test_crd_documents_every_field_and_scales_on_size():
+    version = DEFINITION["spec"]["versions"][0]
+    assert undocumented(version["schema"]["openAPIV3Schema"]) == []
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.size",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    columns = [c["name"] for c in version["additionalPrinterColumns"]]
+    assert columns == ["Size", "Ready", "Age"]
+    assert DEFINITION["spec"]["names"]["shortNames"] == ["mc"]
+
+
+def deployment_status(generation=2, observed=2, replicas=3, updated=3, available=3):
+    return {
+        "metadata": {"generation": generation},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": replicas,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+        },
+    }
+
+
+def test_rollout_pending_follows_kubectl_rollout_status():
+    assert rollout_pending(None, 1) == "Deployment not created yet"
+    assert "latest spec" in rollout_pending(deployment_status(observed=1), 3)
+    assert rollout_pending(deployment_status(updated=1, replicas=4), 3) == "1/3 pods updated"
+    assert rollout_pending(deployment_status(replicas=4), 3) == "1 old pods terminating"
+    assert rollout_pending(deployment_status(available=2), 3) == "2/3 updated pods available"
+    assert rollout_pending(deployment_status(), 3) is None
+    assert (
+        rollout_pending({"metadata": {"generation": 1}, "status": {"observedGeneration": 1}}, 0)
+        is None
+    )

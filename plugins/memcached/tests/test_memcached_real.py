@@ -1,0 +1,118 @@
+"""The generated pod on a real memcached (Debian's): the container's command line
+exactly as the pod spec has it, as the pod's numeric user without capabilities,
+probed the way the pod's probes probe it. Nothing is substituted: the pod mounts
+no volumes. memcached listens on every interface, as in the pod, on a free port."""
+
+import os
+import resource
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+from minop_memcached import children
+from minop_memcached.crd import DEFINITION
+
+from minop import workloads as wl
+
+pytestmark = [
+    pytest.mark.skipif(not shutil.which("memcached"), reason="needs memcached (make unit)"),
+    pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stats(port: int) -> dict[str, str]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"stats\r\n")
+        data = b""
+        while not data.endswith(b"END\r\n"):
+            chunk = s.recv(4096)
+            assert chunk, data
+            data += chunk
+    return dict(line.split()[1:3] for line in data.decode().splitlines() if line.startswith("STAT"))
+
+
+def tcp_probe(container: dict, probe: str) -> None:
+    """What the kubelet's tcpSocket probe does: a TCP connect to the (named) port."""
+    port = container[probe]["tcpSocket"]["port"]
+    if isinstance(port, str):
+        port = next(p["containerPort"] for p in container["ports"] if p["name"] == port)
+    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.fixture
+def run_pod():
+    procs: list[subprocess.Popen] = []
+
+    def run(spec: dict) -> tuple[dict, dict]:
+        pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        if os.geteuid() != 0:
+            pytest.skip("switching to the pod's user needs root")
+        argv = [*wl.run_as(pod, container), *wl.container_argv(container)]
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        procs.append(proc)
+        deadline = time.monotonic() + 10
+        while True:  # until the readiness probe passes
+            try:
+                tcp_probe(container, "readinessProbe")
+                return pod, container
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"memcached exited {proc.returncode}: {proc.stdout.read()}")
+                assert time.monotonic() < deadline, "memcached never listened"
+                time.sleep(0.05)
+
+    yield run
+    for proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_generated_pod_answers_stats_with_the_configured_limits(run_pod):
+    port = free_port()
+    pod, container = run_pod({"memoryLimitMB": 96, "maxConnections": 321, "port": port})
+    tcp_probe(container, "livenessProbe")
+    s = stats(port)
+    assert int(s["limit_maxbytes"]) == 96 * 1024 * 1024
+    assert int(s["max_connections"]) == 321
+    # it runs as the pod's user, not root
+    assert int(s["pid"]) > 0
+    with open(f"/proc/{s['pid']}/status") as f:
+        uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+    assert set(uids) == {str(pod["securityContext"]["runAsUser"])}
+
+
+def test_defaults_start(run_pod):
+    port = free_port()
+    run_pod({"port": port})
+    s = stats(port)
+    assert int(s["limit_maxbytes"]) == 64 * 1024 * 1024 and int(s["max_connections"]) == 1024
+
+
+def test_the_largest_connection_limit_starts(run_pod):
+    # memcached sets its open-files limit to -c; unprivileged, it cannot raise the hard
+    # limit, which containerd gives containers at 524288 (2.x) or 1048576 (1.x).
+    most = DEFINITION["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    most = most["properties"]["maxConnections"]["maximum"]
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < most:
+        pytest.skip(f"this machine's hard open-files limit is below {most}")
+    port = free_port()
+    run_pod({"port": port, "maxConnections": most})
+    assert int(stats(port)["max_connections"]) == most

@@ -1,0 +1,177 @@
+"""The generated pod on a real nginx (Debian's).
+
+`nginx -t` as the operator runs it, and a real nginx started with the
+container's command line exactly as the pod spec has it, as the pod's numeric
+user without capabilities, answering its readiness and liveness probes.
+
+Only mount paths move: every volumeMount's mountPath becomes <tmp>/<mountPath>
+(``workloads.stage_mounts``), in the files and in the command line alike; the
+ConfigMap holds the generated files, the TLS Secret a throwaway pair, the
+emptyDirs are empty directories owned by the pod's user. The files the image
+ships beside nginx.conf (mime.types, ...) come from Debian's /etc/nginx.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from minop_nginx import children, config
+
+from minop import workloads as wl
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (make unit)")
+pytestmark = needs_nginx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pod_of(spec: dict) -> dict:
+    return children.deployment("web", spec, "img", {}, {}, "h")["spec"]["template"]["spec"]
+
+
+def check(spec: dict) -> None:
+    config.check(pod_of(spec), config.files(spec))
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {},
+        {"port": 8443, "tls": {"secretName": "x"}},
+        {"config": "server { listen 8080; location / { include fastcgi_params; "
+                   "fastcgi_pass 127.0.0.1:9000; } }"},
+        # upstream names resolve in the pod's namespace, not the operator's
+        {"config": "server { listen 8080; location / { proxy_pass http://backend.invalid; } }"},
+    ],
+    ids=["default", "tls", "relative-include", "unresolvable-upstream"],
+)  # fmt: skip
+def test_valid_configurations_pass_nginx_t(spec):
+    check(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"config": "server { listen 8080; bogus_directive on; }"},
+            'unknown directive "bogus_directive" in /etc/nginx/minop/server.conf:1',
+        ),
+        ({"config": "server { listen 8080;"}, 'unexpected end of file, expecting "}"'),
+        (
+            {"config": "server { listen 8443 ssl; ssl_certificate /etc/nginx/tls/other.crt; "
+                        "ssl_certificate_key /etc/nginx/tls/tls.key; }",
+             "tls": {"secretName": "x"}, "port": 8443},
+            'cannot load certificate "/etc/nginx/tls/other.crt"',
+        ),
+    ],
+)  # fmt: skip
+def test_invalid_configuration_fails_with_nginx_own_message_in_pod_paths(spec, message):
+    with pytest.raises(config.InvalidConfig) as e:
+        check(spec)
+    assert str(e.value).startswith(message), e.value
+    assert "minop-nginx-" not in str(e.value)  # no scratch path of the operator leaks
+
+
+@pytest.fixture
+def serve():
+    """Start the pod's nginx for a spec; returns (container, master pid). Stopped after."""
+    started: list[tuple[subprocess.Popen, Path]] = []
+
+    def run(spec: dict) -> tuple[dict, int]:
+        if os.geteuid() != 0 or not shutil.which("setpriv"):
+            pytest.skip("running as the pod's user needs root and setpriv")
+        pod = pod_of(spec)
+        c = pod["containers"][0]
+        root = Path(tempfile.mkdtemp(prefix="minop-nginx-test-"))  # pytest's are 0700
+        volumes = {config.CONFIG_VOLUME: config.files(spec), config.TLS_VOLUME: config.dummy_tls()}
+        paths = wl.stage_mounts(pod, c, root, volumes)
+        config.image_files(Path(wl.relocate(config.CONF, paths)).parent)
+        # The runtime gives the process stdio it may reopen (access_log /dev/stdout).
+        out = root / "stdout"
+        out.touch()
+        os.chown(out, pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"])
+        argv = [*wl.run_as(pod, c), *wl.container_argv(c, paths)]
+        with out.open("w") as stdout:
+            proc = subprocess.Popen(
+                argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        started.append((proc, root))
+        deadline = time.monotonic() + 10
+        while True:  # until the readiness probe passes
+            try:
+                assert http_probe(c, "readinessProbe") == (200, b"ok\n")
+                return c, proc.pid  # setpriv execs nginx: this is the master
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.fail(f"nginx exited {proc.returncode}: {out.read_text()}")
+                assert time.monotonic() < deadline, f"nginx never answered: {out.read_text()}"
+                time.sleep(0.05)
+
+    yield run
+    for proc, root in started:
+        os.killpg(proc.pid, signal.SIGTERM)  # the master and its workers
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def http_probe(container: dict, probe: str) -> tuple[int, bytes]:
+    """What the kubelet's httpGet probe does: GET path on the named port, with its
+    scheme (HTTPS without verifying the certificate, as the kubelet does)."""
+    get = container[probe]["httpGet"]
+    port = next(p["containerPort"] for p in container["ports"] if p["name"] == get["port"])
+    url = f"{get['scheme'].lower()}://127.0.0.1:{port}{get['path']}"
+    insecure = ssl._create_unverified_context()
+    with urllib.request.urlopen(url, timeout=2, context=insecure) as r:
+        return r.status, r.read()
+
+
+def uids(pid: int) -> set[str]:
+    """Real, effective, saved and filesystem uids of the master and its workers."""
+    workers = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    out = set()
+    for p in (pid, *map(int, workers)):
+        status = Path(f"/proc/{p}/status").read_text().splitlines()
+        out |= set(next(line for line in status if line.startswith("Uid:")).split()[1:])
+    return out
+
+
+def test_default_pod_serves_its_health_path_as_the_pod_user(serve):
+    c, master = serve({"port": free_port(), "healthcheckPath": "/ready"})
+    assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert http_probe(c, "livenessProbe") == (200, b"ok\n")
+    assert uids(master) == {str(children.UID)}
+
+
+def test_tls_pod_serves_its_health_path_over_https(serve):
+    c, _ = serve({"port": free_port(), "tls": {"secretName": "cert"}})
+    assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
+    assert http_probe(c, "livenessProbe") == (200, b"ok\n")
+
+
+def test_user_server_block_is_served(serve):
+    port = free_port()
+    block = (
+        f"server {{ listen {port}; include fastcgi_params;\n"
+        '  location = /healthz { default_type text/plain; return 200 "ok\\n"; }\n'
+        "  location / { return 404; } }"
+    )
+    c, _ = serve({"port": port, "config": block})
+    check({"port": port, "config": block})
+    assert http_probe(c, "livenessProbe") == (200, b"ok\n")
