@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,17 +21,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy import PausableProxy
 from test_core import calls, condition, create, get
 
-from minop.testing import OperatorRunner, wait_for
+from minop.testing import OperatorRunner, free_port, wait_for
 
 AUDIT = REPO / ".cluster" / "logs" / "audit.log"
 pytestmark = pytest.mark.usefixtures("test_crds")
 LEASE, RENEW, RETRY = 15, 10, 2
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(url: str) -> tuple[int, str]:

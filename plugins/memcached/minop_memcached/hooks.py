@@ -52,6 +52,4 @@ def minop_create(ctx: minop.Context) -> dict[str, Any]:
     return reconcile(ctx)
 
 
-@minop.hookimpl
-def minop_update(ctx: minop.Context) -> dict[str, Any]:
-    return reconcile(ctx)
+minop_update = minop_create  # level-triggered: the same desired state for every cause

@@ -15,17 +15,12 @@ from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
 from minop import workloads as wl
+from minop.testing import free_port
 
 pytestmark = [
     pytest.mark.skipif(not shutil.which("memcached"), reason="needs memcached (make unit)"),
     pytest.mark.skipif(not shutil.which("setpriv"), reason="needs setpriv (util-linux)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stats(port: int) -> dict[str, str]:

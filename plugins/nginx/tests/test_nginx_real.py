@@ -14,7 +14,6 @@ ships beside nginx.conf (mime.types, ...) come from Debian's /etc/nginx.
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -26,16 +25,11 @@ import pytest
 from minop_nginx import children, config
 
 from minop import workloads as wl
+from minop.testing import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (make unit)")
 pytestmark = needs_nginx
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def pod_of(spec: dict) -> dict:
