@@ -1,81 +1,175 @@
-"""Password rotation without an outage, in two rolls.
+"""Passwords, and rotating the client password without an outage.
 
-Rolling updates replace the highest ordinal first, so replicas would present
-a new password to a primary that only knows the old one. Instead:
-phase 1 makes every pod accept both passwords while replicas still present the
-old one; once every pod runs that revision, phase 2 drops the old password and
-replicas present the new one (the primary, rolled last, still accepts both
-until it rolls). With a held partition or OnDelete, phase 2 waits for the
-user's rollout. Neither value is ever logged.
+Why not simply roll the pods with the new password: a RollingUpdate replaces
+the highest ordinal first, so with ``masterauth`` equal to the client password
+the replicas would present the new password to a primary that still only
+knows the old one (and with a held partition or OnDelete, for good).
+
+The design:
+
+* Replication has its own ACL user (``replication``: ``+psync +replconf +ping``)
+  with a random password the operator generates once and never changes.
+  Replicas authenticate with it (``masteruser``/``masterauth``), and so do the
+  probes. A client-password change therefore never touches replication, in
+  whatever order pods restart: RollingUpdate, a held partition, OnDelete.
+* Clients use the ``default`` user. When the password changes from A to B the
+  operator keeps A as a *previous* password: the new revision's pods accept
+  both A and B (phase 1), so every client keeps working while the pods roll.
+  Once every pod (all ordinals, whatever the partition) runs that revision,
+  the operator drops A, which is one more roll (phase 2), after which only B
+  works. With a held partition or OnDelete, phase 2 waits until the user has
+  let every pod update; until then the old password keeps working.
+* Dropping A by rolling rather than ``ACL SETUSER`` on the running pods: the
+  operator need not reach the pods over the network (nor run in the cluster),
+  the per-pod config stays a pure function of the Secret (a restarted pod can
+  never resurrect or lose a password), and it works the same under OnDelete.
+
+Everything lives in the operator's Secret ``<name>-auth`` (keys
+``replication``, ``password``, ``previous-<i>``), the only Secret the pods mount.
+Client passwords reach redis.conf as SHA-256 hashes (``#<hash>`` ACL rules).
+The pod-template annotation is an HMAC keyed by the replication password, so it
+reveals nothing about the passwords. Values are never logged.
 """
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-import minop
-from minop import kinds
-from minop.kube import NotFound
+from minop.apply import content_hash
 
-FORBIDDEN = set(" \t\r\n\"'\\")
+# Annotations of <name>-auth: what a reconcile needs without reading the data.
+DIGEST = "minop.dev/auth-hash"  # also on the pod template
+SOURCE = "minop.dev/password-source"  # content hash of the user's Secret last read
+PREVIOUS = "minop.dev/previous-passwords"  # how many old passwords are still accepted
+DATA_HASH = "minop.dev/data-hash"  # detects edits of the data behind our back
+NO_PASSWORD = "none"
 
 
-class Auth(NamedTuple):
-    masterauth: str  # what replicas present to the primary (and probes use)
-    accept: list[str]  # every password the default user accepts
+def _b64(value: bytes) -> str:
+    return base64.b64encode(value).decode()
+
+
+@dataclass(frozen=True)
+class State:
+    """What the pods are configured with."""
+
+    replication: bytes
+    password: bytes | None = None
+    previous: tuple[bytes, ...] = ()
+    source: str = NO_PASSWORD
+
+    def digest(self) -> str:
+        """Changes whenever the pods' password config does; reveals nothing about it."""
+        blob = json.dumps(
+            [_b64(self.password) if self.password is not None else None]
+            + [_b64(p) for p in self.previous]
+        ).encode()
+        return hmac.new(self.replication, blob, hashlib.sha256).hexdigest()[:16]
 
     @property
     def rotating(self) -> bool:
-        return len(self.accept) > 1
+        return bool(self.previous)
 
 
-def wanted_password(ctx: minop.Context, ref: Mapping[str, Any]) -> str:
-    """The password the user asks for, read from their Secret (not cached)."""
-    name, key = ref["name"], ref.get("key", "password")
-    try:
-        secret = ctx.api.get(kinds.SECRET, name, ctx.namespace)
-    except NotFound:
-        raise minop.PermanentError(
-            f"spec.passwordSecretRef.name: Secret {name!r} not found"
-        ) from None
-    raw = (secret.get("data") or {}).get(key)
-    if raw is None:
-        raise minop.PermanentError(
-            f"spec.passwordSecretRef.key: Secret {name!r} has no key {key!r}"
-        )
-    value = base64.b64decode(raw).decode()
-    if not value or FORBIDDEN & set(value):
-        raise minop.PermanentError(
-            f"spec.passwordSecretRef: the password in Secret {name!r} must be non-empty and "
-            "contain no whitespace, quotes or backslashes"
-        )
-    return value
+def new_replication_password() -> bytes:
+    # hex: safe unquoted in redis.conf's masterauth line
+    return secrets.token_hex(32).encode()
 
 
-def current(ctx: minop.Context, name: str) -> Auth | None:
-    """The state recorded in the operator's own Secret (read directly, never cached)."""
-    try:
-        secret = ctx.api.get(kinds.SECRET, f"{name}-auth", ctx.namespace)
-    except NotFound:
-        return None
-    data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
-    if "masterauth" not in data:
-        return None
-    return Auth(data["masterauth"], [p for p in data.get("accept", "").splitlines() if p])
-
-
-def step(state: Auth | None, target: str, rolled: bool) -> Auth:
-    """The next state towards ``target``; ``rolled``: every pod runs ``state``'s revision."""
+def step(
+    state: State | None,
+    password: bytes | None,
+    source: str,
+    rolled: bool,
+    generate: Callable[[], bytes] = new_replication_password,
+) -> State:
+    """The next state, given the user's ``password`` (None: no password) and whether
+    every pod runs the revision configured from ``state`` (``rolled``)."""
     if state is None:
-        return Auth(target, [target])
-    if not state.rotating:
-        if state.masterauth == target:
-            return state
-        return Auth(state.masterauth, [state.masterauth, target])  # phase 1
-    if target not in state.accept:  # changed again mid-rotation: restart phase 1
-        return Auth(state.masterauth, [state.masterauth, target])
-    if rolled:
-        return Auth(target, [target])  # phase 2
-    return state
+        return State(generate(), password, (), source)
+    if password != state.password:
+        if password is None or state.password is None:
+            # no password on one side is `nopass`, which accepts every password:
+            # there is no window to keep open
+            previous: tuple[bytes, ...] = ()
+        else:
+            old = (*state.previous, state.password)
+            previous = tuple(dict.fromkeys(p for p in old if p != password))
+        return replace(state, password=password, previous=previous, source=source)
+    if state.previous and rolled:
+        return replace(state, previous=(), source=source)  # phase 2: drop the old ones
+    return replace(state, source=source)
+
+
+def secret(name: str, state: State) -> dict[str, Any]:
+    """The operator's Secret the pods mount (``data`` as the API server returns it)."""
+    data = {"replication": _b64(state.replication)}
+    if state.password is not None:
+        data["password"] = _b64(state.password)
+    for i, p in enumerate(state.previous):
+        data[f"previous-{i}"] = _b64(p)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": name,
+            "annotations": {
+                DIGEST: state.digest(),
+                SOURCE: state.source,
+                PREVIOUS: str(len(state.previous)),
+                DATA_HASH: content_hash({"data": data}),
+            },
+        },
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def parse(obj: Mapping[str, Any] | None) -> State | None:
+    """The state in a Secret read from the API server (None without a replication key)."""
+    if obj is None:
+        return None
+    data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    if not data.get("replication"):
+        return None
+    previous = sorted(
+        (k for k in data if k.startswith("previous-") and k[9:].isdigit()),
+        key=lambda k: int(k[9:]),
+    )
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return State(
+        replication=data["replication"],
+        password=data.get("password"),
+        previous=tuple(data[k] for k in previous),
+        source=str(annotations.get(SOURCE, "")),
+    )
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the cached copy of <name>-auth tells (the cache keeps no Secret data)."""
+
+    digest: str
+    source: str
+    previous: int
+
+
+def summary(cached: Mapping[str, Any] | None, content: str | None) -> Summary | None:
+    """From the cached Secret's annotations; None if missing or its data was edited
+    (``content``: the cache's hash of the data) — then the Secret must be read."""
+    if cached is None:
+        return None
+    ann = (cached.get("metadata") or {}).get("annotations") or {}
+    if DIGEST not in ann or content is None or ann.get(DATA_HASH) != content:
+        return None
+    try:
+        return Summary(str(ann[DIGEST]), str(ann.get(SOURCE, "")), int(ann.get(PREVIOUS, "0")))
+    except ValueError:
+        return None

@@ -1,219 +1,319 @@
-"""Desired children of a Redis: pure functions of its spec."""
+"""Desired children of a Redis: pure functions of its spec (no API calls here).
+
+Every environment-specific value the init script and the probes need (pod name,
+port, bind address, the primary's stable DNS name, mount paths) reaches them as
+an environment variable set in the pod spec, so the real-program tests run the
+very same script, config and probe commands with only those values swapped.
+"""
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from minop import workloads as wl
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379
+CONFIG_DIR = "/etc/redis"  # the ConfigMap: redis.conf (shared part) and init.sh
+AUTH_DIR = "/etc/redis-auth"  # the operator's <name>-auth Secret
+RUN_DIR = "/run/redis"  # in-memory emptyDir: this pod's complete redis.conf
+DATA_DIR = "/data"  # the PersistentVolumeClaim data-<name>-<ordinal>
 CONFIG_HASH = "minop.dev/config-hash"
-CONFIG_DIR, ETC_DIR, AUTH_DIR, DATA_DIR = "/config", "/etc/redis", "/auth", "/data"
+AUTH_HASH = "minop.dev/auth-hash"
+REPLICATION_USER = "replication"
 
-# Runs in the init container: writes this pod's redis.conf. Pod 0 is the primary;
-# every other pod replicates it through its stable DNS name. Passwords come from
-# the operator's auth Secret: every accepted one on the default user, and the one
-# replicas present to the primary.
-INIT_SCRIPT = f"""#!/bin/sh
+# The init container's script: writes this pod's redis.conf. Pod 0 is the primary;
+# every other pod replicates it through its stable DNS name.
+INIT_SCRIPT = r"""#!/bin/sh
+# Writes this pod's redis.conf (minop's Redis init container). Pod 0 is the
+# primary, every other pod replicates it. Client passwords are written as
+# SHA-256 hashes; only the replication password is in clear (masterauth).
 set -eu
-ordinal="${{POD_NAME##*-}}"
-conf="{ETC_DIR}/redis.conf"
-cp "{CONFIG_DIR}/redis.conf" "$conf"
-chmod 600 "$conf"
-if [ -f "{AUTH_DIR}/masterauth" ]; then
-  acl="user default on ~* &* +@all"
-  while IFS= read -r pw || [ -n "$pw" ]; do
-    [ -n "$pw" ] && acl="$acl >$pw"
-  done < "{AUTH_DIR}/accept"
-  echo "$acl" >> "$conf"
-  echo "masteruser default" >> "$conf"
-  echo "masterauth $(cat "{AUTH_DIR}/masterauth")" >> "$conf"
-fi
-if [ "$ordinal" != "0" ]; then
-  echo "replicaof $REDIS_PRIMARY $REDIS_PRIMARY_PORT" >> "$conf"
-fi
+ordinal="${POD_NAME##*-}"
+sha() { sha256sum < "$1" | cut -c1-64; }
+conf="$REDIS_RUN_DIR/redis.conf"
+umask 077
+{
+  cat "$REDIS_CONFIG_DIR/redis.conf"
+  echo "bind $REDIS_BIND"
+  echo "port $REDIS_PORT"
+  echo "dir $REDIS_DATA_DIR"
+  # Clients use the default user. During a password rotation it also accepts the
+  # previous password(s), so nobody is locked out while the pods roll.
+  if [ -f "$REDIS_AUTH_DIR/password" ]; then
+    rules="reset on ~* &* +@all"
+    for f in "$REDIS_AUTH_DIR/password" "$REDIS_AUTH_DIR"/previous-*; do
+      if [ -f "$f" ]; then rules="$rules #$(sha "$f")"; fi
+    done
+    echo "user default $rules"
+  else
+    echo "user default reset on nopass ~* &* +@all"
+  fi
+  # Replicas (and the probes) authenticate as their own user, whose password
+  # never changes: rotating the client password cannot break replication,
+  # whatever order the pods restart in.
+  echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
+  echo "masteruser replication"
+  echo "masterauth $(cat "$REDIS_AUTH_DIR/replication")"
+  if [ "$ordinal" != 0 ]; then
+    echo "replicaof $REDIS_PRIMARY_HOST $REDIS_PRIMARY_PORT"
+  fi
+} > "$conf.tmp"
+mv "$conf.tmp" "$conf"
 """
 
-# The probes authenticate with the password replicas use (accepted in every phase).
-PROBE = [
-    "sh",
-    "-c",
-    f'[ -f {AUTH_DIR}/masterauth ] && export REDISCLI_AUTH="$(cat {AUTH_DIR}/masterauth)"; '
-    f"redis-cli -p {PORT} ping | grep -q PONG",
-]
+# Readiness, liveness and startup probe: PING as the replication user (allowed
+# +ping), whose password never changes, so probes never fail during a rotation.
+PROBE_SCRIPT = (
+    'REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
+    'redis-cli --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping | grep -qx PONG'
+)
+PROBE = ["sh", "-c", PROBE_SCRIPT]
 
 
-def redis_conf(spec: Mapping[str, Any]) -> str:
+@dataclass(frozen=True)
+class Instance:
+    """One Redis object, as the builders need it."""
+
+    name: str
+    namespace: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]
+    selector: Mapping[str, str]
+    image: str
+
+    @property
+    def replicas(self) -> int:
+        return int(self.spec.get("replicas", 1))
+
+    @property
+    def headless(self) -> str:
+        return f"{self.name}-headless"
+
+    @property
+    def auth_secret(self) -> str:
+        return f"{self.name}-auth"
+
+    @property
+    def config_map(self) -> str:
+        return f"{self.name}-config"
+
+    def pod_host(self, ordinal: int) -> str:
+        """The stable DNS name of a pod (cluster-domain agnostic: resolv.conf's search)."""
+        return f"{self.name}-{ordinal}.{self.headless}.{self.namespace}.svc"
+
+
+def redis_conf(inst: Instance) -> str:
+    """The part of redis.conf every pod shares; init.sh adds the per-pod lines."""
+    spec = inst.spec
+    append_only = (spec.get("persistence") or {}).get("appendOnly", True)
     lines = [
-        "bind * -::*",
-        f"port {PORT}",
-        # access is controlled by the ACL below (or by NetworkPolicy when no password)
+        f"# Redis {inst.namespace}/{inst.name}, generated by minop. The init container",
+        "# appends bind, port, dir, the ACL users and replicaof for each pod.",
+        # Clients connect from other pods; the ACL (passwordSecretRef) or a
+        # NetworkPolicy controls access, not loopback-only protected mode.
         "protected-mode no",
-        f"dir {DATA_DIR}",
-        f"appendonly {'yes' if (spec.get('persistence') or {}).get('appendOnly', True) else 'no'}",
+        "daemonize no",
+        'logfile ""',
+        f"appendonly {'yes' if append_only else 'no'}",
         'appenddirname "appendonlydir"',
+        "appendfsync everysec",
         "replica-read-only yes",
+        f"maxmemory-policy {spec.get('maxMemoryPolicy', 'noeviction')}",
     ]
-    if spec.get("maxMemory"):
-        lines.append(f"maxmemory {spec['maxMemory']}")
-    if spec.get("maxMemoryPolicy"):
-        lines.append(f"maxmemory-policy {spec['maxMemoryPolicy']}")
+    if spec.get("maxMemory") is not None:
+        lines.append(f"maxmemory {int(wl.quantity(spec['maxMemory']))}")
     return "\n".join(lines) + "\n"
 
 
-def configmap(name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+def configmap(inst: Instance) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": f"{name}-config"},
-        "data": {"redis.conf": redis_conf(spec), "init.sh": INIT_SCRIPT},
+        "metadata": {"name": inst.config_map},
+        "data": {"redis.conf": redis_conf(inst), "init.sh": INIT_SCRIPT},
     }
 
 
-def auth_secret(name: str, masterauth: str, accept: list[str]) -> dict[str, Any]:
-    def b64(s: str) -> str:
-        return base64.b64encode(s.encode()).decode()
-
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": f"{name}-auth"},
-        "type": "Opaque",
-        "data": {"masterauth": b64(masterauth), "accept": b64("\n".join(accept) + "\n")},
-    }
+def _ports() -> list[dict[str, Any]]:
+    return [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
 
 
-def headless_service(name: str, selector: Mapping[str, str]) -> dict[str, Any]:
-    """Stable DNS for every pod: <name>-<i>.<name>-headless.<ns>.svc."""
+def headless_service(inst: Instance) -> dict[str, Any]:
+    """Stable DNS for every pod: <name>-<i>.<name>-headless.<ns>.svc.
+
+    Not-ready pods are published too: a replica must find the primary while
+    either of them is still starting.
+    """
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": f"{name}-headless"},
+        "metadata": {"name": inst.headless},
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
-            "selector": dict(selector),
-            "ports": [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}],
+            "selector": dict(inst.selector),
+            "ports": _ports(),
         },
     }
 
 
-def client_service(name: str, selector: Mapping[str, str]) -> dict[str, Any]:
-    """Clients reach the primary (pod 0): it is the only one taking writes."""
-    primary = {**selector, "statefulset.kubernetes.io/pod-name": f"{name}-0"}
+def client_service(inst: Instance) -> dict[str, Any]:
+    """Clients reach the primary (pod 0), the only pod that takes writes."""
+    primary = {**inst.selector, "statefulset.kubernetes.io/pod-name": f"{inst.name}-0"}
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name},
-        "spec": {
-            "selector": primary,
-            "ports": [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}],
-        },
+        "metadata": {"name": inst.name},
+        "spec": {"selector": primary, "ports": _ports()},
     }
+
+
+def init_env(inst: Instance) -> list[dict[str, Any]]:
+    """What init.sh reads (the real-program tests swap these values only)."""
+    return [
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "REDIS_BIND", "value": "* -::*"},
+        {"name": "REDIS_PORT", "value": str(PORT)},
+        {"name": "REDIS_PRIMARY_HOST", "value": inst.pod_host(0)},
+        {"name": "REDIS_PRIMARY_PORT", "value": str(PORT)},
+        {"name": "REDIS_CONFIG_DIR", "value": CONFIG_DIR},
+        {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
+        {"name": "REDIS_RUN_DIR", "value": RUN_DIR},
+        {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
+    ]
+
+
+def probe_env() -> list[dict[str, Any]]:
+    """What the probes read in the redis container."""
+    return [
+        {"name": "REDIS_PORT", "value": str(PORT)},
+        {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
+    ]
+
+
+def _probe(period: int, failures: int) -> dict[str, Any]:
+    return {
+        "exec": {"command": list(PROBE)},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def update_strategy(spec: Mapping[str, Any]) -> dict[str, Any]:
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type") == "OnDelete":
+        return {"type": "OnDelete"}
+    partition = int((strategy.get("rollingUpdate") or {}).get("partition", 0))
+    return {"type": "RollingUpdate", "rollingUpdate": {"partition": partition}}
+
+
+def volume_claim(inst: Instance, size: str, storage_class: str | None) -> dict[str, Any]:
+    """The claim template ``data``; immutable once the StatefulSet exists, so the caller
+    passes the size and class the StatefulSet was created with (growth goes to the PVCs).
+    The labels make the PVCs visible to the operator's watch."""
+    claim: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": wl.canonical_quantity(size)}},
+    }
+    if storage_class:
+        claim["storageClassName"] = storage_class
+    return {"metadata": {"name": "data", "labels": dict(inst.labels)}, "spec": claim}
 
 
 def statefulset(
-    name: str,
-    namespace: str,
-    spec: Mapping[str, Any],
-    image: str,
-    labels: Mapping[str, str],
-    selector: Mapping[str, str],
+    inst: Instance,
     *,
-    claim_size: str,
     config_hash: str,
-    with_auth: bool,
+    auth_hash: str,
+    claim_size: str,
+    storage_class: str | None,
 ) -> dict[str, Any]:
-    storage = spec.get("storage") or {}
-    strategy = spec.get("updateStrategy") or {}
+    """The StatefulSet. Both hashes are pod-template annotations: a config or
+    password change makes a new revision, which rolls the pods."""
+    spec = inst.spec
     retention = spec.get("pvcRetention") or {}
-    env = [
-        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-        {"name": "REDIS_PRIMARY", "value": f"{name}-0.{name}-headless.{namespace}.svc"},
-        {"name": "REDIS_PRIMARY_PORT", "value": str(PORT)},
-    ]
-    mounts = [
-        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-        {"name": "etc", "mountPath": ETC_DIR},
-        {"name": "data", "mountPath": DATA_DIR},
-    ]
-    volumes: list[dict[str, Any]] = [
-        {"name": "config", "configMap": {"name": f"{name}-config"}},
-        {"name": "etc", "emptyDir": {}},
-    ]
-    if with_auth:
-        mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
-        volumes.append({"name": "auth", "secret": {"secretName": f"{name}-auth"}})
+    resources = wl.canonical_resources(spec["resources"]) if spec.get("resources") else None
     security = wl.restricted_container_security()
-    probe = {"exec": {"command": PROBE}, "periodSeconds": 10, "timeoutSeconds": 3}
+    config = {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}
+    auth = {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True}
+    run = {"name": "run", "mountPath": RUN_DIR}
+    data = {"name": "data", "mountPath": DATA_DIR}
+    init: dict[str, Any] = {
+        "name": "config",
+        "image": inst.image,
+        "command": ["sh", f"{CONFIG_DIR}/init.sh"],
+        "env": init_env(inst),
+        "volumeMounts": [config, auth, run],
+        "securityContext": security,
+    }
     container: dict[str, Any] = {
         "name": "redis",
-        "image": image,
-        "command": ["redis-server", f"{ETC_DIR}/redis.conf"],
+        "image": inst.image,
+        "command": ["redis-server", f"{RUN_DIR}/redis.conf"],
         "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
-        "readinessProbe": probe,
-        "livenessProbe": {**probe, "initialDelaySeconds": 15, "failureThreshold": 5},
-        "volumeMounts": mounts,
+        "env": probe_env(),
+        # a large append-only file can take minutes to load: liveness waits for startup
+        "startupProbe": _probe(5, 120),
+        "readinessProbe": _probe(5, 2),
+        "livenessProbe": _probe(10, 6),
+        "volumeMounts": [data, run, auth],
         "securityContext": security,
     }
-    if spec.get("resources"):
-        container["resources"] = spec["resources"]
-    init = {
-        "name": "config",
-        "image": image,
-        "command": ["sh", f"{CONFIG_DIR}/init.sh"],
-        "env": env,
-        "volumeMounts": mounts,
-        "securityContext": security,
-    }
-    claim: dict[str, Any] = {
-        "accessModes": ["ReadWriteOnce"],
-        "resources": {"requests": {"storage": claim_size}},
-    }
-    if storage.get("storageClassName"):
-        claim["storageClassName"] = storage["storageClassName"]
-    update: dict[str, Any] = {"type": strategy.get("type", "RollingUpdate")}
-    if update["type"] == "RollingUpdate":
-        update["rollingUpdate"] = {"partition": int(strategy.get("partition", 0))}
+    if resources:
+        init["resources"] = container["resources"] = resources
     sched = wl.scheduling(spec)
-    sched.setdefault("affinity", _spread(selector))
+    sched.setdefault("affinity", spread(inst.selector))
+    annotations = {CONFIG_HASH: config_hash, AUTH_HASH: auth_hash}
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": name},
+        "metadata": {"name": inst.name},
         "spec": {
-            "replicas": int(spec.get("replicas", 1)),
-            "serviceName": f"{name}-headless",
+            "replicas": inst.replicas,
+            "serviceName": inst.headless,
             "podManagementPolicy": spec.get("podManagementPolicy", "OrderedReady"),
-            "updateStrategy": update,
+            "updateStrategy": update_strategy(spec),
             "revisionHistoryLimit": int(spec.get("revisionHistoryLimit", 10)),
             "persistentVolumeClaimRetentionPolicy": {
                 "whenDeleted": retention.get("whenDeleted", "Retain"),
                 "whenScaled": retention.get("whenScaled", "Retain"),
             },
-            "selector": {"matchLabels": dict(selector)},
+            "selector": {"matchLabels": dict(inst.selector)},
             "template": {
-                "metadata": wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash}),
+                "metadata": wl.pod_metadata(spec, inst.labels, annotations),
                 "spec": {
-                    "securityContext": wl.restricted_pod_security(UID, fs_group=UID),
+                    "securityContext": {
+                        **wl.restricted_pod_security(UID, fs_group=UID),
+                        # chown the volume once, not on every start (large volumes)
+                        "fsGroupChangePolicy": "OnRootMismatch",
+                    },
                     "automountServiceAccountToken": False,
+                    # no docker-link variables (a Service "redis" would set REDIS_PORT)
+                    "enableServiceLinks": False,
                     "initContainers": [init],
                     "containers": [container],
-                    "volumes": volumes,
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": inst.config_map}},
+                        {
+                            "name": "auth",
+                            "secret": {"secretName": inst.auth_secret, "defaultMode": 0o440},
+                        },
+                        # the generated config holds masterauth: keep it off the node's disk
+                        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                    ],
                     **sched,
                 },
             },
-            "volumeClaimTemplates": [
-                {"metadata": {"name": "data", "labels": dict(labels)}, "spec": claim}
-            ],
+            "volumeClaimTemplates": [volume_claim(inst, claim_size, storage_class)],
         },
     }
 
 
-def _spread(selector: Mapping[str, str]) -> dict[str, Any]:
+def spread(selector: Mapping[str, str]) -> dict[str, Any]:
     """By default replicas prefer different nodes: losing a node loses one copy."""
     return {
         "podAntiAffinity": {

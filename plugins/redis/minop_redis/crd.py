@@ -1,4 +1,4 @@
-"""The Redis CRD (cache.minop.dev/v1alpha1)."""
+"""The Redis CRD (cache.minop.dev/v1alpha1): schema, CEL rules, printer columns, /scale."""
 
 from minop import crd
 from minop.resource import Kind
@@ -6,7 +6,7 @@ from minop.workloads import scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
-POLICIES = [
+MAX_MEMORY_POLICIES = (
     "noeviction",
     "allkeys-lru",
     "allkeys-lfu",
@@ -15,136 +15,206 @@ POLICIES = [
     "volatile-lfu",
     "volatile-random",
     "volatile-ttl",
-]
+)
+RETENTION = ("Retain", "Delete")
 
 
-def _retention(what: str) -> dict:
-    return crd.string(
-        f"What happens to the PVCs {what}.", enum=["Retain", "Delete"], default="Retain"
-    )
+def _q(path: str) -> str:
+    """CEL: the int-or-string quantity at ``path`` (int-or-string is dyn in CEL)."""
+    return f"quantity(string({path}))"
 
+
+def _is_q(path: str) -> str:
+    return f"isQuantity(string({path}))"
+
+
+STORAGE = crd.obj(
+    "Persistent storage of every pod: one PersistentVolumeClaim data-<name>-<ordinal> each.",
+    {
+        "size": {
+            **crd.quantity(
+                "Size of each pod's volume, e.g. 1Gi. Growing it expands the existing claims "
+                "(the StorageClass must allow volume expansion); shrinking is refused.",
+                default="1Gi",
+            ),
+            "maxLength": 32,  # bounds the cost of the CEL rules reading it
+        },
+        "storageClassName": crd.object_name(
+            "StorageClass of the claims; default: the cluster's default class. Immutable."
+        ),
+    },
+    rules=[
+        crd.Rule(
+            f"!has(self.size) || {_is_q('self.size')} && "
+            f"{_q('self.size')}.isGreaterThan(quantity('0'))",
+            "storage.size must be a positive quantity such as 1Gi",
+            field=".size",
+        )
+    ],
+    default={},
+)
+
+UPDATE_STRATEGY = crd.obj(
+    "How pods move to a new revision (the StatefulSet's updateStrategy).",
+    {
+        "type": crd.string(
+            "RollingUpdate replaces pods from the highest ordinal down, one at a time; "
+            "OnDelete replaces a pod only when you delete it.",
+            enum=["RollingUpdate", "OnDelete"],
+            default="RollingUpdate",
+        ),
+        "rollingUpdate": crd.obj(
+            "Parameters of RollingUpdate.",
+            {
+                "partition": crd.integer(
+                    "Only pods with an ordinal >= partition are updated; the others stay on "
+                    "the current revision (a canary). Lower it to 0 to finish the rollout.",
+                    minimum=0,
+                    default=0,
+                )
+            },
+        ),
+    },
+    rules=[
+        crd.Rule(
+            "!has(self.rollingUpdate) || !has(self.type) || self.type == 'RollingUpdate'",
+            "rollingUpdate is only allowed with type RollingUpdate",
+            field=".rollingUpdate",
+        )
+    ],
+    default={},
+)
 
 SPEC = crd.obj(
-    "Desired state of the Redis primary and its replicas.",
+    "Desired state: a Redis primary (pod 0) and replicas on a StatefulSet.",
     {
         "replicas": crd.integer(
-            "Pods: pod 0 is the primary, the others replicate it.", minimum=0, maximum=20, default=1
+            "Number of Redis pods: pod <name>-0 is the primary, every other pod replicates it.",
+            minimum=0,
+            default=1,
         ),
         "image": crd.string(
-            "Container image; default: the operator's REDIS_IMAGE or " + DEFAULT_IMAGE + ".",
+            f"Redis 7 container image; default: the operator's REDIS_IMAGE or {DEFAULT_IMAGE}.",
             min_length=1,
         ),
-        "storage": crd.obj(
-            "The data volume of each pod (claim `data`).",
-            {
-                "size": {
-                    **crd.quantity(
-                        "Requested size; growing it expands the existing PVCs, "
-                        "shrinking is refused.",
-                        default="1Gi",
-                    ),
-                    "maxLength": 32,
-                },
-                "storageClassName": crd.string(
-                    "StorageClass of the PVCs; default: the cluster's default class. Immutable.",
-                    max_length=253,
-                ),
-            },
-            rules=[
-                crd.Rule(
-                    "!has(oldSelf.size) || !has(self.size) || quantity(string(self.size))"
-                    ".compareTo(quantity(string(oldSelf.size))) >= 0",
-                    "storage.size cannot shrink",
-                    field=".size",
-                ),
-                crd.Rule(
-                    "has(self.storageClassName) == has(oldSelf.storageClassName) && "
-                    "(!has(self.storageClassName) || "
-                    "self.storageClassName == oldSelf.storageClassName)",
-                    "storage.storageClassName is immutable",
-                    field=".storageClassName",
-                ),
-            ],
-            default={},
-        ),
+        "storage": STORAGE,
         "persistence": crd.obj(
-            "Durability.",
+            "Durability of the data on the volumes.",
             {
                 "appendOnly": crd.boolean(
-                    "Write an append-only file (appendonlydir/).", default=True
-                ),
-            },
-            default={},
-        ),
-        "podManagementPolicy": {
-            **crd.string(
-                "OrderedReady: pods start one after another; Parallel: all at once. Immutable.",
-                enum=["OrderedReady", "Parallel"],
-                default="OrderedReady",
-            ),
-            "x-kubernetes-validations": [
-                crd.Rule("self == oldSelf", "podManagementPolicy is immutable").render()
-            ],
-        },
-        "updateStrategy": crd.obj(
-            "How pods move to a new revision.",
-            {
-                "type": crd.string(
-                    "RollingUpdate (highest ordinal first) or OnDelete.",
-                    enum=["RollingUpdate", "OnDelete"],
-                    default="RollingUpdate",
-                ),
-                "partition": crd.integer(
-                    "RollingUpdate: only pods with an ordinal >= partition are updated.", minimum=0
-                ),
-            },
-            rules=[
-                crd.Rule(
-                    "!has(self.partition) || self.type == 'RollingUpdate'",
-                    "partition needs type RollingUpdate",
-                    field=".partition",
+                    "Log every write to the append-only file (appendonlydir/) besides the "
+                    "RDB snapshots.",
+                    default=True,
                 )
-            ],
+            },
             default={},
         ),
+        "podManagementPolicy": crd.string(
+            "OrderedReady starts pods one at a time, each after the previous one is Ready, "
+            "and stops them in reverse; Parallel starts and stops them all at once. Immutable.",
+            enum=["OrderedReady", "Parallel"],
+            default="OrderedReady",
+        ),
+        "updateStrategy": UPDATE_STRATEGY,
         "revisionHistoryLimit": crd.integer(
-            "Old revisions kept for rollbacks.", minimum=0, default=10
+            "How many old StatefulSet revisions to keep for `kubectl rollout history`.",
+            minimum=0,
+            default=10,
         ),
         "pvcRetention": crd.obj(
-            "What happens to the PVCs (data is kept unless asked).",
+            "What happens to the claims (the data) when pods go away: the StatefulSet's "
+            "persistentVolumeClaimRetentionPolicy.",
             {
-                "whenDeleted": _retention("when the Redis is deleted"),
-                "whenScaled": _retention("of pods removed by scaling down"),
+                "whenDeleted": crd.string(
+                    "When this Redis is deleted: Retain keeps the claims, Delete removes them.",
+                    enum=RETENTION,
+                    default="Retain",
+                ),
+                "whenScaled": crd.string(
+                    "When replicas go down: Retain keeps the removed pods' claims (reused on "
+                    "scale-up), Delete removes them.",
+                    enum=RETENTION,
+                    default="Retain",
+                ),
             },
             default={},
         ),
         "passwordSecretRef": crd.obj(
-            "A Secret key holding the password; changing it rotates "
-            "the password without an outage.",
+            "A Secret key holding the password clients must send (AUTH); none: no password. "
+            "Changing the Secret rotates the password without an outage: pods accept the old "
+            "and the new one until every pod runs with the new one.",
             {
-                "name": crd.object_name("Name of the Secret."),
-                "key": crd.string("Key in the Secret.", default="password", max_length=253),
+                "name": crd.object_name("Name of the Secret, in this namespace."),
+                "key": crd.string(
+                    "Key of the password in the Secret.",
+                    default="password",
+                    pattern=r"^[-._a-zA-Z0-9]+$",
+                    max_length=253,
+                ),
             },
             required=["name"],
         ),
-        "maxMemory": crd.string(
-            "maxmemory, e.g. 256mb (0: no limit).", pattern=r"^[0-9]+([kmg]b?)?$", max_length=16
-        ),
-        "maxMemoryPolicy": crd.string("maxmemory-policy.", enum=POLICIES),
         "resources": crd.resources(),
+        "maxMemory": {
+            **crd.quantity(
+                "Memory for data per pod (Redis maxmemory), e.g. 256Mi; at most "
+                "resources.limits.memory. Default: no limit."
+            ),
+            "maxLength": 32,
+        },
+        "maxMemoryPolicy": crd.string(
+            "What Redis does when maxMemory is reached (maxmemory-policy).",
+            enum=MAX_MEMORY_POLICIES,
+            default="noeviction",
+        ),
         **scheduling_schema(),
     },
+    rules=[
+        crd.Rule(
+            "has(self.podManagementPolicy) == has(oldSelf.podManagementPolicy) && "
+            "(!has(self.podManagementPolicy) || "
+            "self.podManagementPolicy == oldSelf.podManagementPolicy)",
+            "podManagementPolicy is immutable: a StatefulSet cannot change it",
+            field=".podManagementPolicy",
+            reason="FieldValueForbidden",
+        ),
+        crd.Rule(
+            "!has(self.storage) || !has(oldSelf.storage) || "
+            "has(self.storage.storageClassName) == has(oldSelf.storage.storageClassName) && "
+            "(!has(self.storage.storageClassName) || "
+            "self.storage.storageClassName == oldSelf.storage.storageClassName)",
+            "storage.storageClassName is immutable: a StatefulSet's volumeClaimTemplates "
+            "cannot change",
+            field=".storage.storageClassName",
+            reason="FieldValueForbidden",
+        ),
+        crd.Rule(
+            "!has(self.storage) || !has(oldSelf.storage) || !has(self.storage.size) || "
+            "!has(oldSelf.storage.size) || "
+            f"!{_is_q('self.storage.size')} || !{_is_q('oldSelf.storage.size')} || "
+            f"{_q('self.storage.size')}.compareTo({_q('oldSelf.storage.size')}) >= 0",
+            "storage.size cannot shrink: a PersistentVolumeClaim can only grow",
+            field=".storage.size",
+            reason="FieldValueForbidden",
+        ),
+    ],
 )
 
 STATUS = crd.obj(
-    "Observed state.",
+    "Observed state, from the StatefulSet and its pods.",
     {
-        "readyReplicas": crd.integer("Pods ready."),
-        "currentRevision": crd.string("StatefulSet revision of the pods below the partition."),
-        "updateRevision": crd.string("StatefulSet revision being rolled out."),
-        "primary": crd.string("Name of the primary pod."),
-        "podNames": crd.array("Names of the pods, sorted.", crd.string("A pod name.")),
+        "replicas": crd.integer("Pods the StatefulSet has created (for the scale subresource)."),
+        "readyReplicas": crd.integer("Pods ready to serve."),
+        "updatedReplicas": crd.integer("Pods on updateRevision."),
+        "currentRevision": crd.string("StatefulSet revision the pods below the partition run."),
+        "updateRevision": crd.string("StatefulSet revision pods are being updated to."),
+        "primary": crd.string("Name of the primary pod (the client Service points at it)."),
+        "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
         "selector": crd.string("Label selector of the pods (for the scale subresource)."),
+        "passwordRotation": crd.string(
+            "Set while a password change is in progress: which passwords the pods accept and "
+            "what the rotation waits for."
+        ),
         "observedGeneration": crd.integer("Generation last reconciled."),
         "conditions": crd.conditions(),
     },
@@ -152,17 +222,21 @@ STATUS = crd.obj(
 
 DEFINITION = crd.definition(
     KIND,
-    description="Redis on a StatefulSet: pod 0 is the primary, the others replicate it; "
-    "each pod keeps its data on its own PersistentVolumeClaim.",
+    description="Redis on a StatefulSet: a primary (pod 0), replicas, persistent volumes, "
+    "ordered rollouts and password rotation without an outage.",
     spec=SPEC,
     status=STATUS,
     short_names=["rds"],
     columns=[
         crd.Column("Replicas", ".spec.replicas", "integer", "Desired pods."),
         crd.Column("Ready", ".status.readyReplicas", "integer", "Ready pods."),
-        crd.Column("Primary", ".status.primary", "string", "The primary pod.", priority=1),
+        crd.Column("Primary", ".status.primary", "string", "The primary pod."),
+        crd.Column(
+            "Status", '.status.conditions[?(@.type=="Ready")].reason', "string", "Why (not) Ready."
+        ),
+        crd.Column("Revision", ".status.updateRevision", "string", "Update revision.", priority=1),
     ],
-    scale=crd.Scale(".spec.replicas", ".status.readyReplicas"),
+    scale=crd.Scale(".spec.replicas", ".status.replicas"),
 )
 
 EXAMPLE = {

@@ -1,21 +1,31 @@
-"""Redis hooks: auth, configuration, Services, StatefulSet, volume expansion, status."""
+"""Redis hooks: passwords, config, Services, StatefulSet, volume expansion, status."""
 
 from __future__ import annotations
 
+import base64
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import minop
 from minop import kinds
 from minop import workloads as wl
-from minop.apply import content_hash
-from minop_redis import auth, children, rollout
+from minop.apply import HASH_KEY, content_hash
+from minop.kube import ApiError, Obj
+from minop_redis import auth, children, status
+from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 
+UNKNOWN = "unknown"  # the user's Secret is not (yet) in the cache
 
-def _password_secret(body: Any) -> list[str]:
+
+def _password_secret(body: Mapping[str, Any]) -> list[str]:
     ref = (body.get("spec") or {}).get("passwordSecretRef") or {}
     return [ref["name"]] if ref.get("name") else []
+
+
+def default_image() -> str:
+    return os.environ.get("REDIS_IMAGE") or DEFAULT_IMAGE
 
 
 @minop.hookimpl
@@ -27,7 +37,7 @@ def minop_resources() -> list[minop.Resource]:
             children=(kinds.STATEFULSET, kinds.SERVICE, kinds.CONFIGMAP, kinds.SECRET, kinds.PDB),
             observes=(kinds.POD, kinds.PVC),
             related=(minop.Related(kinds.SECRET, _password_secret),),
-            images={"redis": os.environ.get("REDIS_IMAGE") or DEFAULT_IMAGE},
+            images={"redis": default_image()},
             examples=(EXAMPLE,),
             extra_rules=(
                 # growing storage.size expands the existing claims
@@ -42,91 +52,203 @@ def minop_resources() -> list[minop.Resource]:
     ]
 
 
-def _auth(ctx: minop.Context, sts: Any, template_hash: str | None) -> auth.Auth | None:
+# -- passwords --------------------------------------------------------------------------
+
+
+def _user_password(ctx: minop.Context, ref: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
+    """The password in the user's Secret, read from the API (the cache keeps no data)."""
+    name, key = ref["name"], ref.get("key", "password")
+    obj = ctx.api.get_or_none(kinds.SECRET, name, ctx.namespace)
+    if obj is None:
+        return None, f"Secret {name!r} (spec.passwordSecretRef.name) not found"
+    raw = (obj.get("data") or {}).get(key)
+    if not raw:
+        return None, f"Secret {name!r} has no non-empty key {key!r} (spec.passwordSecretRef.key)"
+    return base64.b64decode(raw), None
+
+
+def sync_auth(
+    ctx: minop.Context, inst: Instance, sts: Obj | None, pods: list[Obj]
+) -> tuple[str | None, int, str | None]:
+    """Keep <name>-auth in step with the user's Secret and the rollout.
+
+    Returns the digest for the pod template (None: nothing to configure pods
+    with yet), how many previous passwords pods still accept, and a problem.
+    In the steady state nothing is read: the cached annotations suffice.
+    """
     ref = ctx.spec.get("passwordSecretRef")
-    if not ref:
-        ctx.delete(kinds.SECRET, f"{ctx.name}-auth")
-        return None
-    target = auth.wanted_password(ctx, ref)
-    state = auth.current(ctx, ctx.name)
-    rolled = template_hash is not None and rollout.everyone_updated(ctx, sts, template_hash)
-    new = auth.step(state, target, rolled)
-    if new != state:
-        phase = "both passwords accepted" if new.rotating else "password rotated"
-        ctx.event("Normal", "PasswordRotation", phase)
-    ctx.apply(children.auth_secret(ctx.name, new.masterauth, new.accept))
-    return new
+    source = auth.NO_PASSWORD
+    if ref:
+        source = ctx.related_hash(kinds.SECRET, ref["name"]) or UNKNOWN
+    cached = ctx.child(kinds.SECRET, inst.auth_secret)
+    known = auth.summary(cached, cached.get(HASH_KEY) if cached else None)
+    # Nothing to decide when the user's Secret is unchanged, unless a rotation may
+    # move on (every pod runs its revision).
+    if (
+        known is not None
+        and known.source == source != UNKNOWN
+        and not (known.previous and status.everyone_on(sts, pods, AUTH_HASH, known.digest))
+    ):
+        return known.digest, known.previous, None
+    state = auth.parse(ctx.api.get_or_none(kinds.SECRET, inst.auth_secret, ctx.namespace))
+    password, problem = _user_password(ctx, ref) if ref else (None, None)
+    if problem is not None:
+        if state is None:
+            return None, 0, problem
+        password, source = state.password, state.source  # keep serving as configured
+    rolled = state is not None and status.everyone_on(sts, pods, AUTH_HASH, state.digest())
+    new = auth.step(state, password, source, rolled)
+    ctx.apply(auth.secret(inst.auth_secret, new))
+    _announce(ctx, state, new)
+    return new.digest(), len(new.previous), problem
 
 
-def _claim_size(ctx: minop.Context, sts: Any) -> str:
-    """The template's size never changes (immutable); growth goes to the PVCs."""
-    want = str((ctx.spec.get("storage") or {}).get("size", "1Gi"))
-    if sts is None:
-        return want
-    template = sts["spec"]["volumeClaimTemplates"][0]["spec"]
-    have = str(template["resources"]["requests"]["storage"])
-    for pvc in ctx.children(kinds.PVC):
-        current = str(pvc["spec"]["resources"]["requests"]["storage"])
-        if wl.quantity(want) > wl.quantity(current):
-            _expand(ctx, pvc, want)
-    return have
-
-
-def _expand(ctx: minop.Context, pvc: Any, size: str) -> None:
-    sc_name = pvc["spec"].get("storageClassName")
-    sc = ctx.api.get_or_none(kinds.STORAGECLASS, sc_name) if sc_name else None
-    if not sc or not sc.get("allowVolumeExpansion"):
-        raise minop.PermanentError(
-            f"spec.storage.size: StorageClass {sc_name!r} does not allow volume expansion"
+def _announce(ctx: minop.Context, old: auth.State | None, new: auth.State) -> None:
+    """Events and logs about a rotation; never a password."""
+    if old is None:
+        return
+    if new.password != old.password and new.previous:
+        msg = (
+            f"pods accept the new password and {len(new.previous)} previous one(s) until "
+            "every pod runs the new revision"
         )
-    name = pvc["metadata"]["name"]
-    ctx.api.patch(
-        kinds.PVC, name, {"spec": {"resources": {"requests": {"storage": size}}}}, ctx.namespace
-    )
-    ctx.event("Normal", "VolumeExpansion", f"{name}: requested {size}")
+        ctx.event("Normal", "PasswordRotationStarted", msg)
+        ctx.logger.info("password rotation started: %s", msg)
+    elif new.password != old.password:
+        ctx.event("Normal", "PasswordChanged", "pods roll to the new password setting")
+    elif old.previous and not new.previous:
+        msg = "every pod accepts the new password: dropping the previous one (one more roll)"
+        ctx.event("Normal", "PasswordRotationFinishing", msg)
+        ctx.logger.info("password rotation: %s", msg)
+
+
+# -- volumes ----------------------------------------------------------------------------
+
+
+def claim_template(inst: Instance, sts: Obj | None) -> tuple[str, str | None]:
+    """Size and class of the claim template: the spec's at creation, then the live
+    StatefulSet's (volumeClaimTemplates are immutable; growth goes to the PVCs)."""
+    storage = inst.spec.get("storage") or {}
+    if sts is None:
+        return str(storage.get("size", "1Gi")), storage.get("storageClassName")
+    claim = sts["spec"]["volumeClaimTemplates"][0]["spec"]
+    return str(claim["resources"]["requests"]["storage"]), claim.get("storageClassName")
+
+
+def _expandable(ctx: minop.Context, storage_class: str) -> bool:
+    """Whether the class allows volume expansion; True when it cannot be read (a
+    namespaced Role cannot grant StorageClasses): the API server then decides."""
+    if not storage_class:
+        return False
+    try:
+        obj = ctx.api.get_or_none(kinds.STORAGECLASS, storage_class)
+    except ApiError as e:
+        if e.status != 403:
+            raise
+        return True
+    return bool(obj and obj.get("allowVolumeExpansion"))
+
+
+def expand_claims(ctx: minop.Context, inst: Instance) -> list[str]:
+    """Grow every PVC below storage.size; returns problems (e.g. class cannot expand)."""
+    want = wl.canonical_quantity((inst.spec.get("storage") or {}).get("size", "1Gi"))
+    problems: list[str] = []
+    expandable: dict[str, bool] = {}
+    for pvc in ctx.children(kinds.PVC):
+        name = pvc["metadata"]["name"]
+        have = pvc["spec"]["resources"]["requests"]["storage"]
+        if not name.startswith(f"data-{inst.name}-") or wl.quantity(have) >= wl.quantity(want):
+            continue
+        if (pvc.get("status") or {}).get("phase") != "Bound":
+            continue  # only bound claims can grow; this one is retried when it binds
+        sc = pvc["spec"].get("storageClassName") or ""
+        if sc not in expandable:
+            expandable[sc] = _expandable(ctx, sc)
+        if not expandable[sc]:
+            problems.append(f"{name}: StorageClass {sc!r} does not allow volume expansion")
+            continue
+        try:
+            ctx.api.patch(
+                kinds.PVC,
+                name,
+                {"spec": {"resources": {"requests": {"storage": want}}}},
+                inst.namespace,
+            )
+        except ApiError as e:
+            if e.retryable:
+                raise
+            problems.append(f"{name}: expansion refused: {e.message}")
+            continue
+        ctx.event("Normal", "ExpandingVolume", f"{name}: {have} -> {want}")
+    return problems
+
+
+def spec_problems(spec: Mapping[str, Any]) -> list[str]:
+    """What the CRD cannot check cheaply (CEL over the resources map costs too much)."""
+    limit = ((spec.get("resources") or {}).get("limits") or {}).get("memory")
+    wanted = spec.get("maxMemory")
+    if wanted is None or limit is None or wl.quantity(wanted) <= wl.quantity(limit):
+        return []
+    return [
+        f"spec.maxMemory ({wanted}) exceeds spec.resources.limits.memory ({limit}): "
+        "Redis would be killed for lack of memory before it evicts anything"
+    ]
+
+
+# -- reconcile --------------------------------------------------------------------------
 
 
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
-    spec, name = ctx.spec, ctx.name
-    sts = ctx.child(kinds.STATEFULSET, name)
-    applied_hash = (
-        (sts or {})
-        .get("spec", {})
-        .get("template", {})
-        .get("metadata", {})
-        .get("annotations", {})
-        .get(children.CONFIG_HASH)
+    spec = ctx.spec
+    inst = Instance(
+        ctx.name,
+        ctx.namespace,
+        spec,
+        ctx.labels,
+        ctx.selector,
+        wl.operand_image(spec, "REDIS_IMAGE", DEFAULT_IMAGE),
     )
-    state = _auth(ctx, sts, applied_hash)
-    cm = ctx.apply(children.configmap(name, spec))
-    digest = content_hash(
-        {"config": cm.get("data"), "auth": [state.masterauth, state.accept] if state else None}
-    )
-    image = spec.get("image") or os.environ.get("REDIS_IMAGE") or DEFAULT_IMAGE
-    ctx.apply(children.headless_service(name, ctx.selector))
-    ctx.apply(children.client_service(name, ctx.selector))
+    sts = ctx.child(kinds.STATEFULSET, inst.name)
+    pods = ctx.children(kinds.POD)
+    config = children.configmap(inst)
+    ctx.apply(config)
+    ctx.apply(children.headless_service(inst))
+    ctx.apply(children.client_service(inst))
+    digest, previous, problem = sync_auth(ctx, inst, sts, pods)
+    out: dict[str, Any] = {"selector": wl.selector_string(inst.selector)}
+    if digest is None:  # no password to configure the pods with yet: wait for the Secret
+        assert problem is not None
+        ctx.condition("Ready", False, "PasswordSecretMissing", problem)
+        ctx.condition("Degraded", True, "PasswordSecretMissing", problem)
+        return out
+    size, storage_class = claim_template(inst, sts)
     sts = ctx.apply(
         children.statefulset(
-            name,
-            ctx.namespace,
-            spec,
-            image,
-            ctx.labels,
-            ctx.selector,
-            claim_size=_claim_size(ctx, sts),
-            config_hash=digest,
-            with_auth=state is not None,
+            inst,
+            config_hash=content_hash(config["data"]),
+            auth_hash=digest,
+            claim_size=size,
+            storage_class=storage_class,
         )
     )
-    wl.sync_pdb(ctx, int(spec.get("replicas", 1)))
-    if state is not None and state.rotating:
-        ctx.condition(
-            "Progressing",
-            True,
-            "PasswordRotation",
-            "every pod accepts both passwords; the old one goes once all run it",
-        )
-    return rollout.status(ctx, spec, sts, digest)
+    wl.sync_pdb(ctx, inst.replicas)
+    problems = ([problem] if problem else []) + spec_problems(spec) + expand_claims(ctx, inst)
+    r = status.rollout(inst.name, spec, sts, pods)
+    ctx.condition("Ready", r.ready, r.reason, r.message)
+    ctx.condition("Progressing", r.progressing, r.reason, r.message)
+    if problems:
+        ctx.condition("Degraded", True, "ConfigurationProblem", "; ".join(problems))
+    out.update(r.fields)
+    out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
+    return out
+
+
+def _rotation(inst: Instance, previous: int, r: status.Rollout) -> str:
+    msg = f"pods accept the new password and {previous} previous one(s)"
+    if r.outdated:
+        waiting = ", ".join(f"{inst.name}-{i}" for i in r.outdated)
+        return f"{msg}; the previous one is dropped once {waiting} run the new revision"
+    return f"{msg}; the previous one is dropped once every pod is ready on the new revision"
 
 
 @minop.hookimpl
@@ -134,6 +256,4 @@ def minop_create(ctx: minop.Context) -> dict[str, Any]:
     return reconcile(ctx)
 
 
-@minop.hookimpl
-def minop_update(ctx: minop.Context) -> dict[str, Any]:
-    return reconcile(ctx)
+minop_update = minop_create  # level-triggered: the same desired state for every cause

@@ -1,0 +1,136 @@
+"""Password state machine, the operator's Secret, and the hook's read discipline."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from minop_redis import auth, hooks
+from minop_redis.children import Instance
+from redis_fakes import FakeContext, pod, statefulset, user_secret
+
+A, B, C = b"alpha", b"bravo", b"charlie"
+
+
+def fixed() -> bytes:
+    return b"r" * 64
+
+
+def test_first_state_then_a_rotation_in_two_phases() -> None:
+    s0 = auth.step(None, A, "h1", rolled=False, generate=fixed)
+    assert s0 == auth.State(fixed(), A, (), "h1") and not s0.rotating
+    assert auth.step(s0, A, "h1", rolled=True) == s0  # nothing to do
+    s1 = auth.step(s0, B, "h2", rolled=False)
+    assert s1.password == B and s1.previous == (A,) and s1.rotating
+    assert s1.replication == s0.replication  # replication never changes
+    assert auth.step(s1, B, "h2", rolled=False) == s1  # partition held / OnDelete: wait
+    s2 = auth.step(s1, B, "h2", rolled=True)
+    assert s2.password == B and s2.previous == ()
+    assert len({s0.digest(), s1.digest(), s2.digest()}) == 3  # each phase is a new revision
+
+
+def test_changes_during_a_rotation_keep_every_password_a_pod_may_use() -> None:
+    s1 = auth.step(auth.step(None, A, "h1", False, fixed), B, "h2", rolled=False)
+    s2 = auth.step(s1, C, "h3", rolled=True)  # changed again before phase 2
+    assert s2.password == C and s2.previous == (A, B)
+    back = auth.step(s1, A, "h4", rolled=False)  # changed back to the old one
+    assert back.password == A and back.previous == (B,)
+
+
+def test_no_password_on_either_side_needs_no_window() -> None:
+    none = auth.step(None, None, auth.NO_PASSWORD, rolled=False, generate=fixed)
+    assert none.password is None
+    with_pw = auth.step(none, A, "h1", rolled=False)
+    assert with_pw.previous == ()  # old pods are nopass: they accept A already
+    assert auth.step(with_pw, None, auth.NO_PASSWORD, rolled=False).previous == ()
+
+
+def test_secret_round_trip_and_digest_reveals_nothing() -> None:
+    s = auth.State(fixed(), A, (B, C), "h")
+    obj = auth.secret("r-auth", s)
+    data = {k: base64.b64decode(v) for k, v in obj["data"].items()}
+    assert data == {"replication": fixed(), "password": A, "previous-0": B, "previous-1": C}
+    ann = obj["metadata"]["annotations"]
+    assert ann[auth.DIGEST] == s.digest() and ann[auth.PREVIOUS] == "2"
+    assert ann[auth.SOURCE] == "h"
+    assert auth.parse(obj) == s
+    assert all(pw.decode() not in s.digest() for pw in (A, B, C))
+    # the same passwords under another replication key give another digest
+    assert auth.State(b"x" * 64, A, (B, C)).digest() != s.digest()
+    assert auth.parse({"data": {}}) is None and auth.parse(None) is None
+
+
+def test_summary_trusts_the_cache_only_while_the_data_is_ours() -> None:
+    from minop.apply import HASH_KEY, hash_only
+
+    obj = auth.secret("r-auth", auth.State(fixed(), A, (B,), "h"))
+    cached = hash_only(obj)
+    assert auth.summary(cached, cached[HASH_KEY]) == auth.Summary(obj_digest(obj), "h", 1)
+    edited = hash_only({**obj, "data": {**obj["data"], "password": "eHh4"}})
+    assert auth.summary(edited, edited[HASH_KEY]) is None
+    assert auth.summary(None, None) is None
+
+
+def obj_digest(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"]["annotations"][auth.DIGEST])
+
+
+SPEC = {"replicas": 2, "passwordSecretRef": {"name": "pw"}}
+
+
+def inst() -> Instance:
+    return Instance("r", "ns", SPEC, {}, {}, "redis")
+
+
+def test_sync_auth_reads_secrets_only_when_something_may_change() -> None:
+    ctx = FakeContext(SPEC, {"pw": user_secret(A)})
+    digest, previous, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    assert problem is None and previous == 0 and ctx.api.reads == ["r-auth", "pw"]
+    assert auth.parse(ctx.objects["r-auth"]).password == A  # type: ignore[union-attr]
+
+    ctx.api.reads.clear()
+    pods = [pod(0, "rev-1"), pod(1, "rev-1")]
+    sts = statefulset(2, update="rev-1", current="rev-1", digest=digest or "")
+    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (digest, 0)  # type: ignore[arg-type]
+    assert ctx.api.reads == []  # steady state: the cached annotations suffice
+
+    ctx.objects["pw"] = user_secret(B)  # the user rotates
+    d1, previous, _ = hooks.sync_auth(ctx, inst(), sts, pods)  # type: ignore[arg-type]
+    assert d1 != digest and previous == 1
+    assert [e[1] for e in ctx.events] == ["PasswordRotationStarted"]
+    assert all(b"alpha" not in m.encode() for _, _, m in ctx.events)
+
+    ctx.api.reads.clear()  # pods still on the old revision: keep both, read nothing
+    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (d1, 1)  # type: ignore[arg-type]
+    assert ctx.api.reads == []
+
+    rolled = statefulset(2, update="rev-2", current="rev-2", digest=d1 or "")
+    pods = [pod(0, "rev-2"), pod(1, "rev-2")]
+    d2, previous, _ = hooks.sync_auth(ctx, inst(), rolled, pods)  # type: ignore[arg-type]
+    assert previous == 0 and d2 not in (digest, d1)
+    state = auth.parse(ctx.objects["r-auth"])
+    assert state is not None and state.password == B and state.previous == ()
+    assert ctx.events[-1][1] == "PasswordRotationFinishing"
+
+
+def test_sync_auth_without_the_users_secret_waits_instead_of_failing() -> None:
+    ctx = FakeContext(SPEC, {})
+    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    assert digest is None and problem is not None and "'pw'" in problem
+    assert ctx.applied == []
+    ctx.objects["pw"] = user_secret(A, key="other")
+    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    assert digest is None and problem is not None and "'password'" in problem
+
+
+def test_sync_auth_repairs_an_edited_secret_and_keeps_replication() -> None:
+    ctx = FakeContext(SPEC, {"pw": user_secret(A)})
+    hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    before = auth.parse(ctx.objects["r-auth"])
+    assert before is not None
+    ctx.objects["r-auth"]["data"]["password"] = base64.b64encode(b"tampered").decode()
+    ctx.applied.clear()
+    hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    after = auth.parse(ctx.objects["r-auth"])
+    assert after is not None and after.replication == before.replication
+    assert ctx.applied  # written back

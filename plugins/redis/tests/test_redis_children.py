@@ -1,0 +1,153 @@
+"""Builders of the Redis children and the CRD: pure functions, no cluster."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minop_redis import children
+from minop_redis.children import Instance
+from minop_redis.crd import DEFINITION, EXAMPLE
+
+from minop.crd import undocumented
+
+SEL = {"app.kubernetes.io/instance": "r", "app.kubernetes.io/managed-by": "minop"}
+LABELS = {**SEL, "app.kubernetes.io/part-of": "redis"}
+
+
+def inst(**spec: Any) -> Instance:
+    return Instance("r", "ns", spec, LABELS, SEL, "redis:7.2.5")
+
+
+def sts(size: str = "1Gi", storage_class: str | None = None, **spec: Any) -> dict[str, Any]:
+    return children.statefulset(
+        inst(**spec), config_hash="c", auth_hash="a", claim_size=size, storage_class=storage_class
+    )
+
+
+def test_statefulset_maps_the_spec() -> None:
+    s = sts(
+        replicas=3,
+        podManagementPolicy="Parallel",
+        updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"partition": 2}},
+        pvcRetention={"whenDeleted": "Delete"},
+        revisionHistoryLimit=4,
+    )["spec"]
+    assert s["replicas"] == 3 and s["serviceName"] == "r-headless"
+    assert s["podManagementPolicy"] == "Parallel" and s["revisionHistoryLimit"] == 4
+    assert s["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}
+    assert s["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Delete",
+        "whenScaled": "Retain",
+    }
+    assert s["selector"] == {"matchLabels": SEL}
+    template = s["template"]
+    assert template["metadata"]["labels"] == LABELS  # the pods are observed by these
+    assert template["metadata"]["annotations"] == {
+        children.CONFIG_HASH: "c",
+        children.AUTH_HASH: "a",
+    }
+
+
+def test_defaults_and_on_delete() -> None:
+    s = sts()["spec"]
+    assert s["replicas"] == 1 and s["podManagementPolicy"] == "OrderedReady"
+    assert s["updateStrategy"] == {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}
+    assert s["persistentVolumeClaimRetentionPolicy"] == {
+        "whenDeleted": "Retain",
+        "whenScaled": "Retain",
+    }
+    assert sts(updateStrategy={"type": "OnDelete"})["spec"]["updateStrategy"] == {
+        "type": "OnDelete"
+    }
+
+
+def test_claim_template_is_canonical_and_labelled() -> None:
+    claim = sts(size="1024Mi", storage_class="fast")["spec"]["volumeClaimTemplates"][0]
+    assert claim["metadata"] == {"name": "data", "labels": LABELS}  # PVCs get observed
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"  # as the API returns it
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert "storageClassName" not in sts()["spec"]["volumeClaimTemplates"][0]["spec"]
+
+
+def test_pod_security_is_restricted_and_numeric() -> None:
+    pod = sts()["spec"]["template"]["spec"]
+    sec = pod["securityContext"]
+    assert sec["runAsNonRoot"] and sec["runAsUser"] == 999 and sec["fsGroup"] == 999
+    assert sec["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False and pod["enableServiceLinks"] is False
+    for c in pod["initContainers"] + pod["containers"]:
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    run = next(v for v in pod["volumes"] if v["name"] == "run")
+    assert run["emptyDir"]["medium"] == "Memory"  # the generated config holds masterauth
+
+
+def test_containers_probes_and_mounts() -> None:
+    pod = sts(resources={"limits": {"cpu": "0.5", "memory": "1024Mi"}})["spec"]["template"]["spec"]
+    init, main = pod["initContainers"][0], pod["containers"][0]
+    assert init["command"] == ["sh", f"{children.CONFIG_DIR}/init.sh"]
+    assert main["command"] == ["redis-server", f"{children.RUN_DIR}/redis.conf"]
+    env = {e["name"]: e.get("value") for e in init["env"]}
+    assert env["REDIS_PRIMARY_HOST"] == "r-0.r-headless.ns.svc"  # stable DNS of pod 0
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert main[probe]["exec"]["command"] == children.PROBE
+    assert "redis-cli" in children.PROBE_SCRIPT and "ping" in children.PROBE_SCRIPT
+    assert main["resources"] == {"limits": {"cpu": "500m", "memory": "1Gi"}}  # canonical
+    assert init["resources"] == main["resources"]
+    mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
+    assert mounts == {"data": "/data", "run": "/run/redis", "auth": "/etc/redis-auth"}
+    secret = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
+    assert secret == {"secretName": "r-auth", "defaultMode": 0o440}
+
+
+def test_replicas_prefer_different_nodes_unless_the_user_says_otherwise() -> None:
+    pod = sts()["spec"]["template"]["spec"]
+    term = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    assert term["podAffinityTerm"]["labelSelector"] == {"matchLabels": SEL}
+    mine = {"nodeAffinity": {"x": 1}}
+    pod = sts(affinity=mine, tolerations=[{"key": "k"}], priorityClassName="high")["spec"]
+    assert pod["template"]["spec"]["affinity"] == mine
+    assert pod["template"]["spec"]["tolerations"] == [{"key": "k"}]
+    assert pod["template"]["spec"]["priorityClassName"] == "high"
+
+
+def test_services_point_at_every_pod_and_at_the_primary() -> None:
+    headless = children.headless_service(inst())
+    assert headless["metadata"]["name"] == "r-headless"
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == SEL
+    assert headless["spec"]["publishNotReadyAddresses"] is True
+    client = children.client_service(inst())
+    assert client["spec"]["selector"] == {**SEL, "statefulset.kubernetes.io/pod-name": "r-0"}
+
+
+def test_redis_conf_follows_persistence_and_memory() -> None:
+    conf = children.redis_conf(
+        inst(persistence={"appendOnly": False}, maxMemory="256Mi", maxMemoryPolicy="allkeys-lru")
+    )
+    assert "appendonly no" in conf and f"maxmemory {256 << 20}" in conf
+    assert "maxmemory-policy allkeys-lru" in conf
+    conf = children.redis_conf(inst())
+    assert "appendonly yes" in conf and 'appenddirname "appendonlydir"' in conf
+    assert "maxmemory " not in conf and "maxmemory-policy noeviction" in conf
+    data = children.configmap(inst())["data"]
+    assert set(data) == {"redis.conf", "init.sh"}
+
+
+def test_crd_is_documented_and_has_scale_and_short_name() -> None:
+    version = DEFINITION["spec"]["versions"][0]
+    schema = version["schema"]["openAPIV3Schema"]
+    assert undocumented(schema) == []
+    assert DEFINITION["spec"]["names"]["shortNames"] == ["rds"]
+    assert DEFINITION["spec"]["names"]["plural"] == "redises"
+    assert version["subresources"]["scale"] == {
+        "specReplicasPath": ".spec.replicas",
+        "statusReplicasPath": ".status.replicas",
+        "labelSelectorPath": ".status.selector",
+    }
+    spec = schema["properties"]["spec"]
+    rules = " ".join(r["rule"] for r in spec["x-kubernetes-validations"])
+    assert "oldSelf.podManagementPolicy" in rules and "oldSelf.storage.storageClassName" in rules
+    assert "oldSelf.storage.size" in rules
+    assert EXAMPLE["spec"] == {"replicas": 3, "storage": {"size": "1Gi"}}

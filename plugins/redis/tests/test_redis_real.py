@@ -1,0 +1,331 @@
+"""The generated init script, redis.conf and probes on Debian's redis-server.
+
+What runs is what the StatefulSet runs: the init container's command (init.sh from
+the ConfigMap), then the redis container's command, and the probes' exec command,
+as the pod's numeric user (uid 999, gid = fsGroup 999) when the tests run as root.
+What a node would provide differs, and only through the environment variables the
+pod spec sets (the test fails if a name is not in the pod spec):
+
+* ``REDIS_BIND`` 127.0.0.1 instead of every interface; ``REDIS_PORT`` a free port
+  per "pod"; ``REDIS_PRIMARY_HOST``/``REDIS_PRIMARY_PORT`` 127.0.0.1 and pod 0's
+  port instead of ``<name>-0.<name>-headless.<ns>.svc:6379``;
+* ``REDIS_CONFIG_DIR``, ``REDIS_AUTH_DIR``, ``REDIS_RUN_DIR``, ``REDIS_DATA_DIR``:
+  temporary directories laid out like the ConfigMap, Secret (files 0440, group
+  999, as the kubelet writes them with fsGroup), emptyDir and PVC mounts; the
+  same prefixes are swapped in the two commands' file arguments.
+
+The rotation is done the operator's way: ``auth.step`` decides the Secret's
+content, pods restart in the order the StatefulSet controller would use, and the
+operator only moves on when every pod runs the current configuration.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from minop_redis import auth, children
+from minop_redis.children import Instance
+
+from minop import workloads as wl
+from minop.testing import free_port
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("redis-server") and shutil.which("redis-cli")),
+    reason="needs Debian's redis-server and redis-cli (make unit installs them)",
+)
+
+SELECTOR = {"app.kubernetes.io/instance": "r"}
+AS_ROOT = os.geteuid() == 0
+
+
+def wait(fn: Callable[[], Any], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not fn():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Cluster:
+    """The "mounts" all pods share (ConfigMap, Secret) and the pods themselves."""
+
+    def __init__(self, root: Path, spec: dict[str, Any]) -> None:
+        self.root, self.inst = root, Instance("r", "ns", spec, SELECTOR, SELECTOR, "redis")
+        sts = children.statefulset(
+            self.inst, config_hash="c", auth_hash="a", claim_size="1Gi", storage_class=None
+        )
+        self.pod_spec = sts["spec"]["template"]["spec"]
+        sec = self.pod_spec["securityContext"]
+        self.uid, self.gid = sec["runAsUser"], sec["fsGroup"]
+        self.config, self.auth = root / "config", root / "auth"
+        self.config.mkdir()
+        for key, value in children.configmap(self.inst)["data"].items():
+            (self.config / key).write_text(value)
+        self.pods: list[Pod] = []
+
+    def write_secret(self, state: auth.State) -> None:
+        """Replace the Secret volume's files, as the kubelet does when the Secret changes."""
+        shutil.rmtree(self.auth, ignore_errors=True)
+        self.auth.mkdir()
+        for key, value in auth.secret("r-auth", state)["data"].items():
+            f = self.auth / key
+            f.write_bytes(base64.b64decode(value))
+            f.chmod(0o440)
+            if AS_ROOT:
+                os.chown(f, 0, self.gid)
+
+    def as_pod_user(self, cmd: list[str], container: dict[str, Any] | None = None) -> list[str]:
+        """As the container's securityContext says (user, fsGroup, no privilege
+        escalation, no capabilities); as the current user when not root."""
+        if not AS_ROOT:
+            return cmd
+        return [*wl.run_as(self.pod_spec, container or self.pod_spec["containers"][0]), *cmd]
+
+    def start(self, *ordinals: int) -> None:
+        for i in ordinals:
+            if len(self.pods) <= i:
+                self.pods.append(Pod(self, i))
+            self.pods[i].start()
+
+    def restart(self, i: int) -> None:
+        self.pods[i].stop()
+        self.pods[i].start()
+
+    @property
+    def primary(self) -> Pod:
+        return self.pods[0]
+
+    def replicating(self, *passwords: bytes | None) -> bool:
+        """Every replica's link to the primary is up (asked with whichever of
+        ``passwords`` it accepts: during a rotation pods differ)."""
+        return all(
+            any(
+                "master_link_status:up" in p.cli("info", "replication", password=pw)
+                for pw in passwords
+            )
+            for p in self.pods[1:]
+        )
+
+    def stop(self) -> None:
+        for p in self.pods:
+            p.stop()
+
+
+class Pod:
+    def __init__(self, cluster: Cluster, ordinal: int) -> None:
+        self.c, self.ordinal, self.name = cluster, ordinal, f"r-{ordinal}"
+        self.port = free_port()
+        self.run, self.data = cluster.root / f"run-{ordinal}", cluster.root / f"data-{ordinal}"
+        for d in (self.run, self.data):
+            d.mkdir()
+            if AS_ROOT:
+                os.chown(d, cluster.uid, cluster.gid)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
+        """The container's environment with the node-specific values swapped."""
+        swap = {
+            "POD_NAME": self.name,
+            "REDIS_BIND": "127.0.0.1",
+            "REDIS_PORT": str(self.port),
+            "REDIS_PRIMARY_HOST": "127.0.0.1",
+            "REDIS_PRIMARY_PORT": str(self.c.primary.port if self.c.pods else self.port),
+            "REDIS_CONFIG_DIR": str(self.c.config),
+            "REDIS_AUTH_DIR": str(self.c.auth),
+            "REDIS_RUN_DIR": str(self.run),
+            "REDIS_DATA_DIR": str(self.data),
+        }
+        out = {"PATH": os.environ["PATH"]}
+        for var in pod_env:
+            assert var["name"] in swap, f"{var['name']} is new: decide what the test swaps"
+            out[var["name"]] = swap[var["name"]]
+        return out
+
+    def paths(self, cmd: list[str]) -> list[str]:
+        swap = {children.CONFIG_DIR: str(self.c.config), children.RUN_DIR: str(self.run)}
+        out = []
+        for arg in cmd:
+            for old, new in swap.items():
+                if arg.startswith(old + "/"):
+                    arg = new + arg[len(old) :]
+            out.append(arg)
+        return out
+
+    def start(self) -> None:
+        init = self.c.pod_spec["initContainers"][0]
+        main = self.c.pod_spec["containers"][0]
+        cmd = self.c.as_pod_user(self.paths(init["command"]), init)
+        subprocess.run(cmd, env=self.env(init["env"]), check=True, timeout=30)
+        with (self.c.root / f"{self.name}.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.c.as_pod_user(self.paths(main["command"]), main),
+                env=self.env(main["env"]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait(self.probe, f"{self.name} to pass its startup probe", 15)
+
+    def probe(self, kind: str = "readinessProbe") -> bool:
+        """The pod's exec probe, run as the pod's user with the container's environment."""
+        main = self.c.pod_spec["containers"][0]
+        cmd = self.c.as_pod_user(main[kind]["exec"]["command"], main)
+        r = subprocess.run(cmd, env=self.env(main["env"]), capture_output=True, timeout=10)
+        return r.returncode == 0
+
+    def cli(self, *args: str, password: bytes | None = None, user: str | None = None) -> str:
+        env = {"PATH": os.environ["PATH"]}
+        if password is not None:
+            env["REDISCLI_AUTH"] = password.decode()
+        who = ["--user", user] if user else []
+        r = subprocess.run(
+            ["redis-cli", "-h", "127.0.0.1", "-p", str(self.port), *who, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=10,
+        )
+        return (r.stdout + r.stderr).strip()
+
+    def stop(self) -> None:
+        """SIGTERM, as the kubelet sends: Redis flushes the AOF and exits. A replica
+        that is still writing its first AOF after a full sync ignores it ("Writing
+        initial AOF, can't exit"); the kubelet would SIGKILL after the grace period,
+        the test asks again instead."""
+        deadline = time.monotonic() + 30
+        while self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() > deadline:
+                    self.proc.kill()
+                    self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def make_cluster() -> Iterator[Callable[[dict[str, Any]], Cluster]]:
+    # not pytest's tmp_path: its parents are 0700, out of reach of the pod's user
+    top = Path(tempfile.mkdtemp(prefix="minop-redis-"))
+    top.chmod(0o755)
+    made: list[Cluster] = []
+
+    def make(spec: dict[str, Any]) -> Cluster:
+        root = top / f"c{len(made)}"
+        root.mkdir(mode=0o755)
+        made.append(Cluster(root, spec))
+        return made[-1]
+
+    yield make
+    for c in made:  # never leave a redis-server behind
+        c.stop()
+    if os.environ.get("MINOP_KEEP_REDIS_LOGS"):
+        print(f"redis logs kept in {top}")
+    else:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+FIRST = b'first "pass" word\\ with spaces'  # hashed in redis.conf: no quoting trouble
+SECOND = b"second-password"
+
+
+def test_primary_and_replicas_replicate_require_the_password_and_write_the_aof(make_cluster):
+    c = make_cluster({"replicas": 3, "passwordSecretRef": {"name": "pw"}})
+    state = auth.step(None, FIRST, "v1", rolled=False)
+    c.write_secret(state)
+    c.start(0, 1, 2)  # OrderedReady: each after the previous passed its probe
+    wait(lambda: c.replicating(FIRST), "both replicas linked to the primary")
+
+    assert "NOAUTH" in c.primary.cli("get", "k")  # the password is required
+    assert "WRONGPASS" in c.primary.cli("get", "k", password=b"guess")
+    assert c.primary.cli("set", "k", "v1", password=FIRST) == "OK"
+    for replica in c.pods[1:]:
+        wait(lambda r=replica: r.cli("get", "k", password=FIRST) == "v1", f"k on {replica.name}")
+        assert "READONLY" in replica.cli("set", "k", "x", password=FIRST)
+        assert "role:slave" in replica.cli("info", "replication", password=FIRST)
+    # the replication user may replicate and ping (the probes), nothing else
+    repl = state.replication
+    assert c.primary.cli("ping", user="replication", password=repl) == "PONG"
+    assert "NOPERM" in c.primary.cli("get", "k", user="replication", password=repl)
+    assert all(p.probe("livenessProbe") and p.probe("startupProbe") for p in c.pods)
+    # no password in clear in the generated config: only hashes (and masterauth)
+    for p in c.pods:
+        conf = (p.run / "redis.conf").read_bytes()
+        assert FIRST not in conf and b"masterauth " + repl in conf
+        assert (p.run / "redis.conf").stat().st_mode & 0o077 == 0
+    for p in c.pods:  # the append-only files of Redis 7
+        aof = p.data / "appendonlydir"
+        assert any(f.name.endswith(".manifest") for f in aof.iterdir()), p.name
+    c.pods[2].stop()
+    assert not c.pods[2].probe()  # a decisive probe: fails when Redis is down
+
+
+def test_password_rotation_the_operator_way_keeps_replication_and_clients(make_cluster):
+    c = make_cluster({"replicas": 3, "passwordSecretRef": {"name": "pw"}})
+    state = auth.step(None, FIRST, "v1", rolled=False)
+    c.write_secret(state)
+    c.start(0, 1, 2)
+    wait(lambda: c.replicating(FIRST), "replication")
+    assert c.primary.cli("set", "k", "before", password=FIRST) == "OK"
+
+    def restart(i: int, passwords_ok: list[bytes]) -> None:
+        c.restart(i)
+        wait(lambda: c.replicating(FIRST, SECOND), f"replication after restarting r-{i}")
+        for pw in passwords_ok:
+            assert c.pods[i].cli("ping", password=pw) == "PONG", c.pods[i].name
+        assert all(p.probe() for p in c.pods)
+
+    # The user changes the Secret: phase 1, every new pod accepts both passwords.
+    phase1 = auth.step(state, SECOND, "v2", rolled=False)
+    assert phase1.password == SECOND and phase1.previous == (FIRST,)
+    c.write_secret(phase1)
+    # RollingUpdate with partition 1: pods 2 then 1; pod 0 stays on the old config
+    for i in (2, 1):
+        restart(i, [FIRST, SECOND])
+    assert "WRONGPASS" in c.primary.cli("ping", password=SECOND)
+    assert c.primary.cli("ping", password=FIRST) == "PONG"  # clients keep working
+    # not every pod runs phase 1 (partition held): the operator keeps the old password
+    assert auth.step(phase1, SECOND, "v2", rolled=False) == phase1
+    # The partition goes to 0: pod 0 rolls; now every pod accepts both.
+    restart(0, [FIRST, SECOND])
+    phase2 = auth.step(phase1, SECOND, "v2", rolled=True)
+    assert phase2.previous == () and phase2.replication == state.replication
+    c.write_secret(phase2)
+    # Phase 2 in any order (OnDelete: whatever the user deletes first), primary first
+    # here: replication never used the client password, so it holds throughout.
+    for i in (0, 2, 1):
+        restart(i, [SECOND])
+        assert "WRONGPASS" in c.pods[i].cli("ping", password=FIRST)
+    assert c.primary.cli("get", "k", password=SECOND) == "before"  # data survived (AOF)
+    assert c.primary.cli("set", "k", "after", password=SECOND) == "OK"
+    for replica in c.pods[1:]:
+        wait(lambda r=replica: r.cli("get", "k", password=SECOND) == "after", "replicated")
+
+
+def test_no_password_persistence_off_and_maxmemory(make_cluster):
+    spec = {
+        "replicas": 2,
+        "persistence": {"appendOnly": False},
+        "maxMemory": "64Mi",
+        "maxMemoryPolicy": "allkeys-lru",
+    }
+    c = make_cluster(spec)
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0, 1)
+    wait(lambda: c.replicating(None), "replication without a client password")
+    assert c.primary.cli("set", "k", "v") == "OK"  # no password asked
+    wait(lambda: c.pods[1].cli("get", "k") == "v", "replicated")
+    assert c.primary.cli("config", "get", "maxmemory").split() == ["maxmemory", str(64 << 20)]
+    policy = c.primary.cli("config", "get", "maxmemory-policy").split()
+    assert policy == ["maxmemory-policy", "allkeys-lru"]
+    assert not (c.primary.data / "appendonlydir").exists()
+    # the replication user still guards replication
+    assert "WRONGPASS" in c.primary.cli("ping", user="replication", password=b"guess")
