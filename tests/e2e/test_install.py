@@ -108,7 +108,7 @@ def test_operator_runs_in_cluster_as_its_service_account(kubectl, kubeconfig, na
     target = "/var/run/secrets/kubernetes.io/serviceaccount"
     script = (
         f"mkdir -p {target} && mount --bind {sa_dir} {target} && "
-        f"exec {sys.executable} -m minop run -n {namespace} --plugin memcached "
+        f"exec {sys.executable} -m minop run -n {namespace} "
         "--health-addr 0 --metrics-addr 0 --log-format json"
     )
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
@@ -121,21 +121,44 @@ def test_operator_runs_in_cluster_as_its_service_account(kubectl, kubeconfig, na
         stderr=log.open("w"),
     )
     try:
-        mc = {
-            "apiVersion": "cache.minop.dev/v1alpha1",
-            "kind": "Memcached",
-            "metadata": {"name": "incluster"},
-            "spec": {"size": 1},
-        }
-        kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(mc))
+        # one object of every plugin's kind, created, reconciled and Ready
         kubectl(
-            "wait", "--for=condition=Ready", "memcached/incluster", "-n", namespace, "--timeout=60s"
+            "create", "secret", "generic", "pw", "-n", namespace, "--from-literal=password=s3cret"
         )
+        objects = [
+            ("cache.minop.dev/v1alpha1", "Memcached", {"size": 2}),
+            ("web.minop.dev/v1alpha1", "NginxServer", {"replicas": 2}),
+            (
+                "cache.minop.dev/v1alpha1",
+                "Redis",
+                {"replicas": 2, "passwordSecretRef": {"name": "pw"}},
+            ),
+        ]
+        for api_version, kind, spec in objects:
+            obj = {
+                "apiVersion": api_version,
+                "kind": kind,
+                "metadata": {"name": f"ic-{kind.lower()}"},
+                "spec": spec,
+            }
+            kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
+        for _, kind, _ in objects:
+            kubectl(
+                "wait",
+                "--for=condition=Ready",
+                f"{kind.lower()}/ic-{kind.lower()}",
+                "-n",
+                namespace,
+                "--timeout=90s",
+            )
         assert proc.poll() is None, log.read_text()
-        dep = json.loads(
-            kubectl("get", "deployment/incluster", "-n", namespace, "-o", "json").stdout
-        )
-        assert dep["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "minop"
+        for child in (
+            "deployment/ic-memcached",
+            "deployment/ic-nginxserver",
+            "statefulset/ic-redis",
+        ):
+            obj = json.loads(kubectl("get", child, "-n", namespace, "-o", "json").stdout)
+            assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "minop"
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)

@@ -22,6 +22,7 @@ SLOW = minop.Kind(GROUP, "v1", "Slow", "slows")
 RAISER = minop.Kind(GROUP, "v1", "Raiser", "raisers")
 TICKER = minop.Kind(GROUP, "v1", "Ticker", "tickers")
 SLEEPER = minop.Kind(GROUP, "v1", "Sleeper", "sleepers")
+RACER = minop.Kind(GROUP, "v1", "Racer", "racers")
 
 CALLS: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
 _lock = threading.Lock()
@@ -227,9 +228,31 @@ class Sleepers:
 
 
 SLEEPERS = Sleepers()
+
+
+class Racers:
+    """Loses an optimistic-concurrency race once (a 409 from the API server): the
+    core retries through the API regime without using up a try."""
+
+    def __init__(self) -> None:
+        self.raced: set[str] = set()
+
+    @minop.hookimpl
+    def minop_resources(self) -> list[minop.Resource]:
+        return [minop.Resource(kind=RACER, crd=definition(RACER), max_tries=1)]
+
+    @minop.hookimpl
+    def minop_create(self, ctx: minop.Context) -> None:
+        record(ctx, "create", ctx.name)
+        if ctx.name not in self.raced:
+            self.raced.add(ctx.name)
+            stale = {**ctx.body, "metadata": {**ctx.meta, "resourceVersion": "1"}}
+            ctx.api.replace(RACER, stale)  # 409 Conflict: someone changed it meanwhile
+
+
 WIDGETS = Widgets()
 
-ALL_KINDS = (WIDGET, FLAKY, BROKEN, SLOW, RAISER, TICKER, SLEEPER)
+ALL_KINDS = (WIDGET, FLAKY, BROKEN, SLOW, RAISER, TICKER, SLEEPER, RACER)
 
 
 class NoCrd:
