@@ -91,6 +91,39 @@ def restricted_container_security(read_only_root: bool = True) -> dict[str, Any]
     }
 
 
+def deployment(
+    name: str,
+    spec: Mapping[str, Any],
+    replicas: int,
+    selector: Mapping[str, str],
+    template_metadata: Mapping[str, Any],
+    uid: int,
+    container: dict[str, Any],
+    volumes: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """A Deployment of one restricted container, with the spec's scheduling and
+    ``resources`` (canonical quantities: converged objects cost no write)."""
+    if spec.get("resources"):
+        container = {**container, "resources": canonical_resources(spec["resources"])}
+    pod: dict[str, Any] = {
+        "securityContext": restricted_pod_security(uid),
+        "automountServiceAccountToken": False,
+        "containers": [container],
+    }
+    if volumes:
+        pod["volumes"] = volumes
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": dict(selector)},
+            "template": {"metadata": dict(template_metadata), "spec": {**pod, **scheduling(spec)}},
+        },
+    }
+
+
 def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dict[str, Any]:
     """A PodDisruptionBudget letting voluntary evictions take one pod at a time."""
     return {

@@ -43,27 +43,15 @@ def deployment(
         # memcached writes nothing to disk: the root filesystem stays read-only
         "securityContext": wl.restricted_container_security(),
     }
-    if spec.get("resources"):
-        # canonical quantities, as the API server stores them: no write on every reconcile
-        container["resources"] = wl.canonical_resources(spec["resources"])
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": int(spec.get("size", 1)),
-            "selector": {"matchLabels": dict(selector)},
-            "template": {
-                "metadata": wl.pod_metadata(spec, labels),
-                "spec": {
-                    "securityContext": wl.restricted_pod_security(UID),
-                    "automountServiceAccountToken": False,
-                    "containers": [container],
-                    **wl.scheduling(spec),
-                },
-            },
-        },
-    }
+    return wl.deployment(
+        name,
+        spec,
+        int(spec.get("size", 1)),
+        selector,
+        wl.pod_metadata(spec, labels),
+        UID,
+        container,
+    )
 
 
 def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:

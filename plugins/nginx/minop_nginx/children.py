@@ -99,29 +99,11 @@ def deployment(
         "volumeMounts": mounts,
         "securityContext": wl.restricted_container_security(),
     }
-    if spec.get("resources"):
-        # canonical quantities, as the API server stores them: no write on every reconcile
-        container["resources"] = wl.canonical_resources(spec["resources"])
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": int(spec.get("replicas", 1)),
-            "selector": {"matchLabels": dict(selector)},
-            "template": {
-                # the hash rolls the pods whenever any configuration input changes
-                "metadata": wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash}),
-                "spec": {
-                    "securityContext": wl.restricted_pod_security(UID),
-                    "automountServiceAccountToken": False,
-                    "containers": [container],
-                    "volumes": vols,
-                    **wl.scheduling(spec),
-                },
-            },
-        },
-    }
+    # the hash rolls the pods whenever any configuration input changes
+    meta = wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash})
+    return wl.deployment(
+        name, spec, int(spec.get("replicas", 1)), selector, meta, UID, container, vols
+    )
 
 
 def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
