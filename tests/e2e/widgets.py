@@ -162,7 +162,8 @@ class Raising:
 
     @minop.hookimpl
     def minop_resources(self) -> list[minop.Resource]:
-        return [minop.Resource(kind=self.kind, crd=definition(self.kind), max_tries=3)]
+        # enough tries to still be retrying (HookError, not RetriesExhausted) when checked
+        return [minop.Resource(kind=self.kind, crd=definition(self.kind), max_tries=10)]
 
     @minop.hookimpl
     def minop_create(self, ctx: minop.Context) -> None:
