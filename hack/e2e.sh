@@ -1,29 +1,81 @@
 #!/usr/bin/env bash
-# Runs the e2e suite against CLUSTER=local (started here and stopped afterwards,
-# unless one was already running), kind, or existing (your KUBECONFIG).
+# Runs the e2e suite (tests/e2e and plugins/*/tests/e2e) against a cluster:
+#   CLUSTER=local (default): the local control plane; started here and stopped at the end
+#     (also on failure) unless one was already running, which is reused and left running.
+#     Tests marked `realpods` are skipped (KWOK pods never run anything), loudly.
+#   CLUSTER=kind: a kind cluster from images built here (hack/kind/up.sh), with the
+#     operator and application images loaded; deleted at the end unless it was running.
+#   CLUSTER=existing: whatever KUBECONFIG points at.
+# Env: E2E_WORKERS (4), PYTEST_ARGS (extra pytest arguments; a later -m wins).
+# The exit status is pytest's.
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
+CLUSTER_DIR="$(realpath -m "$CLUSTER_DIR")" # a relative CLUSTER_DIR would break KUBECONFIG
 CLUSTER="${CLUSTER:-local}"
+PY="$REPO_DIR/.venv/bin/python"
+[ -x "$PY" ] || die "no $PY: run make venv"
 started=""
 case "$CLUSTER" in
   local)
-    export KUBECONFIG="$CLUSTER_DIR/kubeconfig"
-    if [ ! -f "$CLUSTER_DIR/pids/kube-apiserver" ] || ! kill -0 "$(cat "$CLUSTER_DIR/pids/kube-apiserver")" 2>/dev/null; then
-      "$HACK_DIR/local-cluster.sh" up >/dev/null
+    if "$HACK_DIR/local-cluster.sh" status -q; then
+      log "reusing the running local cluster (left running afterwards)"
+    else
       started=local
-    fi ;;
+    fi
+    export KUBECONFIG="$CLUSTER_DIR/kubeconfig" MINOP_CLUSTER_DIR="$CLUSTER_DIR"
+    export MINOP_AUDIT_LOG="$CLUSTER_DIR/logs/audit.log" ;;
   kind)
-    "$HACK_DIR/cluster.sh" up kind >/dev/null
+    # up.sh reuses a running cluster; then it is left running like a local one.
+    if "$HACK_DIR/kind/docker.sh" status | grep -q '^dockerd running' \
+        && [ -f "$CLUSTER_DIR/kind-kubeconfig" ]; then
+      "$HACK_DIR/kind/up.sh" >/dev/null
+      log "reusing the running kind cluster (left running afterwards)"
+    else
+      started=kind
+    fi
     export KUBECONFIG="$CLUSTER_DIR/kind-kubeconfig"
-    started=kind ;;
+    export MINOP_AUDIT_LOG="$CLUSTER_DIR/kind-audit/audit.log" ;;
   existing)
     [ -n "${KUBECONFIG:-}" ] || die "CLUSTER=existing needs KUBECONFIG" ;;
   *) die "unknown CLUSTER=$CLUSTER (local, kind, existing)" ;;
 esac
-[ -z "$started" ] || trap '"$HACK_DIR/cluster.sh" down "$started"' EXIT
+if [ -n "$started" ]; then
+  # Set before starting, so a start that fails half-way is cleaned up too.
+  trap '"$HACK_DIR/cluster.sh" down "$started" || true' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  "$HACK_DIR/cluster.sh" up "$started" >/dev/null
+fi
+
+dirs=("$REPO_DIR/tests/e2e")
+for d in "$REPO_DIR"/plugins/*/tests/e2e; do
+  [ ! -d "$d" ] || dirs+=("$d")
+done
+# -rs: every skipped test and its reason in the summary (e.g. "needs real pods").
+args=(-p xdist -p timeout -n "${E2E_WORKERS:-4}" --dist worksteal --timeout 600 -p no:cacheprovider -rs)
 
 # Our kubectl first on PATH, so tests use the version the cluster runs.
 export PATH="$KUBE_BIN:$PATH" MINOP_CLUSTER="$CLUSTER"
-# shellcheck disable=SC2086
-"$REPO_DIR/.venv/bin/python" -m pytest "$REPO_DIR/tests/e2e" -n "${E2E_WORKERS:-4}" \
-  --dist worksteal --timeout 600 -p no:cacheprovider ${PYTEST_ARGS:-}
+rc=0
+since="$(date -u '+%Y-%m-%d %H:%M:%S')"
+# shellcheck disable=SC2086 # PYTEST_ARGS is a list of words by design
+"$PY" -m pytest "${dirs[@]}" "${args[@]}" ${PYTEST_ARGS:-} || rc=$?
+if [ "$CLUSTER" = kind ]; then
+  # Every image a test runs must have been built here: any pull attempt is a failure.
+  # shellcheck source=kind/lib.sh
+  pulls="$(source "$HACK_DIR/kind/lib.sh" && for n in $(kind_cli get nodes --name "$KIND_CLUSTER_NAME"); do
+    docker exec "$n" journalctl -u containerd --since "$since" -o cat --no-pager; done \
+    | grep -o 'PullImage \\"[^\\]*' | sort | uniq -c || true)"
+  if [ -n "$pulls" ]; then
+    log "FAILED: containerd was asked to pull images (nothing can be pulled here):"
+    printf '%s\n' "$pulls" >&2
+    rc=1
+  else
+    log "no image pull was attempted on the kind nodes"
+  fi
+fi
+if [ "$CLUSTER" = local ]; then
+  log "SKIPPED: needs real pods — the realpods tests did not run on KWOK; run make e2e CLUSTER=kind"
+fi
+exit "$rc"

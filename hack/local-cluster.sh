@@ -1,36 +1,97 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1 without containers:
-# etcd → kube-apiserver → kube-controller-manager → kube-scheduler → KWOK (fake nodes).
-# Usage: hack/local-cluster.sh up|down|status
+#   etcd -> kube-apiserver -> kube-controller-manager -> kube-scheduler -> KWOK (fake nodes).
+# Usage: hack/local-cluster.sh up | down | status [-q]
+# Env:   MINOP_API_PORT (6443), MINOP_ETCD_PORT (2379), MINOP_ETCD_PEER_PORT (2380),
+#        MINOP_NODES (3), CLUSTER_DIR (<repo>/.cluster), MINOP_CACHE (~/.cache/minop).
+# State in $CLUSTER_DIR: pki/ (kept across runs), etcd/ (wiped by down), pids/, logs/ (kept),
+# kubeconfig (admin). Only `up` prints to stdout: the `export KUBECONFIG=...` line.
+# shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
+CLUSTER_DIR="$(realpath -m "$CLUSTER_DIR")" # a relative CLUSTER_DIR would break KUBECONFIG
 API_PORT="${MINOP_API_PORT:-6443}"
 ETCD_PORT="${MINOP_ETCD_PORT:-2379}"
+ETCD_PEER_PORT="${MINOP_ETCD_PEER_PORT:-$((ETCD_PORT + 1))}"
 NODES="${MINOP_NODES:-3}"
+SERVICE_CIDR=10.0.0.0/24
+POD_CIDR=10.1.0.0/16 # KWOK's default (10.0.0.1/24) would overlap the service range
 PKI="$CLUSTER_DIR/pki"
 PIDS="$CLUSTER_DIR/pids"
 LOGS="$CLUSTER_DIR/logs"
 KUBECONFIG_OUT="$CLUSTER_DIR/kubeconfig"
 KUBECTL="$KUBE_BIN/kubectl"
+# Start order; `down` stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
-alive() { [ -f "$PIDS/$1" ] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }
+k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_OUT" --request-timeout=10s "$@"; }
 
-start() {  # start <name> <cmd...>: background it, record its PID, log to logs/<name>.log
-  local name="$1"; shift
-  "$@" >>"$LOGS/$name.log" 2>&1 &
-  echo $! >"$PIDS/$name"
+# -- processes ---------------------------------------------------------------------
+# ours <pid> <name>: the PID runs the named binary. Guards against a recorded PID that was
+# reused by an unrelated process (after a reboot, say): we never signal anything else.
+ours() {
+  local argv0=""
+  IFS= read -r -d '' argv0 <"/proc/$1/cmdline" 2>/dev/null || true
+  [ "$(basename -- "${argv0:-/}")" = "$2" ]
 }
 
-wait_until() {  # wait_until <seconds> <what> <cmd...>
-  local deadline=$((SECONDS + $1)) what="$2"; shift 2
+pid_of() { [ -f "$PIDS/$1" ] && cat "$PIDS/$1"; }
+
+alive() {
+  local pid
+  pid="$(pid_of "$1")" || return 1
+  kill -0 "$pid" 2>/dev/null && ours "$pid" "$1"
+}
+
+start() { # start <name> <binary> <args...>: background it, record its PID, log to logs/<name>.log
+  local name="$1"; shift
+  printf '\n==== %s starting %s\n' "$(date -Is)" "$name" >>"$LOGS/$name.log"
+  # setsid: its own session, so a terminal hang-up or Ctrl-C in the caller's process group
+  # does not take the cluster down (setsid execs in place here, so $! is the binary's PID).
+  # fd 9 (the up/down lock) must not leak into the daemons.
+  setsid "$@" </dev/null >>"$LOGS/$name.log" 2>&1 9>&- &
+  local pid=$! i
+  echo "$pid" >"$PIDS/$name"
+  # Until setsid (and env) have exec'ed, the PID does not run <name> yet.
+  for i in $(seq 50); do alive "$name" && return 0; sleep 0.02; done
+  kill -0 "$pid" 2>/dev/null || die "$name exited at once (log: $LOGS/$name.log)"
+}
+
+stop() { # stop <name>: TERM the recorded PID, KILL it after 10 s; never by process name
+  local name="$1" pid
+  pid="$(pid_of "$name")" || return 0
+  if kill -0 "$pid" 2>/dev/null && ours "$pid" "$name"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 100); do alive "$name" || break; sleep 0.1; done
+    if alive "$name"; then
+      log "$name (pid $pid) ignored SIGTERM for 10s; killing it"
+      kill -KILL "$pid" 2>/dev/null || true
+      for i in $(seq 50); do alive "$name" || break; sleep 0.1; done
+    fi
+    wait "$pid" 2>/dev/null || true # reap it if it is our own child (a failed `up`)
+    stopped=$((stopped + 1))
+  fi
+  rm -f "$PIDS/$name"
+}
+
+# wait_until <seconds> <what> <component> <cmd...>: poll cmd; fail early if the component died.
+wait_until() {
+  local deadline=$((SECONDS + $1)) what="$2" comp="$3"; shift 3
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "timed out waiting for $what (logs: $LOGS)"
-    sleep 0.5
+    if ! alive "$comp"; then
+      tail -n 15 "$LOGS/$comp.log" >&2 || true
+      die "$comp exited while waiting for $what (log: $LOGS/$comp.log)"
+    fi
+    [ $SECONDS -lt "$deadline" ] || die "timed out after ${1}s waiting for $what (logs: $LOGS)"
+    sleep 0.2
   done
 }
 
-# -- certificates (openssl only, one CA) ------------------------------------------
-leaf() {  # leaf <file-stem> <subject> <extensions>
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# -- certificates: one CA, openssl only ---------------------------------------------
+leaf() { # leaf <stem> <subject> <x509v3 extensions>
   local stem="$PKI/$1"
   openssl req -new -nodes -newkey rsa:2048 -subj "$2" -keyout "$stem.key" -out "$stem.csr" 2>/dev/null
   printf '%s\n' "$3" >"$stem.ext"
@@ -40,26 +101,43 @@ leaf() {  # leaf <file-stem> <subject> <extensions>
 }
 
 certs() {
-  [ -f "$PKI/admin.crt" ] && return
-  mkdir -p "$PKI"
-  openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -subj "/CN=minop-local-ca" \
-    -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
-  local client="keyUsage=critical,digitalSignature,keyEncipherment
-extendedKeyUsage=clientAuth"
-  leaf apiserver "/CN=kube-apiserver" "keyUsage=critical,digitalSignature,keyEncipherment
+  local f fresh=1
+  for f in ca apiserver admin controller-manager scheduler; do
+    # Regenerate everything when a file is missing or expires within a day.
+    openssl x509 -checkend 86400 -noout -in "$PKI/$f.crt" >/dev/null 2>&1 || fresh=0
+  done
+  [ -f "$PKI/sa.key" ] && [ -f "$PKI/sa.pub" ] || fresh=0
+  [ "$fresh" = 0 ] || return 0
+  log "creating certificates in $PKI"
+  rm -rf "$PKI"
+  (
+    umask 077
+    mkdir -p "$PKI"
+    openssl req -x509 -new -nodes -newkey rsa:2048 -sha256 -days 3650 -subj "/CN=minop-local-ca" \
+      -keyout "$PKI/ca.key" -out "$PKI/ca.crt" 2>/dev/null
+    local usage="keyUsage=critical,digitalSignature,keyEncipherment"
+    # Go clients ignore the CN: every name/IP used to reach the apiserver must be a SAN.
+    leaf apiserver "/CN=kube-apiserver" "$usage
 extendedKeyUsage=serverAuth
 subjectAltName=DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:127.0.0.1,IP:10.0.0.1"
-  leaf admin "/O=system:masters/CN=minop-admin" "$client"
-  leaf controller-manager "/CN=system:kube-controller-manager" "$client"
-  leaf scheduler "/CN=system:kube-scheduler" "$client"
-  # The apiserver authenticates to nothing here, but kubelet-client flags want a pair.
-  openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
-  openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+    leaf admin "/O=system:masters/CN=minop-admin" "$usage
+extendedKeyUsage=clientAuth"
+    leaf controller-manager "/CN=system:kube-controller-manager" "$usage
+extendedKeyUsage=clientAuth"
+    leaf scheduler "/CN=system:kube-scheduler" "$usage
+extendedKeyUsage=clientAuth"
+    # Service-account tokens: the apiserver signs with the private key and verifies with
+    # the public one; the controller-manager signs its controllers' tokens with the same key.
+    openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
+    openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
+  )
 }
 
-kubeconfig() {  # kubeconfig <identity> <out>
-  local out="$2" b64="base64 -w0"
-  cat >"$out" <<YAML
+kubeconfig() { # kubeconfig <identity> <out>: embedded certs, like `--embed-certs=true`
+  local b64="base64 -w0"
+  (
+    umask 077
+    cat >"$2" <<YAML
 apiVersion: v1
 kind: Config
 clusters:
@@ -77,48 +155,92 @@ contexts:
   context: {cluster: minop-local, user: $1}
 current-context: minop-local
 YAML
+  )
 }
 
-# -- up / down ------------------------------------------------------------------------
+api_ready() {
+  curl -fsS --max-time 5 --cacert "$PKI/ca.crt" --cert "$PKI/admin.crt" --key "$PKI/admin.key" \
+    "https://127.0.0.1:$API_PORT/readyz"
+}
+
+nodes_untainted() { # Ready alone is not enough: the node-lifecycle controller must lift not-ready
+  local names=() i
+  for i in $(seq 0 $((NODES - 1))); do names+=("kwok-node-$i"); done
+  [ -z "$(k get node "${names[@]}" -o jsonpath='{.items[*].spec.taints}')" ]
+}
+
+# -- up / down / status -----------------------------------------------------------------
 up() {
-  if alive kube-apiserver; then
-    log "local cluster already running"
-    echo "export KUBECONFIG=$KUBECONFIG_OUT"
-    return
+  if all_alive; then
+    if api_ready >/dev/null 2>&1; then
+      log "local cluster already running (PIDs in $PIDS)"
+      echo "export KUBECONFIG=$KUBECONFIG_OUT"
+      return 0
+    fi
+    log "the recorded processes run but the API does not answer; restarting them"
   fi
-  "$HACK_DIR/build-bins.sh" k8s etcd kwok
-  command -v openssl >/dev/null || die "openssl is required (apt-get install openssl)"
-  down quiet
-  mkdir -p "$PIDS" "$LOGS" "$CLUSTER_DIR/etcd"
+  stopped=0
+  for name in "${COMPONENTS[@]}"; do
+    if alive "$name"; then log "stopping the rest of a partly running cluster"; down; break; fi
+  done
+
+  local b
+  for b in "$KUBE_BIN/kube-apiserver" "$KUBE_BIN/kube-controller-manager" "$KUBE_BIN/kube-scheduler" \
+    "$KUBECTL" "$ETCD_BIN/etcd" "$KWOK_BIN/kwok"; do
+    [ -x "$b" ] || { "$HACK_DIR/build-bins.sh" k8s etcd kwok; break; }
+  done
+  for b in openssl curl setsid base64; do
+    command -v "$b" >/dev/null || die "$b is required (Debian: apt-get install openssl curl util-linux coreutils)"
+  done
+  local port
+  for port in "$API_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT"; do
+    ! port_busy "$port" || die "127.0.0.1:$port is in use (another cluster?); set MINOP_API_PORT / MINOP_ETCD_PORT / MINOP_ETCD_PEER_PORT"
+  done
+
+  local t0=$SECONDS
+  # A failed start leaves nothing running: stop whatever this call started.
+  trap 'log "start failed; stopping what was started (logs kept in $LOGS)"; down >/dev/null 2>&1' EXIT
+  mkdir -p "$PIDS" "$LOGS" "$CLUSTER_DIR/kwok" "$CLUSTER_DIR/flexvolume"
+  rm -rf "$CLUSTER_DIR/etcd"
+  mkdir -m 700 "$CLUSTER_DIR/etcd"
+  # A fresh audit log per cluster (the previous one is kept), so readers never wade
+  # through earlier runs. The apiserver rotates it itself at --audit-log-maxsize.
+  [ ! -f "$LOGS/audit.log" ] || mv -f "$LOGS/audit.log" "$LOGS/audit.previous.log"
+  rm -f "$LOGS"/audit-*.log
   certs
   kubeconfig admin "$KUBECONFIG_OUT"
   kubeconfig controller-manager "$CLUSTER_DIR/controller-manager.kubeconfig"
   kubeconfig scheduler "$CLUSTER_DIR/scheduler.kubeconfig"
-  local t0=$SECONDS
 
+  # --unsafe-no-fsync: throwaway data, and fsync dominates etcd latency on slow disks.
   start etcd "$ETCD_BIN/etcd" --name=minop --data-dir="$CLUSTER_DIR/etcd" \
     --listen-client-urls="http://127.0.0.1:$ETCD_PORT" --advertise-client-urls="http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls="http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-advertise-peer-urls="http://127.0.0.1:$((ETCD_PORT + 1))" \
-    --initial-cluster="minop=http://127.0.0.1:$((ETCD_PORT + 1))" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="minop=http://127.0.0.1:$ETCD_PEER_PORT" \
     --unsafe-no-fsync=true --log-level=warn
-  wait_until 30 etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+  wait_until 30 "etcd health" etcd curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 
-  # NodeRestriction on top of the defaults (which include PodSecurity, ServiceAccount,
-  # DefaultStorageClass); --advertise-address is needed on hosts without a default route.
+  # --enable-admission-plugins adds NodeRestriction to the defaults (which include PodSecurity,
+  # ServiceAccount, DefaultStorageClass). --advertise-address: hosts without a default route
+  # cannot pick one. --endpoint-reconciler-type=none: the `kubernetes` Service's Endpoints may
+  # not hold a loopback IP, so the default reconciler would fail a write every 10 s.
   start kube-apiserver "$KUBE_BIN/kube-apiserver" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --secure-port="$API_PORT" \
-    --advertise-address=127.0.0.1 --tls-cert-file="$PKI/apiserver.crt" \
-    --tls-private-key-file="$PKI/apiserver.key" --client-ca-file="$PKI/ca.crt" \
+    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" \
     --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$PKI/sa.pub" \
     --service-account-signing-key-file="$PKI/sa.key" --service-account-lookup=true \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --service-cluster-ip-range=10.0.0.0/24 --allow-privileged=true \
+    --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
     --audit-policy-file="$HACK_DIR/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
-    --audit-log-format=json --audit-log-maxsize=200 --audit-log-maxbackup=1 \
-    --audit-log-mode=blocking --cert-dir="$PKI/generated"
-  wait_until 90 kube-apiserver "$KUBECTL" --kubeconfig "$KUBECONFIG_OUT" get --raw /readyz
+    --audit-log-format=json --audit-log-mode=blocking \
+    --audit-log-maxsize=100 --audit-log-maxbackup=2 --audit-log-maxage=7
+  wait_until 90 "kube-apiserver /readyz" kube-apiserver api_ready
 
+  # '*' = every on-by-default controller: namespace (default ServiceAccounts), node-lifecycle
+  # (lifts the not-ready taint), statefulset, PV binder with the host-path provisioner, ...
   start kube-controller-manager "$KUBE_BIN/kube-controller-manager" \
     --kubeconfig="$CLUSTER_DIR/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/controller-manager.kubeconfig" \
@@ -126,55 +248,88 @@ up() {
     --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false --use-service-account-credentials \
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
-    --service-cluster-ip-range=10.0.0.0/24 --controllers='*' --enable-hostpath-provisioner=true \
-    --pvclaimbinder-sync-period=5s
+    --service-cluster-ip-range="$SERVICE_CIDR" --controllers='*' \
+    --enable-hostpath-provisioner=true --pvclaimbinder-sync-period=5s \
+    --flex-volume-plugin-dir="$CLUSTER_DIR/flexvolume"
   start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
     --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
-  # KWOK v0.7 falls back to built-in stages (node ready + heartbeat, pod ready, pod delete).
-  start kwok "$KWOK_BIN/kwok" --kubeconfig="$KUBECONFIG_OUT" --manage-all-nodes=false \
-    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake --cidr=10.1.0.0/16 \
-    --node-ip=127.0.0.1 --node-lease-duration-seconds=40 --server-address=127.0.0.1:0
+  # KWOK v0.7 without stage config uses its built-in stages: node-initialize + heartbeat,
+  # pod-ready, pod-complete, pod-delete. A non-zero lease duration makes it renew node
+  # Leases (and pick the 20 s status heartbeat); with 0 the nodes would go NotReady.
+  # KWOK_WORKDIR keeps it from reading a user's ~/.kwok/kwok.yaml.
+  start kwok env KWOK_WORKDIR="$CLUSTER_DIR/kwok" "$KWOK_BIN/kwok" \
+    --kubeconfig="$KUBECONFIG_OUT" --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --cidr="$POD_CIDR" --node-ip=127.0.0.1 --node-lease-duration-seconds=40 \
+    --server-address=127.0.0.1:0
 
-  local k=("$KUBECTL" --kubeconfig "$KUBECONFIG_OUT")
+  local i
   for i in $(seq 0 $((NODES - 1))); do
-    sed "s/NAME/kwok-node-$i/" "$HACK_DIR/kwok-node.yaml" | "${k[@]}" apply -f - >/dev/null
-  done
-  "${k[@]}" apply -f "$HACK_DIR/storageclass.yaml" >/dev/null
-  wait_until 60 "nodes Ready" "${k[@]}" wait --for=condition=Ready node --all --timeout=1s
-  wait_until 60 "the default ServiceAccount" "${k[@]}" get serviceaccount default -n default
-  log "local cluster up in $((SECONDS - t0))s ($NODES KWOK nodes); logs in $LOGS"
+    sed "s/NAME/kwok-node-$i/g" "$HACK_DIR/kwok-node.yaml"
+    echo "---"
+  done | k apply -f - -f "$HACK_DIR/storageclass.yaml" >/dev/null
+  wait_until 60 "nodes Ready" kwok k wait --for=condition=Ready node -l type=kwok --timeout=5s
+  wait_until 60 "the not-ready taint to be lifted" kube-controller-manager nodes_untainted
+  wait_until 60 "the default ServiceAccount" kube-controller-manager \
+    k get serviceaccount default -n default
+  all_alive || die "a component exited during start (logs: $LOGS)"
+  trap - EXIT
+  log "local cluster up in $((SECONDS - t0))s: API https://127.0.0.1:$API_PORT, $NODES KWOK nodes, logs in $LOGS"
   echo "export KUBECONFIG=$KUBECONFIG_OUT"
 }
 
-down() {
-  local quiet="${1:-}" stopped=0
-  # Reverse start order; only the PIDs we recorded, never by process name.
-  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
-    [ -f "$PIDS/$name" ] || continue
-    local pid; pid="$(cat "$PIDS/$name")"
-    if kill -0 "$pid" 2>/dev/null; then
-      kill "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" 2>/dev/null || true
-      stopped=$((stopped + 1))
-    fi
-    rm -f "$PIDS/$name"
-  done
-  rm -rf "$CLUSTER_DIR/etcd" /tmp/hostpath_pv
-  [ -n "$quiet" ] || log "local cluster stopped ($stopped processes); logs kept in $LOGS"
+remove_hostpath_dirs() {
+  # The host-path provisioner makes /tmp/hostpath_pv/<uuid> dirs; remove this cluster's
+  # (other clusters on this host share the parent dir, so not the whole tree).
+  local p
+  k get pv -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null |
+    while IFS= read -r p; do
+      case "$p" in /tmp/hostpath_pv/?*) rm -rf -- "$p" ;; esac
+    done || true
 }
 
-status() {
-  for name in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
-    if alive "$name"; then echo "$name running (pid $(cat "$PIDS/$name"))"; else echo "$name stopped"; fi
+down() {
+  stopped=0
+  if alive kube-apiserver; then remove_hostpath_dirs; fi
+  local i
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[i]}"; done
+  rm -rf "$CLUSTER_DIR/etcd"
+  if [ "$stopped" -gt 0 ]; then
+    log "local cluster stopped ($stopped processes); logs kept in $LOGS"
+  else
+    log "no local cluster was running (state: $CLUSTER_DIR)"
+  fi
+}
+
+all_alive() {
+  local name
+  for name in "${COMPONENTS[@]}"; do alive "$name" || return 1; done
+}
+
+status() { # exit 0 only when every component runs
+  local name rc=0
+  for name in "${COMPONENTS[@]}"; do
+    if alive "$name"; then
+      [ "${1:-}" = -q ] || echo "$name running (pid $(pid_of "$name"))"
+    else
+      [ "${1:-}" = -q ] || echo "$name stopped"
+      rc=1
+    fi
   done
+  return $rc
+}
+
+lock() { # one up/down at a time per cluster dir
+  mkdir -p "$CLUSTER_DIR"
+  exec 9>"$CLUSTER_DIR/.lock"
+  flock -w 300 9 || die "another hack/local-cluster.sh holds $CLUSTER_DIR/.lock"
 }
 
 case "${1:-}" in
-  up) up ;;
-  down) down ;;
-  status) status ;;
-  *) die "usage: $0 up|down|status" ;;
+  up) lock; up ;;
+  down) lock; down ;;
+  status) status "${2:-}" ;;
+  *) die "usage: $0 up|down|status [-q]" ;;
 esac

@@ -116,7 +116,8 @@ def _split_rules(rules: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], lis
 
 
 def deployment(image: str) -> dict[str, Any]:
-    """The operator's Deployment: leader election on, restricted, probed."""
+    """The operator's Deployment: leader election on, restricted, read-only but for /tmp,
+    probed."""
     probe = {"httpGet": {"path": "/healthz", "port": "health"}, "periodSeconds": 10}
     return {
         "replicas": 1,
@@ -168,8 +169,11 @@ def deployment(image: str) -> dict[str, Any]:
                             "capabilities": {"drop": ["ALL"]},
                             "readOnlyRootFilesystem": True,
                         },
+                        # plugins write temporary files (nginx -t checks a candidate config)
+                        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                     }
                 ],
+                "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
             },
         },
     }

@@ -14,6 +14,7 @@ LOGS="$CLUSTER_DIR/logs"
 
 KIND_CLUSTER_NAME="${KIND_CLUSTER_NAME:-minop}"
 KIND_KUBECONFIG="$CLUSTER_DIR/kind-kubeconfig"
+KIND_AUDIT_DIR="$CLUSTER_DIR/kind-audit"
 BASE_IMAGE="minop/debian:bookworm"
 NODE_IMAGE="minop/kind-node:$KUBE_VERSION"
 # Our own registry-free names for the add-on images (kubeadm's images keep the
@@ -38,4 +39,69 @@ timed() {
   "$@"
   mkdir -p "$LOGS"
   printf '%s %s %ss\n' "$(date +%FT%T)" "$name" "$((SECONDS - t0))" >>"$LOGS/kind-timings.log"
+}
+
+# inputs_hash <file|dir>... : a short hash of the named build inputs (contents
+# and paths), so an image rebuilds exactly when one of its inputs changes.
+inputs_hash() {
+  find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+}
+
+# stamp_hash <dir>...: like inputs_hash but from path, size and mtime only, for
+# directories of large built binaries (our builds replace them, never edit in
+# place); reading ~700 MB of binaries on every run cost ~15 s.
+stamp_hash() {
+  find "$@" -type f -printf '%p %s %T@\n' | sort | sha256sum | cut -c1-16
+}
+
+# derived_hash <file|dir>...: inputs_hash for images built FROM $BASE_IMAGE,
+# which must also rebuild when the base does.
+derived_hash() {
+  { inputs_hash "$@"; docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; } | sha256sum | cut -c1-16
+}
+
+# docker_build <image> <hash> <context dir>: the classic builder (local images
+# only, never a registry lookup), quiet unless it fails.
+docker_build() {
+  local image="$1" hash="$2" ctx="$3" out
+  if ! out="$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" \
+      --label "minop.inputs=$hash" -t "$image" "$ctx" 2>&1)"; then
+    printf '%s\n' "$out" | tail -40 >&2
+    die "docker build of $image failed"
+  fi
+}
+
+# ensure_image <image> <hash> <build-fn> [args...]: make sure <image> exists and
+# was built from inputs hashing to <hash> (label minop.inputs). Order: the image
+# in dockerd; else a `docker save` tarball in $KIND_CACHE/images (survives a
+# wiped /var/lib/docker, e.g. on CI where only ~/.cache is kept); else build it
+# with <build-fn> and save the tarball for next time.
+ensure_image() {
+  local image="$1" hash="$2"; shift 2
+  local tar="$KIND_CACHE/images/${image//[\/:]/_}-$hash.tar"
+  if [ "$(image_label "$image" minop.inputs)" = "$hash" ]; then
+    return
+  fi
+  if [ -f "$tar" ]; then
+    log "loading $image from $tar"
+    docker load -q -i "$tar" >/dev/null
+    [ "$(image_label "$image" minop.inputs)" = "$hash" ] && return
+    log "cached tarball did not hold $image@$hash; rebuilding"
+  fi
+  "$@"
+  [ "$(image_label "$image" minop.inputs)" = "$hash" ] || die "build of $image did not label it minop.inputs=$hash"
+  mkdir -p "$(dirname "$tar")"
+  rm -f "$KIND_CACHE/images/${image//[\/:]/_}-"*.tar
+  docker save -o "$tar.tmp" "$image" && mv "$tar.tmp" "$tar"
+}
+
+# The Debian mirror apt uses on this machine (deb822 .sources or one-line format),
+# so debootstrap and apt inside images reach the same, allowed, mirror.
+debian_mirror() {
+  local m
+  m="$( { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
+          sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\)[[:space:]]\+bookworm[[:space:]].*/\2/p' \
+            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
+        } | tr ' ' '\n' | grep -E '/debian/?$' | head -1 || true)"
+  echo "${m:-http://deb.debian.org/debian}"
 }

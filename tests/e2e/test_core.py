@@ -19,7 +19,6 @@ from widgets import CALLS
 from minop.testing import OperatorRunner, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-AUDIT = REPO / ".cluster" / "logs" / "audit.log"
 
 
 pytestmark = pytest.mark.usefixtures("test_crds")
@@ -283,17 +282,9 @@ def test_plugin_isolation(namespace, kubectl, isolation_entry_points, caplog):
         assert any(getattr(r, "k_plugin", None) == plugin for r in caplog.records), plugin
 
 
-def audit_writes(agent: str) -> list[dict]:
-    out = []
-    for line in AUDIT.read_text().splitlines():
-        e = json.loads(line)
-        if e.get("userAgent") == agent and e.get("stage") == "ResponseComplete":
-            out.append(e)
-    return out
-
-
-@pytest.mark.skipif(not AUDIT.exists(), reason="needs the local cluster's audit log")
-def test_restart_over_converged_objects_writes_only_the_missing_child(namespace, kubectl):
+def test_restart_over_converged_objects_writes_only_the_missing_child(
+    namespace, kubectl, audit_log
+):
     ns = namespace
     for i in range(3):
         create(kubectl, ns, widgets.WIDGET, f"w{i}", size=i)
@@ -308,10 +299,12 @@ def test_restart_over_converged_objects_writes_only_the_missing_child(namespace,
         )
         # settle: the recreated child's own watch event must not cause more writes
         time.sleep(3)
-    writes = [
-        (e["verb"], e["objectRef"]["resource"], e["objectRef"].get("name"))
-        for e in wait_for(lambda: audit_writes(second.agent), 10, "audit entries")
-    ]
+
+    def mine(e: dict) -> bool:
+        return e.get("userAgent") == second.agent and e.get("stage") == "ResponseComplete"
+
+    entries = wait_for(lambda: audit_log.entries(mine), 10, "audit entries")
+    writes = [(e["verb"], e["objectRef"]["resource"], e["objectRef"].get("name")) for e in entries]
     assert writes == [("patch", "configmaps", "w1-data")]
 
 

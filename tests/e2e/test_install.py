@@ -11,12 +11,22 @@ import sys
 import tempfile
 from pathlib import Path
 
+import incluster
 import pytest
 import yaml
 from conftest import REPO
 
 pytestmark = pytest.mark.usefixtures("plugin_crds")
 CSV = REPO / "bundle" / "manifests" / "minop.clusterserviceversion.yaml"
+
+
+def apply_config(kubectl) -> None:
+    """``kubectl apply -k config`` (CRDs, RBAC, the operator in minop-system), with the
+    operator watching only its own namespace so it leaves the other tests' objects alone
+    where pods really run (kind)."""
+    docs = [d for d in yaml.safe_load_all(kubectl("kustomize", str(REPO / "config")).stdout) if d]
+    body = "\n---\n".join(json.dumps(d) for d in incluster.scoped(docs, ["minop-system"]))
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=body)
 
 
 def test_alm_examples_pass_the_crds_validation(namespace, kubectl):
@@ -29,9 +39,8 @@ def test_alm_examples_pass_the_crds_validation(namespace, kubectl):
 
 
 def test_plain_manifests_apply_and_the_operator_becomes_available(kubectl):
-    # config/ targets minop-system; KWOK runs the pod (no image is pulled)
-    rendered = kubectl("kustomize", str(REPO / "config")).stdout
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    # config/ targets minop-system; on KWOK no image is needed, on kind it was built here
+    apply_config(kubectl)
     kubectl(
         "wait",
         "-n",
@@ -62,8 +71,7 @@ def _rules_of(kubectl, sa: str, ns: str) -> set[tuple[str, str, str]]:
 
 def test_service_account_has_only_the_derived_rbac(kubectl, namespace):
     """`kubectl auth can-i --list` shows the derived rules plus what everyone gets."""
-    rendered = kubectl("kustomize", str(REPO / "config")).stdout
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    apply_config(kubectl)
     sa = "system:serviceaccount:minop-system:minop"
     nobody = "system:serviceaccount:minop-system:nobody-at-all"
     mine = _rules_of(kubectl, sa, namespace)
@@ -93,8 +101,7 @@ def test_operator_runs_in_cluster_as_its_service_account(kubectl, kubeconfig, na
     """The in-cluster path: KUBERNETES_SERVICE_HOST/PORT and the token and ca.crt at the
     service-account path (bind-mounted in a private mount namespace), with only the
     generated RBAC; then a Memcached reconciles."""
-    rendered = kubectl("kustomize", str(REPO / "config")).stdout
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=rendered)
+    apply_config(kubectl)
     token = kubectl("create", "token", "minop", "-n", "minop-system", "--duration=1h").stdout
     cfg = yaml.safe_load(Path(kubeconfig).read_text())
     cluster = cfg["clusters"][0]["cluster"]

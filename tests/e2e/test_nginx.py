@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import minop_nginx.hooks as nginx
 import pytest
+from conftest import OTHER_IMAGE
 from test_memcached import (
     apply_cr,
     assert_owned,
@@ -102,13 +105,13 @@ def test_nginx_lifecycle(namespace, kubectl):
 
         # an image change rolls the pods onto a new ReplicaSet
         old = rs_names(kubectl, ns, "web")
-        patch_spec(kubectl, ns, "nginxserver/web", {"image": "nginxinc/nginx-unprivileged:1.28"})
+        patch_spec(kubectl, ns, "nginxserver/web", {"image": OTHER_IMAGE["nginx"]})
         wait_rolled(
             kubectl,
             ns,
             "web",
             old,
-            lambda p: p["spec"]["containers"][0]["image"] == "nginxinc/nginx-unprivileged:1.28",
+            lambda p: p["spec"]["containers"][0]["image"] == OTHER_IMAGE["nginx"],
         )
         wait_for(lambda: settled(kubectl, ns, "web", 1), 60, "settled after the image roll")
 
@@ -199,7 +202,19 @@ def test_nginx_reverting_a_refused_config_clears_degraded(namespace, kubectl):
         )
 
 
-def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kubectl):
+def self_signed(tmp_path: Path, cn: str) -> dict[str, str]:
+    """A throw-away key pair nginx accepts (real pods load it): tls.crt and tls.key."""
+    crt, key = tmp_path / f"{cn}.crt", tmp_path / f"{cn}.key"
+    args = ["-nodes", "-days", "1", "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(crt)]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", *args],
+        check=True,
+        capture_output=True,
+    )
+    return {"tls.crt": crt.read_text(), "tls.key": key.read_text()}
+
+
+def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kubectl, tmp_path):
     ns = namespace
     site = "server { listen 8080; location = /healthz { return 200; } }"
     kubectl("create", "configmap", "site", "-n", ns, f"--from-literal=site.conf={site}")
@@ -219,19 +234,19 @@ def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kube
         apply_ngx(kubectl, ns, "secure", tls={"secretName": "cert"}, port=8443)
         msg = wait_degraded(kubectl, ns, "secure")
         assert "spec.tls.secretName" in msg and "'cert' not found" in msg, msg
-        secret = {  # the operator never reads the data: any content will do
+        secret = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "kubernetes.io/tls",
             "metadata": {"name": "cert"},
-            "stringData": {"tls.crt": "cert-1", "tls.key": "key-1"},
+            "stringData": self_signed(tmp_path, "one"),
         }
         kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(secret))
         kubectl("wait", "--for=condition=Ready", "nginxserver/secure", "-n", ns, "--timeout=60s")
         probe = get(kubectl, ns, "deployment/secure")["spec"]["template"]["spec"]["containers"][0]
         assert probe["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
         tls_hash, old = template_hash(kubectl, ns, "secure"), rs_names(kubectl, ns, "secure")
-        rotated = {"stringData": {"tls.crt": "cert-2"}}
+        rotated = {"stringData": self_signed(tmp_path, "two")}
         kubectl("patch", "secret/cert", "-n", ns, "--type=merge", "-p", json.dumps(rotated))
         wait_rolled(
             kubectl, ns, "secure", old, lambda p: p["metadata"]["annotations"][HASH] != tls_hash

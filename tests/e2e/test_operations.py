@@ -16,14 +16,13 @@ from pathlib import Path
 import pytest
 import widgets
 import yaml
-from conftest import REPO, install_entry_points
+from conftest import AuditLog, install_entry_points
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import PausableProxy
 from test_core import calls, condition, create, get
 
 from minop.testing import OperatorRunner, free_port, wait_for
 
-AUDIT = REPO / ".cluster" / "logs" / "audit.log"
 pytestmark = pytest.mark.usefixtures("test_crds")
 LEASE, RENEW, RETRY = 15, 10, 2
 
@@ -122,11 +121,10 @@ def elect_args(ns: str) -> list[str]:
     ]
 
 
-def writes_by_pid(ns: str) -> list[tuple[str, int]]:
+def writes_by_pid(audit_log: AuditLog, ns: str) -> list[tuple[str, int]]:
     """(time, pid) of every write in ``ns`` by a minop process, Leases excluded."""
     out = []
-    for line in AUDIT.read_text().splitlines():
-        e = json.loads(line)
+    for e in audit_log.entries():
         ua = e.get("userAgent", "")
         ref = e.get("objectRef") or {}
         if (
@@ -140,7 +138,9 @@ def writes_by_pid(ns: str) -> list[tuple[str, int]]:
     return sorted(out)
 
 
-def test_leader_election_failover(namespace, kubectl, tmp_path, plugin_env, processes):
+def test_leader_election_failover(
+    namespace, kubectl, tmp_path, plugin_env, processes, maybe_audit_log
+):
     ns = namespace
     args = [*elect_args(ns), "--plugin", "ops-widgets"]
     a = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
@@ -170,8 +170,8 @@ def test_leader_election_failover(namespace, kubectl, tmp_path, plugin_env, proc
     wait_for(c.leading, RETRY + 5, "new leader after release")
     assert time.monotonic() - released <= RETRY + 1 + 1  # + the metrics poll
 
-    if AUDIT.exists():  # never two writers at once
-        pids = [pid for _, pid in writes_by_pid(ns)]
+    if maybe_audit_log is not None:  # never two writers at once
+        pids = [pid for _, pid in writes_by_pid(maybe_audit_log, ns)]
         runs = [p for i, p in enumerate(pids) if i == 0 or pids[i - 1] != p]
         assert len(runs) == len(set(runs)), f"interleaved writers: {runs}"
 
@@ -340,7 +340,7 @@ def test_remove_finalizers_frees_objects_when_the_operator_is_gone(namespace, ku
 
 
 def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
-    namespace, kubectl, kubeconfig, tmp_path, plugin_env, processes
+    namespace, kubectl, kubeconfig, tmp_path, plugin_env, processes, maybe_audit_log
 ):
     """The leader's renewals are blocked (its connection stalls) while a slow hook
     runs: it stops writing at its renew deadline and exits; the standby takes over
@@ -373,8 +373,8 @@ def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
     finally:
         proxy.resume()
         proxy.close()
-    if AUDIT.exists():
-        by_pid = writes_by_pid(ns)
+    if maybe_audit_log is not None:
+        by_pid = writes_by_pid(maybe_audit_log, ns)
         b_writes = [t for t, p in by_pid if p == b.agent_pid]
         a_writes = [t for t, p in by_pid if p == a.agent_pid]
         assert b_writes, "B reconciled"

@@ -17,6 +17,7 @@ from typing import Any
 
 import minop_redis.hooks as redis_hooks
 import pytest
+from conftest import metric
 
 from minop.testing import OperatorRunner, wait_for
 
@@ -220,6 +221,18 @@ def test_pending_pods_ordered_ready_versus_parallel(namespace, kubectl, policy, 
         assert condition(kubectl, ns, "r", "Progressing")["status"] == "True"
 
 
+def converged(kubectl: Callable[..., Any], ns: str, name: str, replicas: int) -> bool:
+    """The StatefulSet is done rolling out and the Redis status says so."""
+    sts = get(kubectl, ns, f"statefulset/{name}")
+    st, status = sts.get("status") or {}, get(kubectl, ns, f"redis/{name}").get("status") or {}
+    return (
+        st.get("observedGeneration") == sts["metadata"]["generation"]
+        and st.get("readyReplicas") == st.get("availableReplicas") == replicas
+        and st.get("currentRevision") == st.get("updateRevision")
+        and status.get("readyReplicas") == replicas
+    )
+
+
 def writes(op: OperatorRunner) -> dict[str, float]:
     """The operator's non-GET requests so far, from its metrics."""
     out = {}
@@ -243,9 +256,12 @@ def test_a_restart_over_a_converged_redis_writes_nothing(namespace, kubectl):
         "resources": {"requests": {"cpu": "0.1", "memory": "0.5Gi"}, "limits": {"memory": 2**30}},
         "maxMemory": "512Mi",
     }
-    with operator(ns):
+    with operator(ns) as first:
         assert apply_redis(kubectl, ns, "r", **spec).returncode == 0
         wait_ready(kubectl, ns, "r")
+        # converged: with real pods, readiness settles after Ready (e.g. the replica's sync)
+        wait_for(lambda: converged(kubectl, ns, "r", 2), 90, "every pod ready and recorded")
+        wait_for(lambda: metric(first, "workqueue_depth") == 0, 30, "queue drained")
     with operator(ns) as op:
         reconciled = 'controller_runtime_reconcile_total{controller="redis",result="success"}'
         wait_for(lambda: reconciled in op.metrics(), 30, "the startup resync's reconcile")

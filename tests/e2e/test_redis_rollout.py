@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from conftest import OTHER_IMAGE
 from test_redis import (
     REV,
     apply_redis,
@@ -59,7 +60,7 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
         uids = pod_uids(kubectl, ns)
         pods = pod_watch(watch, ns)
 
-        assert patch_redis(kubectl, ns, "r", {"image": "redis:7.2.6"}).returncode == 0
+        assert patch_redis(kubectl, ns, "r", {"image": OTHER_IMAGE["redis"]}).returncode == 0
 
         def updated():
             sts = get(kubectl, ns, "statefulset/r")["status"]
@@ -100,7 +101,7 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
         detail = kubectl(
             "rollout", "history", "statefulset/r", "-n", ns, f"--revision={max(numbers)}"
         ).stdout
-        assert "redis:7.2.6" in detail
+        assert OTHER_IMAGE["redis"] in detail
 
         # reverting the image goes back to the first revision (same ControllerRevision)
         assert patch_redis(kubectl, ns, "r", {"image": "redis:7.2.5"}).returncode == 0

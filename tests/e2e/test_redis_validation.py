@@ -51,10 +51,11 @@ def test_invalid_spec_is_rejected_naming_the_field(namespace, kubectl, spec, fie
     assert get(kubectl, namespace, "redis/bad", missing_ok=True) is None
 
 
-def test_immutable_fields_and_storage_growth(namespace, kubectl):
+def test_immutable_fields_and_storage_growth(namespace, kubectl, expandable_storage_class):
     ns = namespace
+    storage = {"size": "1Gi", "storageClassName": expandable_storage_class}
     with operator(ns):
-        r = apply_redis(kubectl, ns, "r", replicas=2, storage={"size": "1Gi"})
+        r = apply_redis(kubectl, ns, "r", replicas=2, storage=storage)
         assert r.returncode == 0, r.stderr
         wait_ready(kubectl, ns, "r")
         wait_for(lambda: pvcs(kubectl, ns) == ["data-r-0", "data-r-1"], 60, "PVCs Bound")
@@ -113,7 +114,9 @@ def test_max_memory_above_the_memory_limit_is_reported(namespace, kubectl):
         assert f"maxmemory {200 << 20}" in config
 
 
-def test_the_derived_least_privilege_rbac_is_enough(namespace, kubectl, kubeconfig, tmp_path):
+def test_the_derived_least_privilege_rbac_is_enough(
+    namespace, kubectl, kubeconfig, tmp_path, expandable_storage_class
+):
     """The operator as a ServiceAccount with only the Role `minop rbac` derives for
     this namespace: creating, growing storage (PVC patch; StorageClasses cannot be
     read through a namespaced Role) and rotating the password all work."""
@@ -143,7 +146,9 @@ def test_the_derived_least_privilege_rbac_is_enough(namespace, kubectl, kubeconf
     kubectl("create", "secret", "generic", "pw", "-n", ns, "--from-literal=password=one")
     with OperatorRunner({"redis": redis_hooks}, namespaces=[ns], kubeconfig=str(path)):
         ref = {"name": "pw"}
-        assert apply_redis(kubectl, ns, "r", replicas=2, passwordSecretRef=ref).returncode == 0
+        storage = {"size": "1Gi", "storageClassName": expandable_storage_class}
+        r = apply_redis(kubectl, ns, "r", replicas=2, passwordSecretRef=ref, storage=storage)
+        assert r.returncode == 0, r.stderr
         wait_ready(kubectl, ns, "r")
         wait_for(lambda: pvcs(kubectl, ns) == ["data-r-0", "data-r-1"], 60, "PVCs Bound")
         assert patch_redis(kubectl, ns, "r", {"storage": {"size": "2Gi"}}).returncode == 0

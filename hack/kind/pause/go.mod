@@ -1,0 +1,3 @@
+module minop.local/pause
+
+go 1.22

@@ -1,0 +1,210 @@
+"""What only pods that really run can prove (kind; skipped with "needs real pods" on KWOK):
+Redis replicates and persists, NGINX serves and picks up a new configuration, Memcached
+runs with the configured limits. The operator itself runs in-cluster from its image,
+installed from config/ (tests/e2e/incluster.py), one copy per test namespace.
+
+Clients are other pods in the namespace (the images hold redis-cli and bash), reaching
+the servers through their Services' DNS names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import incluster
+import pytest
+from conftest import wait_for
+
+pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds")]
+Kubectl = Callable[..., Any]
+CLIENT_IMAGE = "minop/redis:7"  # Debian with bash and redis-cli (hack/kind/app-images.sh)
+
+
+@pytest.fixture
+def operator(namespace: str, kubectl: Kubectl) -> Iterator[str]:
+    """The operator Deployment from config/, in and watching only the test namespace."""
+    suffix = f"-{namespace}"
+    try:
+        yield incluster.deploy(kubectl, namespace, [namespace], suffix)
+    finally:
+        incluster.remove(kubectl, suffix)
+
+
+@pytest.fixture
+def client(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
+    """``client(*cmd)``: runs a command in a client pod of the namespace; its stdout."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "client"},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000},
+            "terminationGracePeriodSeconds": 0,
+            "containers": [
+                {
+                    "name": "client",
+                    "image": CLIENT_IMAGE,
+                    "command": ["sleep", "infinity"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
+        },
+    }
+    kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
+    wait(kubectl, namespace, "pod/client", 120)
+    return lambda *cmd: run_in(kubectl, namespace, "client", *cmd)
+
+
+def wait(kubectl: Kubectl, ns: str, what: str, seconds: int, cond: str = "Ready") -> None:
+    kubectl(
+        "wait",
+        "-n",
+        ns,
+        f"--for=condition={cond}",
+        what,
+        f"--timeout={seconds}s",
+        timeout=seconds + 30,
+    )
+
+
+def run_in(kubectl: Kubectl, ns: str, pod: str, *cmd: str) -> str:
+    return kubectl("exec", "-n", ns, pod, "--", *cmd).stdout
+
+
+def apply(kubectl: Kubectl, ns: str, api_version: str, kind: str, name: str, **spec: Any) -> None:
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": name}, "spec": spec}
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(obj))
+
+
+def get(kubectl: Kubectl, ns: str, what: str) -> Any:
+    return json.loads(kubectl("get", what, "-n", ns, "-o", "json").stdout)
+
+
+def http_get(client: Callable[..., str], host: str, port: int, path: str) -> str:
+    """One HTTP/1.0 request through bash's /dev/tcp; the whole response."""
+    script = (
+        'exec 3<>"/dev/tcp/$0/$1"; printf "GET $2 HTTP/1.0\\r\\nHost: $0\\r\\n\\r\\n" >&3; '
+        "timeout 5 cat <&3"
+    )
+    return client("timeout", "10", "bash", "-c", script, host, str(port), path)
+
+
+def test_redis_replicates_requires_its_password_and_keeps_data_across_pod_loss(
+    namespace, kubectl, operator, client
+):
+    ns, pw = namespace, "s3cret-e2e"
+    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={pw}")
+    apply(
+        kubectl,
+        ns,
+        "cache.minop.dev/v1alpha1",
+        "Redis",
+        "r",
+        replicas=3,
+        passwordSecretRef={"name": "pw"},
+        storage={"size": "64Mi"},
+    )
+    wait(kubectl, ns, "redis/r", 300)
+
+    def cli(i: int, *args: str, auth: bool = True) -> str:
+        host = f"r-{i}.r-headless.{ns}.svc.cluster.local"
+        creds = ["-a", pw, "--no-auth-warning"] if auth else []
+        return client("redis-cli", "-h", host, *creds, *args).strip()
+
+    assert cli(0, "SET", "greeting", "hello") == "OK"
+    for i in (1, 2):
+        wait_for(lambda i=i: cli(i, "GET", "greeting") == "hello", 30, f"key on r-{i}")
+        assert "role:slave" in cli(i, "INFO", "replication")
+    # without the password nothing is served
+    assert "NOAUTH" in cli(0, "GET", "greeting", auth=False)
+    wrong = client("redis-cli", "-h", f"r-0.r-headless.{ns}.svc.cluster.local", "-a", "x", "PING")
+    assert "NOAUTH" in wrong and "PONG" not in wrong  # AUTH failed, so PING was refused
+
+    # pod 1 is deleted: it comes back with the same claim, and with the data
+    pvc_uid = get(kubectl, ns, "pvc/data-r-1")["metadata"]["uid"]
+    old_uid = get(kubectl, ns, "pod/r-1")["metadata"]["uid"]
+    kubectl("delete", "pod", "r-1", "-n", ns, "--wait=true")
+    wait_for(
+        lambda: get(kubectl, ns, "pod/r-1")["metadata"]["uid"] != old_uid,
+        60,
+        "r-1 recreated",
+    )
+    wait(kubectl, ns, "pod/r-1", 180)
+    assert get(kubectl, ns, "pvc/data-r-1")["metadata"]["uid"] == pvc_uid
+    vol = get(kubectl, ns, "pod/r-1")["spec"]["volumes"]
+    assert {"claimName": "data-r-1"} in [v.get("persistentVolumeClaim") for v in vol]
+    wait_for(lambda: cli(1, "GET", "greeting") == "hello", 60, "key on the new r-1")
+    # the append-only file is in the volume (persistence.appendOnly defaults to true)
+    listing = run_in(kubectl, ns, "r-0", "ls", "/data/appendonlydir")
+    assert any(f.endswith(".aof") for f in listing.split()), listing
+    assert cli(0, "CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
+
+
+def test_nginx_serves_its_health_path_and_rolls_to_a_new_config(
+    namespace, kubectl, operator, client
+):
+    ns = namespace
+    api = "web.minop.dev/v1alpha1"
+    apply(kubectl, ns, api, "NginxServer", "web", replicas=2, healthcheckPath="/healthz")
+    wait(kubectl, ns, "nginxserver/web", 180)
+    host = f"web.{ns}.svc.cluster.local"
+    assert http_get(client, host, 8080, "/healthz").startswith("HTTP/1.1 200")
+    before = set(get(kubectl, ns, "nginxserver/web")["status"]["podNames"])
+    assert len(before) == 2
+
+    config = (
+        "server {\n  listen 8080;\n"
+        "  location = /healthz { return 200 'ok\\n'; }\n"
+        "  location = /version { return 200 'v2\\n'; }\n}\n"
+    )
+    apply(kubectl, ns, api, "NginxServer", "web", replicas=2, config=config)
+
+    def rolled() -> bool:
+        status = get(kubectl, ns, "nginxserver/web").get("status") or {}
+        names = set(status.get("podNames") or [])
+        return len(names) == 2 and not names & before and status.get("availableReplicas") == 2
+
+    wait_for(rolled, 180, "both pods replaced")
+
+    # every pod serves the new config: several requests in a row through the Service, once
+    # kube-proxy dropped the old pods' addresses (until then a request may hang)
+    def serves_v2() -> bool:
+        for _ in range(6):
+            response = http_get(client, host, 8080, "/version")
+            assert response.startswith("HTTP/1.1 200"), response
+            assert response.rstrip().endswith("v2"), response
+        return True
+
+    wait_for(serves_v2, 60, "the new config served")
+
+
+def test_memcached_runs_with_the_configured_memory_and_connection_limits(
+    namespace, kubectl, operator
+):
+    ns = namespace
+    apply(
+        kubectl,
+        ns,
+        "cache.minop.dev/v1alpha1",
+        "Memcached",
+        "mc",
+        size=2,
+        memoryLimitMB=48,
+        maxConnections=321,
+        resources={"limits": {"memory": "128Mi"}},
+    )
+    wait(kubectl, ns, "memcached/mc", 180)
+    pods = get(kubectl, ns, "memcached/mc")["status"]["nodes"]
+    assert len(pods) == 2
+    # `stats` asked from the other pod, to each pod by its IP and through the Service
+    script = 'exec 3<>"/dev/tcp/$0/11211"; printf "stats\\r\\nquit\\r\\n" >&3; timeout 5 cat <&3'
+    targets = [get(kubectl, ns, f"pod/{p}")["status"]["podIP"] for p in pods]
+    for target in [*targets, f"mc.{ns}.svc.cluster.local"]:
+        stats = run_in(kubectl, ns, pods[1], "timeout", "10", "bash", "-c", script, target)
+        assert "STAT limit_maxbytes 50331648" in stats, stats  # 48 MiB
+        assert "STAT max_connections 321" in stats, stats
