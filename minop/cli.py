@@ -15,8 +15,9 @@ from types import FrameType
 import yaml
 
 from minop import __version__, bundle, log, rbac
+from minop.apierrors import ApiError
 from minop.bundle import BundleInfo
-from minop.kube import ApiError, Kube, user_agent
+from minop.kube import Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.operator import Operator, OperatorError
 from minop.plugin.manager import PluginManager

@@ -19,13 +19,14 @@ from typing import Any
 
 from minop import invoke as inv
 from minop import status as st
+from minop.apierrors import ApiError
 from minop.apply import content_hash
 from minop.conditions import DEGRADED, PROGRESSING, READY, Condition, find
 from minop.context import Context
 from minop.diff import diff
 from minop.events import NORMAL, WARNING
 from minop.keys import Key
-from minop.kube import ApiError, Obj
+from minop.kube import Obj
 from minop.log import fields
 from minop.plugin.manager import PluginManager
 from minop.queue import Backoff

@@ -14,9 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from minop import kinds
+from minop.apierrors import ApiError, Conflict
 from minop.apply import content_hash
 from minop.conditions import now
-from minop.kube import ApiError, Conflict, Kube
+from minop.kube import Kube
 
 log = logging.getLogger("minop.events")
 NORMAL, WARNING = "Normal", "Warning"

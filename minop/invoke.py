@@ -12,9 +12,9 @@ import threading
 import time
 from typing import Any, NamedTuple
 
+from minop.apierrors import ApiError, WritesFenced
 from minop.context import Context
 from minop.errors import PermanentError, TemporaryError
-from minop.kube import ApiError, WritesFenced
 from minop.metrics import Metrics
 from minop.plugin.manager import PluginManager
 

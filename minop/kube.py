@@ -17,10 +17,8 @@ import logging
 import os
 import random
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -28,11 +26,13 @@ from urllib.parse import urlparse
 import pykube
 import requests
 from pykube.http import KubernetesHTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
 
 from minop import kubeconfig
+from minop.apierrors import ApiError, Conflict, Gone, NotFound, StreamStalled, WritesFenced
 from minop.metrics import Metrics
+from minop.ratelimit import RateLimiter
 from minop.resource import Kind
+from minop.watchstream import WatchStream
 
 log = logging.getLogger("minop.kube")
 Obj = dict[str, Any]
@@ -45,104 +45,6 @@ PATCH_TYPES = {
 }
 # Methods whose retry after a 5xx or a dropped connection cannot apply twice.
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "PATCH"}
-
-
-class ApiError(Exception):
-    """The API server refused a request (or could not be reached: ``status == 0``)."""
-
-    def __init__(self, status: int, reason: str, message: str, body: Obj | None = None) -> None:
-        super().__init__(f"{status} {reason}: {message}" if status else message)
-        self.status, self.reason, self.message, self.body = status, reason, message, body or {}
-
-    @property
-    def retryable(self) -> bool:
-        """Worth retrying later: conflicts, throttling, server trouble, no connection."""
-        return self.status in (0, 409, 429) or self.status >= 500
-
-    @property
-    def causes(self) -> list[Obj]:
-        """Field-level validation causes (``field``, ``message``) of a 422."""
-        return list((self.body.get("details") or {}).get("causes") or [])
-
-
-class NotFound(ApiError):
-    pass
-
-
-class Conflict(ApiError):
-    pass
-
-
-class Gone(ApiError):
-    """410: the resourceVersion is too old (watch) or a continue token expired (list)."""
-
-
-class WritesFenced(Exception):
-    """A write was refused because this process may no longer be the leader."""
-
-
-class StreamStalled(Exception):
-    """A watch delivered nothing (not even a bookmark) within its read timeout."""
-
-
-class WatchStream:
-    """An open watch: iterate for decoded events; ``abort()`` ends it from any thread."""
-
-    def __init__(self, resp: requests.Response) -> None:
-        self._resp = resp
-        conn = getattr(resp.raw, "connection", None)
-        self._sock: socket.socket | None = getattr(conn, "sock", None)
-
-    def __iter__(self) -> Iterator[Obj]:
-        try:
-            for line in self._resp.iter_lines(chunk_size=None):
-                if line:
-                    yield json.loads(line)
-        except requests.ConnectionError as e:
-            # requests reports a read timeout mid-body as a ConnectionError
-            if e.args and isinstance(e.args[0], ReadTimeoutError):
-                raise StreamStalled(str(e)) from e
-            raise ApiError(0, "ConnectionError", f"watch stream: {e}") from e
-        except (requests.RequestException, OSError, AttributeError) as e:
-            raise ApiError(0, "ConnectionError", f"watch stream: {e}") from e
-
-    def abort(self) -> None:
-        """Unblock a reader in another thread. Closing the response would wait for
-        the lock that reader holds; shutting the socket down wakes it instead."""
-        if self._sock is not None:
-            with suppress(OSError):
-                self._sock.shutdown(socket.SHUT_RDWR)
-
-    def close(self) -> None:
-        self._resp.close()
-
-    def __enter__(self) -> WatchStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class RateLimiter:
-    """Token bucket: ``qps`` sustained, ``burst`` at once (controller-runtime: 20/30)."""
-
-    def __init__(self, qps: float, burst: int) -> None:
-        self.qps, self.burst = qps, burst
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
-        self._lock = threading.Lock()
-
-    def acquire(self) -> None:
-        if self.qps <= 0:
-            return
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.qps)
-            self._stamp = now
-            self._tokens -= 1
-            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
-        if wait:
-            time.sleep(wait)
 
 
 def user_agent(version: str) -> str:

@@ -19,7 +19,8 @@ import uuid
 from collections.abc import Callable
 
 from minop import kinds
-from minop.kube import ApiError, Kube, Obj
+from minop.apierrors import ApiError
+from minop.kube import Kube, Obj
 from minop.metrics import Metrics
 
 log = logging.getLogger("minop.leader")

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 
 from minop import __version__, kinds
+from minop.apierrors import ApiError
 from minop.apply import MANAGED_SELECTOR, hash_only
 from minop.cache import Cache
 from minop.dispatch import Binding, Dispatcher, Hold
 from minop.events import Recorder
 from minop.keys import Key
-from minop.kube import ApiError, Kube, Obj, user_agent
+from minop.kube import Kube, Obj, user_agent
 from minop.kubeconfig import SA_DIR
 from minop.leader import LeaderElector
 from minop.metrics import Metrics

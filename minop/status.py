@@ -11,8 +11,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from minop.apierrors import ApiError, Conflict
 from minop.conditions import Condition, merge
-from minop.kube import ApiError, Conflict, Kube, Obj
+from minop.kube import Kube, Obj
 from minop.resource import Kind, Resource
 
 FINALIZER = "minop.dev/finalizer"

@@ -18,9 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from minop.kube import ApiError, Gone, Kube, Obj, StreamStalled, WatchStream
+from minop.apierrors import ApiError, Gone, StreamStalled
+from minop.kube import Kube, Obj
 from minop.metrics import Metrics
 from minop.resource import Kind
+from minop.watchstream import WatchStream
 
 log = logging.getLogger("minop.watch")
 

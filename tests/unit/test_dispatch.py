@@ -7,11 +7,11 @@ import threading
 import pytest
 
 import minop
+from minop.apierrors import Conflict
 from minop.cache import Cache
 from minop.dispatch import Binding, Dispatcher
 from minop.events import Recorder
 from minop.keys import Key
-from minop.kube import Conflict
 from minop.metrics import Metrics
 from minop.plugin.manager import PluginManager
 from minop.queue import WorkQueue

@@ -6,8 +6,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from minop.apierrors import ApiError, NotFound, WritesFenced
 from minop.kinds import CONFIGMAP
-from minop.kube import ApiError, Kube, NotFound, WritesFenced
+from minop.kube import Kube
 
 
 class Script:

@@ -14,7 +14,7 @@ import pytest
 from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
-from minop import workloads as wl
+from minop import localpod
 from minop.testing import free_port
 
 pytestmark = [
@@ -51,7 +51,7 @@ def run_pod():
         container = pod["containers"][0]
         if os.geteuid() != 0:
             pytest.skip("switching to the pod's user needs root")
-        argv = [*wl.run_as(pod, container), *wl.container_argv(container)]
+        argv = [*localpod.run_as(pod, container), *localpod.container_argv(container)]
         proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,

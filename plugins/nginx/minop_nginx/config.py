@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from minop import workloads as wl
+from minop import localpod
 
 log = logging.getLogger("minop.plugin.nginx")
 
@@ -125,12 +125,12 @@ def _check(blob: str) -> None:
             _warn_once("openssl failed or is missing: TLS configurations are not")
             return
     with tempfile.TemporaryDirectory(prefix="minop-nginx-") as tmp:
-        paths = wl.stage_mounts(pod, container, Path(tmp), volumes)
-        conf_dir = Path(wl.relocate(CONF, paths)).parent
+        paths = localpod.stage_mounts(pod, container, Path(tmp), volumes)
+        conf_dir = Path(localpod.relocate(CONF, paths)).parent
         image_files(conf_dir)
-        argv = wl.container_argv(container, paths)
+        argv = localpod.container_argv(container, paths)
         as_pod = os.geteuid() == 0 and shutil.which("setpriv")
-        cmd = [*(wl.run_as(pod, container) if as_pod else []), binary, *argv[1:]]
+        cmd = [*(localpod.run_as(pod, container) if as_pod else []), binary, *argv[1:]]
         try:
             r = subprocess.run(
                 [*cmd, "-t", "-q", "-p", f"{tmp}/"],
@@ -143,7 +143,7 @@ def _check(blob: str) -> None:
             log.warning("nginx -t timed out; configuration not checked")
             return
         back = {v: k for k, v in paths.items()} | {str(conf_dir): str(Path(CONF).parent)}
-        message = wl.relocate(r.stderr.strip(), back)
+        message = localpod.relocate(r.stderr.strip(), back)
     if r.returncode == 0:
         return
     first = message.splitlines()[0] if message else f"nginx -t exited {r.returncode}"

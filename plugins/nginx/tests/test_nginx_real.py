@@ -5,7 +5,7 @@ container's command line exactly as the pod spec has it, as the pod's numeric
 user without capabilities, answering its readiness and liveness probes.
 
 Only mount paths move: every volumeMount's mountPath becomes <tmp>/<mountPath>
-(``workloads.stage_mounts``), in the files and in the command line alike; the
+(``localpod.stage_mounts``), in the files and in the command line alike; the
 ConfigMap holds the generated files, the TLS Secret a throwaway pair, the
 emptyDirs are empty directories owned by the pod's user. The files the image
 ships beside nginx.conf (mime.types, ...) come from Debian's /etc/nginx.
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from minop_nginx import children, config
 
-from minop import workloads as wl
+from minop import localpod
 from minop.testing import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -91,13 +91,13 @@ def serve():
         c = pod["containers"][0]
         root = Path(tempfile.mkdtemp(prefix="minop-nginx-test-"))  # pytest's are 0700
         volumes = {config.CONFIG_VOLUME: config.files(spec), config.TLS_VOLUME: config.dummy_tls()}
-        paths = wl.stage_mounts(pod, c, root, volumes)
-        config.image_files(Path(wl.relocate(config.CONF, paths)).parent)
+        paths = localpod.stage_mounts(pod, c, root, volumes)
+        config.image_files(Path(localpod.relocate(config.CONF, paths)).parent)
         # The runtime gives the process stdio it may reopen (access_log /dev/stdout).
         out = root / "stdout"
         out.touch()
         os.chown(out, pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"])
-        argv = [*wl.run_as(pod, c), *wl.container_argv(c, paths)]
+        argv = [*localpod.run_as(pod, c), *localpod.container_argv(c, paths)]
         with out.open("w") as stdout:
             proc = subprocess.Popen(
                 argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True

@@ -35,7 +35,7 @@ import pytest
 from minop_redis import auth, children
 from minop_redis.children import Instance
 
-from minop import workloads as wl
+from minop import localpod
 from minop.testing import free_port
 
 pytestmark = pytest.mark.skipif(
@@ -87,7 +87,7 @@ class Cluster:
         escalation, no capabilities); as the current user when not root."""
         if not AS_ROOT:
             return cmd
-        return [*wl.run_as(self.pod_spec, container or self.pod_spec["containers"][0]), *cmd]
+        return [*localpod.run_as(self.pod_spec, container or self.pod_spec["containers"][0]), *cmd]
 
     def start(self, *ordinals: int) -> None:
         for i in ordinals:
