@@ -13,19 +13,6 @@ source "$(dirname "$0")/lib.sh"
 
 CSV="$REPO_DIR/bundle/manifests/minop.clusterserviceversion.yaml"
 
-build_app() {  # build_app <image> <dockerfile> [context files...]
-  local image="$1" dockerfile="$2"; shift 2
-  local hash; hash="$(derived_hash "$dockerfile" "$@")"
-  if [ "$(image_label "$image" minop.inputs)" != "$hash" ]; then
-    log "building $image"
-    local ctx; ctx="$(mktemp -d)"
-    cp "$dockerfile" "$ctx/Dockerfile"
-    local f; for f in "$@"; do cp "$f" "$ctx/"; done
-    docker_build "$image" "$hash" "$ctx"
-    rm -rf "$ctx"
-  fi
-}
-
 related_image() {  # related_image <name>: the CSV's relatedImages entry of that name
   "$REPO_DIR/.venv/bin/python" -c '
 import sys, yaml
@@ -41,9 +28,9 @@ alias_image() {  # alias_image <ours> <relatedImages name>: tag and print both n
 }
 
 run() {
-  build_app minop/redis:7 "$KIND_DIR/images/redis.Dockerfile"
-  build_app minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
-  build_app minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
+  dockerfile_image minop/redis:7 "$KIND_DIR/images/redis.Dockerfile"
+  dockerfile_image minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
+  dockerfile_image minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
   # The working tree's operator: docker's layer cache keeps a rebuild short.
   IMAGE=minop/minop:dev BASE="$BASE_IMAGE" "$HACK_DIR/image.sh" >"$LOGS/operator-image.log" 2>&1 \
     || { tail -30 "$LOGS/operator-image.log" >&2; die "operator image build failed"; }

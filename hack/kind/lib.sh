@@ -71,6 +71,20 @@ docker_build() {
   fi
 }
 
+# dockerfile_image <image> <dockerfile> <file>...: docker build FROM our base,
+# with the named files as the whole build context.
+dockerfile_image() {
+  local image="$1" dockerfile="$2"; shift 2
+  local hash; hash="$(derived_hash "$dockerfile" "$@")"
+  [ "$(image_label "$image" minop.inputs)" = "$hash" ] && return
+  log "image $image"
+  local ctx; ctx="$(mktemp -d)"
+  cp "$dockerfile" "$ctx/Dockerfile"
+  local f; for f in "$@"; do cp "$f" "$ctx/"; done
+  docker_build "$image" "$hash" "$ctx"
+  rm -rf "$ctx"
+}
+
 # ensure_image <image> <hash> <build-fn> [args...]: make sure <image> exists and
 # was built from inputs hashing to <hash> (label minop.inputs). Order: the image
 # in dockerd; else a `docker save` tarball in $KIND_CACHE/images (survives a

@@ -67,20 +67,6 @@ static_image() {
   rm -rf "$root"
 }
 
-# dockerfile_image <image> <dockerfile> <file>...: docker build FROM our base,
-# with the named files as the whole build context.
-dockerfile_image() {
-  local image="$1" dockerfile="$2"; shift 2
-  local hash; hash="$(derived_hash "$dockerfile" "$@")"
-  [ "$(image_label "$image" minop.inputs)" = "$hash" ] && return
-  log "image $image"
-  local ctx; ctx="$(mktemp -d)"
-  cp "$dockerfile" "$ctx/Dockerfile"
-  local f; for f in "$@"; do cp "$f" "$ctx/"; done
-  docker_build "$image" "$hash" "$ctx"
-  rm -rf "$ctx"
-}
-
 build_component_images() {
   local k="$KUBE_VERSION"
   static_image "registry.k8s.io/kube-apiserver:$k" 0 "" "$NODE_BINS/kube-apiserver:usr/local/bin/kube-apiserver"

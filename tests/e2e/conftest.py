@@ -1,11 +1,12 @@
 """Shared e2e fixtures and helpers. The suite only reads KUBECONFIG, so it runs on the local
 control plane, on kind, or on any cluster; every test gets its own namespace.
 
-Helpers for tests: ``wait_for`` (poll with a deadline), ``Api`` (a tiny HTTP client for the
-kubeconfig's cluster), ``Watch`` (records watch events from a known resourceVersion, so no
-event after its start is missed) and ``AuditLog`` (the local cluster's audit entries since a
-point in time). Fixtures: ``kubeconfig``, ``kubectl``, ``namespace``, ``api``, ``watch``,
-``audit_log``, ``test_crds``, ``plugin_crds``.
+Helpers for tests: ``Api`` (a tiny HTTP client for the kubeconfig's cluster), ``Watch``
+(records watch events from a known resourceVersion, so no event after its start is missed),
+``AuditLog`` (the cluster's audit entries since a point in time), ``metric`` (an in-process
+operator's metrics). Fixtures: ``kubeconfig``, ``kubectl``, ``namespace``, ``api``, ``watch``,
+``audit_log``/``maybe_audit_log``, ``expandable_storage_class``, ``test_crds``,
+``plugin_crds``. Tests marked ``realpods`` are skipped where pods do not really run (KWOK).
 """
 
 from __future__ import annotations
@@ -20,19 +21,17 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from minop.testing import OperatorRunner
+from minop.testing import OperatorRunner, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 
 # An image that runs, and keeps running, wherever the suite does: kind nodes hold it
 # (kubeadm's sandbox image, built into the node image), and KWOK runs no image at all.
@@ -50,26 +49,6 @@ OTHER_IMAGE = {
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.e2e)
-
-
-def wait_for(
-    fn: Callable[[], T], timeout: float = 30.0, what: str = "condition", interval: float = 0.1
-) -> T:
-    """Poll ``fn`` until it returns something truthy and return that; an AssertionError
-    counts as "not yet". Fails naming ``what`` and the last value after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = fn()
-        except AssertionError as e:
-            last = e
-        else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
 
 
 def metric(runner: OperatorRunner, name: str, **labels: str) -> float:

@@ -10,7 +10,9 @@ import json
 import uuid
 
 import pytest
-from conftest import RUNNABLE_IMAGE, ApiError, wait_for
+from conftest import RUNNABLE_IMAGE, ApiError
+
+from minop.testing import wait_for
 
 
 def apply(kubectl, ns, obj):

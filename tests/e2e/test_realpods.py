@@ -15,7 +15,8 @@ from typing import Any
 
 import incluster
 import pytest
-from conftest import wait_for
+
+from minop.testing import wait_for
 
 pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds")]
 Kubectl = Callable[..., Any]
