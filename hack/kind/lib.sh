@@ -42,9 +42,11 @@ timed() {
 }
 
 # inputs_hash <file|dir>... : a short hash of the named build inputs (contents
-# and paths), so an image rebuilds exactly when one of its inputs changes.
+# and paths, relative to the repository: every clone shares the cache), so an
+# image rebuilds exactly when one of its inputs changes.
 inputs_hash() {
-  find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+  find "$@" -type f -print0 | sort -z | xargs -0 sha256sum | sed "s#  $REPO_DIR/#  #" \
+    | sha256sum | cut -c1-16
 }
 
 # stamp_hash <dir>...: like inputs_hash but from path, size and mtime only, for
