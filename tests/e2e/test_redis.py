@@ -66,8 +66,17 @@ def patch_redis(kubectl: Callable[..., Any], ns: str, name: str, spec: dict[str,
     return kubectl("patch", f"redis/{name}", "-n", ns, "--type=merge", "-p", patch, check=False)
 
 
-def wait_ready(kubectl: Callable[..., Any], ns: str, name: str, timeout: int = 90) -> None:
-    kubectl("wait", "--for=condition=Ready", f"redis/{name}", "-n", ns, f"--timeout={timeout}s")
+def wait_ready(kubectl: Callable[..., Any], ns: str, name: str, timeout: int = 180) -> None:
+    """Ready within ``timeout`` s: generous, as real pods (kind) start one after another."""
+    kubectl(
+        "wait",
+        "--for=condition=Ready",
+        f"redis/{name}",
+        "-n",
+        ns,
+        f"--timeout={timeout}s",
+        timeout=timeout + 30,
+    )
 
 
 def condition(kubectl: Callable[..., Any], ns: str, name: str, ctype: str = "Ready") -> Any:

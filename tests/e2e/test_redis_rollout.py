@@ -55,7 +55,8 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
         rolling = {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}
         r = apply_redis(kubectl, ns, "r", replicas=5, image="redis:7.2.5", updateStrategy=rolling)
         assert r.returncode == 0, r.stderr
-        wait_ready(kubectl, ns, "r")
+        # real pods start one after another (OrderedReady), each on a freshly provisioned volume
+        wait_ready(kubectl, ns, "r", timeout=300)
         first = get(kubectl, ns, "statefulset/r")["status"]["currentRevision"]
         uids = pod_uids(kubectl, ns)
         pods = pod_watch(watch, ns)
@@ -69,7 +70,7 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
             done = sorted(n for n, v in revs.items() if v == update)
             return update if update != first and done == ["r-2", "r-3", "r-4"] else None
 
-        second = wait_for(updated, 90, "pods 4, 3, 2 on the update revision")
+        second = wait_for(updated, 240, "pods 4, 3, 2 on the update revision")
         # the CR is Ready with the partition held: `kubectl wait` does not hang
         wait_ready(kubectl, ns, "r")
         ready = condition(kubectl, ns, "r")
@@ -87,7 +88,7 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
         # lowering the partition finishes the rollout: 1 then 0
         lower = {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}}
         assert patch_redis(kubectl, ns, "r", lower).returncode == 0
-        wait_for(lambda: set(revisions(kubectl, ns).values()) == {second}, 90, "all on update")
+        wait_for(lambda: set(revisions(kubectl, ns).values()) == {second}, 240, "all on update")
         wait_for(
             lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 30, "rollout done"
         )
@@ -105,7 +106,7 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
 
         # reverting the image goes back to the first revision (same ControllerRevision)
         assert patch_redis(kubectl, ns, "r", {"image": "redis:7.2.5"}).returncode == 0
-        wait_for(lambda: set(revisions(kubectl, ns).values()) == {first}, 90, "back on first")
+        wait_for(lambda: set(revisions(kubectl, ns).values()) == {first}, 300, "back on first")
         wait_ready(kubectl, ns, "r")
         assert get(kubectl, ns, "redis/r")["status"]["updateRevision"] == first
         after = kubectl("rollout", "history", "statefulset/r", "-n", ns).stdout
