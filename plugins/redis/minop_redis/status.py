@@ -123,6 +123,11 @@ def rollout(name: str, spec: Mapping[str, Any], sts: Obj | None, pods: list[Obj]
             "lower the partition to finish the rollout"
         )
         return out(True, "PartitionHeld", msg, False)
+    if update and current != update and not on_delete:
+        # the StatefulSet controller records a finished RollingUpdate (currentRevision) only
+        # after its last pod is ready; Ready waits for it so status never shows a stale revision
+        msg = f"all pods ready on revision {update}; waiting for the StatefulSet to record it"
+        return out(False, "RolloutInProgress", msg, True)
     return out(
         True, "AllPodsReady", f"{replicas}/{replicas} pods ready on revision {update}", False
     )

@@ -22,10 +22,21 @@ def spec(replicas: int, partition: int = 0, on_delete: bool = False) -> dict[str
 
 
 def test_all_pods_ready_on_the_update_revision() -> None:
-    r = status.rollout("r", spec(3), statefulset(3), [pod(i) for i in range(3)])
+    r = status.rollout("r", spec(3), statefulset(3, current="rev-new"), [pod(i) for i in range(3)])
     assert (r.ready, r.progressing, r.reason) == (True, False, "AllPodsReady")
     assert r.fields["primary"] == "r-0" and r.fields["podNames"] == ["r-0", "r-1", "r-2"]
     assert r.fields["updateRevision"] == "rev-new" and r.fields["replicas"] == 3
+    assert r.fields["currentRevision"] == "rev-new"
+
+
+def test_ready_waits_for_the_statefulset_to_record_a_finished_rollout() -> None:
+    # every pod is updated and ready, but the controller has not moved currentRevision yet
+    r = status.rollout("r", spec(3), statefulset(3), [pod(i) for i in range(3)])
+    assert (r.ready, r.progressing, r.reason) == (False, True, "RolloutInProgress")
+    assert "waiting for the StatefulSet" in r.message
+    # OnDelete: the controller never moves currentRevision, so updated pods are enough
+    r = status.rollout("r", spec(3, on_delete=True), statefulset(3), [pod(i) for i in range(3)])
+    assert (r.ready, r.reason) == (True, "AllPodsReady")
 
 
 def test_pods_are_listed_by_ordinal_not_by_string() -> None:
@@ -80,7 +91,7 @@ def test_on_delete_waits_for_the_user_and_is_ready() -> None:
 
 
 def test_zero_replicas_is_ready_without_a_primary() -> None:
-    r = status.rollout("r", spec(0), statefulset(0), [])
+    r = status.rollout("r", spec(0), statefulset(0, current="rev-new"), [])
     assert r.ready and r.fields["primary"] is None and r.fields["podNames"] == []
 
 
