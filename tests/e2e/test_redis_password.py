@@ -87,9 +87,12 @@ def test_password_change_rolls_the_pods_and_drops_the_old_one(namespace, kubectl
 
         wait_for(done, 120, "the rotation to finish")
         wait_ready(kubectl, ns, "r")
-        # two rolls: every pod was replaced twice (phase 1 accepts both, phase 2 only SECOND)
+        # two rolls: every pod was replaced at least twice (phase 1 accepts both, phase 2 only
+        # SECOND). At least: KWOK finishes a pod's deletion by name, and now and then deletes
+        # the StatefulSet's fresh pod of that name too (seen in the audit log), which the
+        # controller then recreates; the three revisions below show there were two rolls.
         added = added_since(pods, baseline)
-        assert sorted(added) == sorted(["r-0", "r-1", "r-2"] * 2), added
+        assert all(added.count(p) >= 2 for p in ("r-0", "r-1", "r-2")), added
         reasons = {
             e["reason"]
             for e in get(kubectl, ns, "events")["items"]
@@ -99,7 +102,7 @@ def test_password_change_rolls_the_pods_and_drops_the_old_one(namespace, kubectl
         status = get(kubectl, ns, "redis/r")["status"]
         assert "passwordRotation" not in status
         revs = {r["metadata"]["name"] for r in get(kubectl, ns, "controllerrevisions")["items"]}
-        assert len(revs) >= 3  # the first, phase 1, phase 2
+        assert len(revs) == 3, revs  # the first, phase 1, phase 2: no other template
         # neither password outside the Secrets: not in objects, events or the operator's log
         assert leaked(kubectl, ns, FIRST, SECOND) == {}
         assert FIRST not in caplog.text and SECOND not in caplog.text
