@@ -15,10 +15,11 @@ export MINOP_CACHE ?= $(HOME)/.cache/minop
 
 .PHONY: help venv run test unit e2e e2e-kind lint cluster-up cluster-down crds bundle bundle-check bundle-validate image
 
-# The bundle is reproducible: its version, image and createdAt come from the repo.
+# The bundle is reproducible: its version, image and createdAt come from the repo
+# (createdAt: the commit that set the version, not whatever touched pyproject.toml last).
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE ?= quay.io/minop/minop:v$(VERSION)
-CREATED_AT := $(shell git log -1 --format=%cI -- pyproject.toml 2>/dev/null)
+CREATED_AT := $(shell git log -1 --format=%cI -S'version = "$(VERSION)"' -- pyproject.toml 2>/dev/null)
 BUNDLE_ARGS = --version $(VERSION) --image $(IMAGE) --created-at "$(CREATED_AT)"
 
 help: ## list targets
