@@ -93,14 +93,10 @@ def test_partitioned_rolling_update_history_and_revert(namespace, kubectl, watch
             lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 30, "rollout done"
         )
         replaced_in_order(pods, uids, ["r-1", "r-0"], second)
-
-        # the StatefulSet controller moves currentRevision only after the last pod is ready,
-        # so the CR mirrors it one StatefulSet status update after AllPodsReady
-        def converged() -> bool:
-            status = get(kubectl, ns, "redis/r")["status"]
-            return status["currentRevision"] == status["updateRevision"] == second
-
-        wait_for(converged, 30, "status.currentRevision == updateRevision")
+        # Ready waits for the StatefulSet to record the finished rollout, and status is
+        # written with the condition: no stale currentRevision once AllPodsReady shows
+        status = get(kubectl, ns, "redis/r")["status"]
+        assert status["currentRevision"] == status["updateRevision"] == second
 
         history = kubectl("rollout", "history", "statefulset/r", "-n", ns).stdout
         numbers = [int(line.split()[0]) for line in history.splitlines() if line[:1].isdigit()]
