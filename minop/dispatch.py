@@ -19,9 +19,10 @@ from typing import Any
 
 from minop import invoke as inv
 from minop import status as st
+from minop import verdict
 from minop.apierrors import ApiError
 from minop.apply import content_hash
-from minop.conditions import DEGRADED, PROGRESSING, READY, Condition, find
+from minop.conditions import DEGRADED, find
 from minop.context import Context
 from minop.diff import diff
 from minop.events import NORMAL, WARNING
@@ -36,8 +37,6 @@ from minop.watch import Watcher
 
 log = logging.getLogger("minop.dispatch")
 
-# Degraded reasons that stop retries until the spec (generation) changes.
-STICKY = {"RetriesExhausted", "PermanentError"}
 # Causes that call minop_update on an unchanged spec, by precedence.
 TRIGGERS = ("child", "related", "resync")
 
@@ -166,7 +165,7 @@ class Dispatcher:
 
     def _given_up(self, obj: Obj) -> bool:
         cond = find(obj.get("status"), DEGRADED)
-        if not cond or cond.get("status") != "True" or cond.get("reason") not in STICKY:
+        if not cond or cond.get("status") != "True" or cond.get("reason") not in verdict.STICKY:
             return False
         return cond.get("observedGeneration") == obj["metadata"].get("generation")
 
@@ -267,15 +266,7 @@ class Dispatcher:
     def _succeeded(self, b: Binding, key: Key, obj: Obj, results: list[Any], ctx: Context) -> None:
         self.hook_backoff.reset(key)
         self.api_backoff.reset(key)
-        given = {c.type for c in ctx.conditions}
-        conds = list(ctx.conditions)
-        if READY not in given:
-            conds.append(Condition(READY, True, "Reconciled", "reconciled successfully"))
-        if PROGRESSING not in given:
-            conds.append(Condition(PROGRESSING, False, "Reconciled", ""))
-        if DEGRADED not in given:
-            conds.append(Condition(DEGRADED, False, "Reconciled", ""))
-        self._write_status(key, obj, st.new_status(obj, results, conds))
+        self._write_status(key, obj, st.new_status(obj, results, verdict.success(ctx.conditions)))
         self._count(b, "success")
 
     def _failed(
@@ -308,36 +299,11 @@ class Dispatcher:
         self, b: Binding, key: Key, obj: Obj, hook: str, out: inv.Outcome, final: bool
     ) -> float | None:
         """Status, event, log and metrics for a failed hook; returns the retry delay."""
-        err = out.error
-        message = str(err) or type(err).__name__
         tries = self.hook_backoff.failures(key) + 1
-        reason = {
-            inv.TEMPORARY: "TemporaryError",
-            inv.PERMANENT: "PermanentError",
-            inv.TIMEOUT: "HookTimeout",
-        }.get(out.kind, "HookError")
-        delay: float | None = None
-        conds: list[Condition]
-        if not final or out.kind == inv.PERMANENT:  # timers: the next tick is the retry
-            conds = [Condition(DEGRADED, True, reason, message)]
-        elif tries >= b.resource.max_tries:
-            message = f"{reason}: {message} (gave up after {tries} tries)"
-            reason = "RetriesExhausted"
-            conds = [Condition(DEGRADED, True, reason, message)]
-        else:
-            wanted = getattr(err, "delay", None) if out.kind == inv.TEMPORARY else None
-            backoff = self.hook_backoff.next(key)
-            delay = float(wanted) if wanted is not None else backoff
-            note = f"{message} (try {tries}/{b.resource.max_tries}, next in {delay:g}s)"
-            if out.kind == inv.TEMPORARY:  # expected to heal: progressing, not degraded
-                conds = [
-                    Condition(PROGRESSING, True, "Retrying", note),
-                    Condition(DEGRADED, False, "Retrying", ""),
-                ]
-            else:
-                conds = [Condition(DEGRADED, True, reason, note)]
-        ready_reason = reason if reason != "TemporaryError" else "Retrying"
-        conds.append(Condition(READY, False, ready_reason, message))
+        v = verdict.failure(
+            out, tries, b.resource.max_tries, final, lambda: self.hook_backoff.next(key)
+        )
+        reason, message, delay = v.reason, v.message, v.delay
         extra = _extra(key, b.plugin, hook)
         if out.kind in (inv.TEMPORARY, inv.PERMANENT):
             log.warning(
@@ -351,11 +317,11 @@ class Dispatcher:
                 b.plugin,
                 reason,
                 message,
-                exc_info=err if out.kind == inv.ERROR else None,
+                exc_info=out.error if out.kind == inv.ERROR else None,
                 extra=extra,
             )
         self.rt.recorder.event(obj, WARNING, reason, f"{hook.removeprefix('minop_')}: {message}")
-        self._write_status(key, obj, st.new_status(obj, [], conds))
+        self._write_status(key, obj, st.new_status(obj, [], v.conditions))
         self._count(b, "requeue_after" if out.kind == inv.TEMPORARY and delay else "error")
         if out.kind != inv.TEMPORARY or delay is None:
             self.rt.metrics.reconcile_errors.inc(controller=b.resource.kind.kind.lower())
