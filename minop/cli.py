@@ -14,12 +14,13 @@ from types import FrameType
 
 import yaml
 
-from minop import __version__, bundle, log, rbac
+from minop import __version__, log
 from minop.apierrors import ApiError
-from minop.bundle import BundleInfo
 from minop.kube import Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.operator import Operator, OperatorError
+from minop.packaging import bundle, rbac
+from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
 from minop.settings import Settings, SettingsError, add_arguments, from_sources
 from minop.status import has_finalizer, remove_finalizer

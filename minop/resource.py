@@ -61,7 +61,7 @@ class Resource:
     """A kind a plugin owns, and everything the core must know to run it."""
 
     kind: Kind
-    # The CustomResourceDefinition (see minop.crd); None for kinds owned elsewhere.
+    # The CustomResourceDefinition (see minop.kit.crd); None for kinds owned elsewhere.
     crd: Mapping[str, Any] | None = None
     # Kinds created through Context.apply: watched by minop's label, re-queue the owner.
     children: tuple[Kind, ...] = ()

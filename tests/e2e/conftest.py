@@ -29,7 +29,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
-from minop.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from conftest import RUNNABLE_IMAGE, ApiError
 
-from minop.testing import wait_for
+from minop.kit.testing import wait_for
 
 
 def apply(kubectl, ns, obj):

@@ -16,7 +16,7 @@ import yaml
 from conftest import install_entry_points
 from widgets import CALLS
 
-from minop.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import minop_memcached.hooks as memcached
 import pytest
 from conftest import OTHER_IMAGE, AuditLog, metric
 
-from minop.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, wait_for
 
 pytestmark = pytest.mark.usefixtures("plugin_crds")
 INSTANCE = "app.kubernetes.io/instance"

@@ -26,7 +26,7 @@ from test_memcached import (
     wait_rolled,
 )
 
-from minop.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, wait_for
 
 pytestmark = pytest.mark.usefixtures("plugin_crds")
 NGX = "web.minop.dev/v1alpha1"

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from proxy import PausableProxy
 from test_core import calls, condition, create, get
 
-from minop.testing import OperatorRunner, free_port, wait_for
+from minop.kit.testing import OperatorRunner, free_port, wait_for
 
 pytestmark = pytest.mark.usefixtures("test_crds")
 LEASE, RENEW, RETRY = 15, 10, 2

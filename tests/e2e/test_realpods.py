@@ -16,7 +16,7 @@ from typing import Any
 import incluster
 import pytest
 
-from minop.testing import wait_for
+from minop.kit.testing import wait_for
 
 pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds")]
 Kubectl = Callable[..., Any]

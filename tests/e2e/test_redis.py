@@ -19,7 +19,7 @@ import minop_redis.hooks as redis_hooks
 import pytest
 from conftest import metric
 
-from minop.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_crd")
 REV = "controller-revision-hash"

@@ -27,7 +27,7 @@ from test_redis import (
     wait_ready,
 )
 
-from minop.testing import wait_for
+from minop.kit.testing import wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_crd")
 FIRST, SECOND = "e2e-first-9c2f41e0", "e2e-second-51aa07b3"

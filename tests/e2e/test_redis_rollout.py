@@ -25,7 +25,7 @@ from test_redis import (
 )
 from test_redis import uids as pod_uids  # `uids` is a local name below
 
-from minop.testing import wait_for
+from minop.kit.testing import wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_crd")
 

@@ -22,7 +22,7 @@ from test_redis import (
     wait_ready,
 )
 
-from minop.testing import wait_for
+from minop.kit.testing import wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_crd")
 

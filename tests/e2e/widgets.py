@@ -12,7 +12,8 @@ from collections import defaultdict
 from typing import Any
 
 import minop
-from minop import crd, kinds
+from minop import kinds
+from minop.kit import crd
 
 GROUP = "test.minop.dev"
 WIDGET = minop.Kind(GROUP, "v1", "Widget", "widgets")

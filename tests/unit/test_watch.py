@@ -4,8 +4,8 @@ import time
 import pytest
 
 from minop.kinds import CONFIGMAP
+from minop.kit.testing import wait_for
 from minop.kube import Kube
-from minop.testing import wait_for
 from minop.watch import Watcher
 
 from .fakeapi import FakeApi, cm

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minop import workloads as wl
+from minop.kit import workloads as wl
 from minop_memcached.crd import DEFAULT_PORT
 
 UID = 11211  # the image's "memcache" user, by number: restricted pods need a numeric user

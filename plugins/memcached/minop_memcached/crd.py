@@ -1,8 +1,8 @@
 """The Memcached CRD (cache.minop.dev/v1alpha1)."""
 
-from minop import crd
-from minop.resource import Kind
-from minop.workloads import scheduling_schema
+from minop import Kind
+from minop.kit import crd
+from minop.kit.workloads import scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Memcached", "memcacheds")
 DEFAULT_IMAGE = "memcached:1.6.38"

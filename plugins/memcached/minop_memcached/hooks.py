@@ -10,7 +10,7 @@ from typing import Any
 
 import minop
 from minop import kinds
-from minop import workloads as wl
+from minop.kit import workloads as wl
 from minop_memcached import children
 from minop_memcached.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 

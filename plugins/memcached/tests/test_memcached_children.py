@@ -3,8 +3,8 @@
 from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
-from minop.crd import undocumented
-from minop.workloads import rollout_pending
+from minop.kit.crd import undocumented
+from minop.kit.workloads import rollout_pending
 
 LABELS = {"app.kubernetes.io/instance": "mc", "app.kubernetes.io/part-of": "memcached"}
 SELECTOR = {"app.kubernetes.io/instance": "mc"}

@@ -14,8 +14,8 @@ import pytest
 from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
-from minop import localpod
-from minop.testing import free_port
+from minop.kit import localpod
+from minop.kit.testing import free_port
 
 pytestmark = [
     pytest.mark.skipif(not shutil.which("memcached"), reason="needs memcached (make unit)"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minop import workloads as wl
+from minop.kit import workloads as wl
 from minop_nginx.config import (
     CONF,
     CONF_DIR,

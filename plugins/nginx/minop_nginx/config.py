@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from minop import localpod
+from minop.kit import localpod
 
 log = logging.getLogger("minop.plugin.nginx")
 

@@ -1,8 +1,8 @@
 """The NginxServer CRD (web.minop.dev/v1alpha1)."""
 
-from minop import crd
-from minop.resource import Kind
-from minop.workloads import scheduling_schema
+from minop import Kind
+from minop.kit import crd
+from minop.kit.workloads import scheduling_schema
 from minop_nginx.config import DEFAULT_HEALTH, DEFAULT_PORT
 
 KIND = Kind("web.minop.dev", "v1alpha1", "NginxServer", "nginxservers")

@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import minop
-from minop import kinds
-from minop import workloads as wl
-from minop.apply import content_hash
+from minop import content_hash, kinds
+from minop.kit import workloads as wl
 from minop_nginx import children, config
 from minop_nginx.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 

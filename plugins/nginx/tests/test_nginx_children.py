@@ -3,7 +3,7 @@
 from minop_nginx import children, config
 from minop_nginx.crd import DEFINITION
 
-from minop.crd import undocumented
+from minop.kit.crd import undocumented
 
 LABELS = {"app.kubernetes.io/instance": "web"}
 

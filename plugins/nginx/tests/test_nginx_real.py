@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from minop_nginx import children, config
 
-from minop import localpod
-from minop.testing import free_port
+from minop.kit import localpod
+from minop.kit.testing import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (make unit)")

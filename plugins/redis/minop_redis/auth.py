@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from minop.apply import content_hash
+from minop import content_hash
 
 # Annotations of <name>-auth: what a reconcile needs without reading the data.
 DIGEST = "minop.dev/auth-hash"  # also on the pod template

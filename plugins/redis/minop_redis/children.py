@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from minop import workloads as wl
+from minop.kit import workloads as wl
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379

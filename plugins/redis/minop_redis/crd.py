@@ -1,8 +1,8 @@
 """The Redis CRD (cache.minop.dev/v1alpha1): schema, CEL rules, printer columns, /scale."""
 
-from minop import crd
-from minop.resource import Kind
-from minop.workloads import scheduling_schema
+from minop import Kind
+from minop.kit import crd
+from minop.kit.workloads import scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"

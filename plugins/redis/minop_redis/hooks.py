@@ -8,11 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import minop
-from minop import kinds
-from minop import workloads as wl
-from minop.apierrors import ApiError
-from minop.apply import HASH_KEY, content_hash
-from minop.kube import Obj
+from minop import HASH_KEY, ApiError, Obj, content_hash, kinds
+from minop.kit import workloads as wl
 from minop_redis import auth, children, status
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND

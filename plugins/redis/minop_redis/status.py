@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from minop import workloads as wl
-from minop.kube import Obj
+from minop import Obj
+from minop.kit import workloads as wl
 
 REVISION = "controller-revision-hash"
 

@@ -8,7 +8,7 @@ from minop_redis import children
 from minop_redis.children import Instance
 from minop_redis.crd import DEFINITION, EXAMPLE
 
-from minop.crd import undocumented
+from minop.kit.crd import undocumented
 
 SEL = {"app.kubernetes.io/instance": "r", "app.kubernetes.io/managed-by": "minop"}
 LABELS = {**SEL, "app.kubernetes.io/part-of": "redis"}

@@ -35,8 +35,8 @@ import pytest
 from minop_redis import auth, children
 from minop_redis.children import Instance
 
-from minop import localpod
-from minop.testing import free_port
+from minop.kit import localpod
+from minop.kit.testing import free_port
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("redis-server") and shutil.which("redis-cli")),

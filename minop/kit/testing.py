@@ -1,6 +1,6 @@
 """Run the operator in-process against a real cluster, for plugin authors' tests.
 
-    from minop.testing import OperatorRunner
+    from minop.kit.testing import OperatorRunner
 
     def test_my_kind(namespace):
         with OperatorRunner({"mine": my_plugin.hooks}, namespaces=[namespace]) as op:

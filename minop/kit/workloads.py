@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
-from minop import crd, kinds
+from minop import kinds
 from minop.context import Context
+from minop.kit import crd
 from minop.kube import Obj
 
 # Spec fields passed through to the pod template unchanged.

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from minop import rbac
+from minop.packaging import rbac
 from minop.resource import Resource
 
 PACKAGE = "minop"
