@@ -28,8 +28,14 @@ log = logging.getLogger("minop.controller")
 class TimerSchedule:
     """Due times per (key, timer); ``due`` hands out the ones that are due and re-arms them."""
 
-    def __init__(self, timers: tuple[Timer, ...], fire: Callable[[Key], None]) -> None:
+    def __init__(
+        self,
+        timers: tuple[Timer, ...],
+        fire: Callable[[Key], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.timers = {t.name: t for t in timers}
+        self._clock = clock
         self._fire = fire  # queues a key whose timer came due
         self._due: dict[tuple[Key, str], float] = {}
         self._heap: list[tuple[float, int, Key, str]] = []
@@ -41,14 +47,14 @@ class TimerSchedule:
         """Arm every timer of a key seen for the first time."""
         if not self.timers:
             return
-        now = time.monotonic()
+        now = self._clock()
         with self._cond:
             for t in self.timers.values():
                 if (key, t.name) not in self._due:
                     self._arm(key, t.name, now + (t.initial_delay or t.interval))
 
     def due(self, key: Key) -> list[str]:
-        now = time.monotonic()
+        now = self._clock()
         out = []
         with self._cond:
             for name, t in self.timers.items():
@@ -72,7 +78,7 @@ class TimerSchedule:
     def run(self) -> None:
         with self._cond:
             while not self._closed:
-                now = time.monotonic()
+                now = self._clock()
                 while self._heap and self._heap[0][0] <= now:
                     at, _, key, name = heapq.heappop(self._heap)
                     if self._due.get((key, name)) == at:  # else re-armed or dropped since

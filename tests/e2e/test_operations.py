@@ -280,7 +280,8 @@ def test_metrics_after_a_scripted_scenario(namespace, kubectl):
             30,
             "flaky gave up",
         )
-        wait_for(lambda: len(op.op.queue) == 0, 10, "queue drained")
+        queues = [c.queue for c in op.op.controllers.values()]
+        wait_for(lambda: all(len(q) == 0 for q in queues), 10, "queues drained")
         code, text = op.get("/metrics")
         assert code == 200
         families = {f.name for f in text_string_to_metric_families(text)}
@@ -297,7 +298,8 @@ def test_metrics_after_a_scripted_scenario(namespace, kubectl):
         )
         assert m("controller_runtime_reconcile_total", controller="flaky", result="error") == 1
         assert m("controller_runtime_reconcile_total", controller="broken", result="error") == 1
-        assert m("workqueue_depth", name="minop") == 0
+        for name in ("widget", "flaky", "broken", "racer"):  # one queue per controller
+            assert m("workqueue_depth", name=name) == 0
         # a 409 inside a hook: retried as an API error, not counted against max_tries=1
         assert m("controller_runtime_reconcile_total", controller="racer", result="requeue") == 1
         assert m("controller_runtime_reconcile_total", controller="racer", result="success") == 1

@@ -341,3 +341,19 @@ def test_reverting_to_the_last_handled_spec_after_a_refused_change_reconciles():
     status = env.status("x")
     assert cond(status, "Degraded")["status"] == "False"
     assert cond(status, "Ready")["status"] == "True"
+
+
+def test_a_fenced_pass_is_requeued_not_dropped():
+    """Defect 6: a briefly closed fence dropped the reconcile for good."""
+    from minop.apierrors import WritesFenced
+
+    p = Plugin()
+    p.fail_with = WritesFenced("leadership in doubt")
+    env = Env(p)
+    env.create("x", {"size": 1})
+    result = env.process("x")
+    assert result.requeue_after is not None and result.requeue_after > 0
+    p.fail_with = None
+    env.process("x", result.cause)
+    assert [c[0] for c in p.calls] == ["create", "create"]
+    assert cond(env.status("x"), "Ready")["status"] == "True"
