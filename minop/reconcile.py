@@ -79,14 +79,19 @@ class Reconciler:
         plugins: PluginManager,
         binding: Binding,
         timers: Callable[[Key], list[str]],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rt, self.plugins, self.b = runtime, plugins, binding
+        self._clock = clock
         self.due_timers = timers  # names of this key's timers due now (and re-armed)
         self.controller = binding.resource.kind.kind.lower()
         self.api_backoff = Backoff(0.005, 1000.0)  # API trouble: never uses up hook tries
         self.hook_backoff = Backoff(1.0, 300.0)  # TemporaryError and hook failures
         self.tombstones: dict[Key, Obj] = {}  # last body of a deleted (or replaced) object
         self._tried_spec: dict[Key, str] = {}
+        # A failed hook is not run again before its retry is due, whatever events come
+        # meanwhile (its own status write echoes back at once); a new spec clears it.
+        self._not_before: dict[Key, float] = {}
         self._lock = threading.Lock()
 
     def deleted(self, key: Key, last: Obj) -> None:
@@ -158,6 +163,9 @@ class Reconciler:
             log.debug("%s: degraded until its spec changes; skipping %s", key, hook)
             return DONE
         self._reset_tries_on_new_spec(key, spec)
+        wait = self._backing_off(key, causes)
+        if wait:
+            return Result(wait, _retry_cause(causes))
         if self.b.finalizes and not st.has_finalizer(obj):
             # its own pass: the next one reads the response (our overlay) and goes on
             self._mutated(st.add_finalizer(self.rt.kube, key.kind, obj))
@@ -181,7 +189,17 @@ class Reconciler:
         with self._lock:
             if self._tried_spec.get(key) != h:
                 self._tried_spec[key] = h
+                self._not_before.pop(key, None)
                 self.hook_backoff.reset(key)
+
+    def _backing_off(self, key: Key, causes: set[str]) -> float:
+        """Seconds until a failed hook's retry is due (0: go). A referenced object that
+        changed may be the fix, so it is tried at once."""
+        with self._lock:
+            at = self._not_before.get(key)
+        if at is None or "related" in causes:
+            return 0.0
+        return max(0.0, at - self._clock())
 
     # -- finalize / delete -------------------------------------------------------------
 
@@ -189,6 +207,9 @@ class Reconciler:
         if not st.has_finalizer(obj):
             return DONE  # someone else's finalizer holds it; DELETED will follow
         if self.b.finalizes:
+            wait = self._backing_off(key, set())
+            if wait:
+                return Result(wait, "finalize")
             ctx = self._context(obj, "finalize")
             out = self._call("minop_finalize", ctx)
             if out.kind != inv.OK:
@@ -215,6 +236,7 @@ class Reconciler:
     def _forget(self, key: Key) -> None:
         with self._lock:
             self._tried_spec.pop(key, None)
+            self._not_before.pop(key, None)
         self.hook_backoff.reset(key)
         self.api_backoff.reset(key)
         self.rt.cache.forget(key)
@@ -280,6 +302,8 @@ class Reconciler:
     ) -> None:
         self.hook_backoff.reset(key)
         self.api_backoff.reset(key)
+        with self._lock:
+            self._not_before.pop(key, None)
         conditions = verdict.success(ctx.conditions)
         self._write_status(obj, st.new_status(obj, results, conditions, handled=handled))
         self._count("success")
@@ -311,6 +335,9 @@ class Reconciler:
         delay: float | None = v.delay
         if hook == "minop_finalize" and delay is None and out.kind != inv.PERMANENT:
             delay = self.hook_backoff.next(key)  # past the limit: on, at the capped backoff
+        if delay is not None:
+            with self._lock:
+                self._not_before[key] = self._clock() + delay
         if out.kind == inv.TIMEOUT and out.thread is not None:
             return Result(delay, retry_cause, hold=out.thread)
         return Result(delay, retry_cause)

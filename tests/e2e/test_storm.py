@@ -76,29 +76,34 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
         assert len(final) > N // 4, "the storm edited too few objects to mean anything"
 
         def behind() -> list[str]:
+            """Objects not yet showing their final edit handled, with what they show."""
             objs = {o["metadata"]["name"]: o for o in api.request("GET", crs)["items"]}
             deps = {d["metadata"]["name"]: d for d in api.request("GET", deployments)["items"]}
             lagging = []
             for name in names:
                 obj, dep = objs[name], deps.get(name) or {}
-                want = final.get(name, 1)
-                if not (
-                    obj["spec"]["size"] == want
-                    and (obj.get("status") or {}).get("observedGeneration")
-                    == obj["metadata"]["generation"]
-                    and (dep.get("spec") or {}).get("replicas") == want
-                    and _ready(obj)
-                ):
-                    lagging.append(name)
+                want, status = final.get(name, 1), obj.get("status") or {}
+                seen = (
+                    obj["spec"]["size"],
+                    obj["metadata"]["generation"],
+                    status.get("observedGeneration"),
+                    (dep.get("spec") or {}).get("replicas"),
+                    _ready(obj),
+                )
+                if seen != (want, seen[1], seen[1], want, True):
+                    lagging.append(f"{name} (size, generation, observed, replicas, ready)={seen}")
             return lagging
 
-        last: list[str] = []
+        lagging: list[str] = []
 
         def converged() -> bool:
-            last[:] = behind()
-            return not last
+            lagging[:] = behind()
+            return not lagging
 
-        wait_for(converged, SETTLE + 50, f"all {N} objects to converge (behind: {last[:10]})")
+        try:
+            wait_for(converged, SETTLE + 50, f"all {N} objects to converge")
+        except AssertionError:
+            raise AssertionError(f"{len(lagging)} objects behind, e.g. {lagging[:5]}") from None
         took = time.monotonic() - stormed
         print(f"\nedit storm: {len(final)} objects edited by {THREADS} threads for {SECONDS:g}s; "
               f"the last object converged {took:.1f}s after the storm")  # fmt: skip

@@ -183,7 +183,9 @@ def test_hook_failure_never_records_the_spec_so_the_next_try_creates_again():
     assert LAST_HANDLED_FIELD not in status
     assert cond(status, "Degraded")["reason"] == "HookError"
     p.fail_with = None
-    env.process("x", result.cause)
+    assert env.process("x", "watch").requeue_after == result.requeue_after  # the echo: wait
+    assert len(p.calls) == 1
+    env.retry("x", result.cause)
     assert [c[0] for c in p.calls] == ["create", "create"]
 
 
@@ -193,7 +195,7 @@ def test_temporary_error_gives_up_after_max_tries_until_spec_changes():
     env = Env(p, minop.Resource(kind=KIND, max_tries=3))
     env.create("x", {"size": 1})
     for _ in range(5):
-        env.process("x", "retry")
+        env.retry("x", "retry")
     assert len(p.calls) == 3
     assert cond(env.status("x"), "Degraded")["reason"] == "RetriesExhausted"
     env.process("x", "child")
@@ -250,7 +252,7 @@ def test_finalize_retries_past_max_tries_with_degraded_and_a_warning():
     live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     env.api.objects[(KIND.kind, "ns", "x")] = live
     env.deliver("x")
-    delays = [env.process("x", "finalize").requeue_after for _ in range(4)]
+    delays = [env.retry("x", "finalize").requeue_after for _ in range(4)]
     assert all(d is not None and d > 0 for d in delays)
     assert len(p.calls) == 4
     assert cond(env.status("x"), "Degraded")["reason"] == "RetriesExhausted"
@@ -354,6 +356,6 @@ def test_a_fenced_pass_is_requeued_not_dropped():
     result = env.process("x")
     assert result.requeue_after is not None and result.requeue_after > 0
     p.fail_with = None
-    env.process("x", result.cause)
+    env.retry("x", result.cause)
     assert [c[0] for c in p.calls] == ["create", "create"]
     assert cond(env.status("x"), "Ready")["status"] == "True"

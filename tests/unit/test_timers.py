@@ -80,7 +80,7 @@ def test_a_successful_timer_neither_resets_update_retries_nor_claims_ready():
     env.process("x")
     for _ in range(5):
         env.due = []
-        env.process("x", "child")  # update fails
+        env.retry("x", "child")  # update fails
         env.due = ["timer"]
         env.process("x", "timer")  # the timer succeeds in between
         assert ready(env)["status"] == "False"
