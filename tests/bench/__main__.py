@@ -31,7 +31,7 @@ from tests.bench.kopf_operator import SETTINGS as KOPF_SETTINGS
 from tests.bench.kubeapi import GROUP, PLURAL, VERSION, Api, ApiError
 from tests.bench.observe import Audit
 from tests.bench.procs import CONTENDERS, REPO
-from tests.bench.scenarios import Plan, Trial, run_trial
+from tests.bench.scenarios import Plan, Trial, namespace, run_trial
 
 HACK = REPO / "hack"
 CLUSTER_DIR = Path(os.environ.get("CLUSTER_DIR", REPO / ".cluster"))
@@ -185,7 +185,8 @@ def main() -> None:
             order = names[repeat % len(names) :] + names[: repeat % len(names)]
             for name in order:
                 last = repeat == args.repeats - 1
-                plan = Plan(args.n, args.updates, args.rate, args.memory if last else (), logs)
+                memory = args.memory if last else ()
+                plan = Plan(args.n, args.updates, args.rate, memory, logs, run_id[-6:])
                 say(f"{name} #{repeat}: N={args.n}")
                 t = run_trial(api, audit, kubeconfig, CONTENDERS[name], repeat, plan)
                 trials.append(t)
@@ -195,6 +196,12 @@ def main() -> None:
                     f"{sum(t.restart_writes.values())} rss {t.rss_mb} "
                     f"{'errors: ' + '; '.join(t.errors) if t.errors else ''}"
                 )
+        if "started by the bench" not in where:  # leave someone else's cluster as it was
+            for t in trials:
+                with contextlib.suppress(ApiError):
+                    api.delete(
+                        f"/api/v1/namespaces/{namespace(run_id[-6:], t.contender, t.repeat)}"
+                    )
         info["load_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         info["duration_s"] = round(time.monotonic() - t_start)
         info["logs"] = str(logs.relative_to(REPO))

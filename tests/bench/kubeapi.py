@@ -95,6 +95,9 @@ class Api:
             for line in resp.iter_lines(chunk_size=None):
                 if line:
                     event = json.loads(line)
+                    if event["type"] == "ERROR":  # e.g. 410 Gone: the caller lists again
+                        status = event["object"]
+                        raise ApiError(int(status.get("code") or 0), str(status.get("message")))
                     yield event["type"], event["object"]
 
 

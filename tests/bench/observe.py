@@ -67,7 +67,7 @@ class Observer:
                     if etype in ("ADDED", "MODIFIED"):
                         self._record(on_event, obj, now)
             except (ApiError, OSError):
-                time.sleep(0.2)  # resume from rv; the bench never runs long enough for a 410
+                time.sleep(0.2)  # resume from rv: the harness watches too briefly for a 410
 
     def _record(self, on_event: Callable[[Obj, float], None], obj: Obj, now: float) -> None:
         with self.lock:

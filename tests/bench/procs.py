@@ -74,7 +74,12 @@ class Operator:
 
     def start(self) -> None:
         self.port = free_port()
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(REPO),  # `kopf run -m tests.bench...` runs from .venv/bin
+        }
         out = self.log.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(

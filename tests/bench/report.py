@@ -38,12 +38,13 @@ def _rss_growth(t: Trial) -> float | None:
 
 
 def _cpu_per_1000(t: Trial) -> float | None:
-    reconciles = t.n + len(t.update_lat)
-    return (t.cpu_burst_s + t.cpu_update_s) / reconciles * 1000 if reconciles else None
+    if t.ready_s is None:  # the burst did not finish: its CPU is no reconcile count
+        return None
+    return (t.cpu_burst_s + t.cpu_update_s) / (t.n + len(t.update_lat)) * 1000
 
 
-def _per_object(counts: dict[str, int], n: int) -> float:
-    return sum(counts.values()) / n if n else 0.0
+def _per_object(counts: dict[str, int], n: int, done: bool) -> float | None:
+    return sum(counts.values()) / n if done and n else None
 
 
 FIGURES = (
@@ -57,25 +58,31 @@ FIGURES = (
         "writes_per_object",
         "API writes per new object",
         "",
-        lambda t: _per_object(t.burst_writes, t.n),
+        lambda t: _per_object(t.burst_writes, t.n, t.ready_s is not None),
     ),
     Figure(
         "reads_per_object",
         "API reads per new object",
         "",
-        lambda t: _per_object(t.burst_reads, t.n),
+        lambda t: _per_object(t.burst_reads, t.n, t.ready_s is not None),
     ),
     Figure(
         "update_writes",
         "API writes per update",
         "",
-        lambda t: _per_object(t.update_writes, len(t.update_lat)),
+        lambda t: _per_object(t.update_writes, len(t.update_lat), bool(t.update_lat)),
     ),
     Figure(
         "restart_writes",
         "restart: writes over converged objects",
         "",
         lambda t: float(sum(t.restart_writes.values())) if t.restart_ready_s else None,
+    ),
+    Figure(
+        "restart_reads",
+        "restart: reads (lists, watches, gets)",
+        "",
+        lambda t: float(sum(t.restart_reads.values())) if t.restart_ready_s else None,
     ),
     Figure("restart_ready_s", "restart: until ready (probe)", "s", lambda t: t.restart_ready_s),
     Figure("restart_idle_s", "restart: until idle (CPU)", "s", lambda t: t.restart_idle_s),

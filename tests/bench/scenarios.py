@@ -30,6 +30,7 @@ class Plan:
     rate: float  # updates per second
     memory: tuple[int, ...]  # extra object counts to measure RSS at (each > n)
     logs: Path
+    run: str  # names this run's namespaces: bench-<run>-<contender>-<repeat>
     seed: int = 14
 
 
@@ -67,6 +68,10 @@ def memcached(name: str) -> dict[str, Any]:
         "metadata": {"name": name},
         "spec": {"size": 1},
     }
+
+
+def namespace(run: str, contender: str, repeat: int) -> str:
+    return f"bench-{run}-{contender}-{repeat}"
 
 
 def create_namespace(api: Api, ns: str) -> None:
@@ -141,7 +146,7 @@ def run_trial(
     api: Api, audit: Audit, kubeconfig: str, contender: Contender, repeat: int, plan: Plan
 ) -> Trial:
     trial = Trial(contender.name, repeat, plan.n)
-    ns = f"bench-{contender.name}-{repeat}"
+    ns = namespace(plan.run, contender.name, repeat)
     create_namespace(api, ns)
     log = plan.logs / f"{ns}.log"
     op = Operator(contender, ns, kubeconfig, log)
