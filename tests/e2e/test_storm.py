@@ -62,7 +62,7 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
                     name, size = rnd.choice(mine), rnd.randint(1, 3)
                     api.request("PATCH", f"{crs}/{name}", {"spec": {"size": size}})
                     final[name] = size
-                    time.sleep(rnd.uniform(0.05, 0.2))  # a client's pace, not a wait
+                    time.sleep(rnd.uniform(0.1, 0.4))  # a client's pace, not a wait
             except BaseException as e:
                 errors.append(e)
 
@@ -91,7 +91,13 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
                     _ready(obj),
                 )
                 if seen != (want, seen[1], seen[1], want, True):
-                    lagging.append(f"{name} (size, generation, observed, replicas, ready)={seen}")
+                    ready = next(
+                        (c for c in status.get("conditions") or [] if c["type"] == "Ready"), {}
+                    )
+                    lagging.append(
+                        f"{name} (size, generation, observed, replicas, ready)={seen} "
+                        f"deployment status={dep.get('status')} Ready={ready.get('message')}"
+                    )
             return lagging
 
         lagging: list[str] = []
