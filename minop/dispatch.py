@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop import invoke as inv
+from minop import schema, verdict
 from minop import status as st
-from minop import verdict
 from minop.apierrors import ApiError
 from minop.apply import content_hash
 from minop.conditions import DEGRADED, find
 from minop.context import Context
 from minop.diff import diff
+from minop.errors import PermanentError
 from minop.events import NORMAL, WARNING
 from minop.keys import Key
 from minop.kube import Obj
@@ -135,6 +136,12 @@ class Dispatcher:
             hook, cause, changes = "minop_update", trigger, []
         if self._given_up(obj) and "related" not in causes:  # a referenced object may fix it
             log.debug("%s: degraded until its spec changes; skipping %s", key, hook)
+            return None
+        invalid = schema.check(b.resource.crd, obj, b.resource.spec_fields)
+        if invalid:  # stored before the CRD was tightened: no hook may act on it
+            self._report(
+                b, key, obj, hook, inv.Outcome(inv.PERMANENT, [], PermanentError(invalid)), True
+            )
             return None
         self._reset_tries_on_new_spec(key, spec)
         if b.finalizes and not st.has_finalizer(obj):

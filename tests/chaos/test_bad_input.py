@@ -84,11 +84,6 @@ def loosened(crd: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core defect: stored objects are never checked against the tightened CRD schema "
-    "(size 50 > maximum 10 reconciles as Ready; port 70000 retries on the Deployment's 422)",
-)
 def test_objects_an_older_looser_schema_let_in_are_degraded_naming_the_field(
     kubectl, api, namespace, audit_log, figures
 ):
