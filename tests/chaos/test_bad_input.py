@@ -181,11 +181,6 @@ def nested(depth: int) -> dict[str, Any]:
     return junk
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core defect: server-side apply answers 500 'failed to create typed patch object' "
-    "for junk in a free-form field; minop retries it as API trouble forever, no verdict",
-)
 def test_a_huge_object_and_deeply_nested_junk_do_not_break_the_watch_loop(
     plugin_crds, api, kubectl, namespace, figures
 ):
