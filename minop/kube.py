@@ -202,7 +202,9 @@ class Kube:
             if resp.status_code < 400:
                 return resp.json() if resp.content else {}
             err = _error(resp)
-            retry = resp.status_code == 429 or (resp.status_code >= 500 and method in _IDEMPOTENT)
+            retry = resp.status_code == 429 or (
+                resp.status_code >= 500 and err.retryable and method in _IDEMPOTENT
+            )
             if retry and attempt < self.retries:
                 time.sleep(self._retry_after(resp, attempt))
                 continue

@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop import invoke as inv
+from minop import schema, verdict
 from minop import status as st
-from minop import verdict
 from minop.apierrors import ApiError, WritesFenced
 from minop.apply import content_hash
 from minop.conditions import DEGRADED, find
 from minop.context import Context
 from minop.diff import diff
+from minop.errors import PermanentError
 from minop.events import NORMAL, WARNING
 from minop.keys import Key
 from minop.kube import Obj
@@ -161,6 +162,11 @@ class Reconciler:
             hook, cause, changes = "minop_update", trigger, []
         if self._given_up(obj) and "related" not in causes:  # a referenced object may fix it
             log.debug("%s: degraded until its spec changes; skipping %s", key, hook)
+            return DONE
+        invalid = schema.check(self.b.resource.crd, obj, self.b.resource.spec_fields)
+        if invalid:  # stored before the CRD was tightened: no hook may act on it
+            out = inv.Outcome(inv.PERMANENT, [], PermanentError(invalid))
+            self._report(key, obj, hook, out, verdict.failure(out, 1, 1, True, lambda: 0.0))
             return DONE
         self._reset_tries_on_new_spec(key, spec)
         wait = self._backing_off(key, causes)

@@ -101,6 +101,21 @@ def test_5xx_retried_for_idempotent_verbs_but_not_for_create(script):
     assert err.value.status == 500 and err.value.retryable and len(s2.seen) == 1
 
 
+def test_an_apply_the_server_cannot_type_is_not_retried(script):
+    """Server-side apply answers 500 for an unknown field in a free-form part of the
+    desired state: a hook error (finite tries, Degraded), not API trouble retried forever."""
+    msg = (
+        "failed to create typed patch object (ns/x; /v1, Kind=ConfigMap): "
+        ".junk: field not declared in schema"
+    )
+    s = script([status(500, "InternalError", msg)])
+    s.kube.retries = 3
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": "ns"}}
+    with pytest.raises(ApiError) as err:
+        s.kube.apply(CONFIGMAP, body)
+    assert err.value.status == 500 and not err.value.retryable and len(s.seen) == 1
+
+
 def test_errors_carry_status_reason_and_field_causes(script):
     causes = [{"field": "spec.size", "message": "must be <= 10"}]
     s = script(
