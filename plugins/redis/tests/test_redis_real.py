@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -246,11 +247,19 @@ class Pod:
             out.append(arg)
         return out
 
-    def start(self) -> None:
+    def start(self, slow_load: bool = False) -> None:
+        """Init container, then the server; waits for its startup probe unless
+        ``slow_load`` (the test's own change to the generated config: loading data
+        takes 1 ms per key, so a load is long enough to watch)."""
         init = self.c.pod_spec["initContainers"][0]
         main = self.c.pod_spec["containers"][0]
         cmd = self.c.as_pod_user(self.paths(init["command"]), init)
         subprocess.run(cmd, env=self.env(init["env"]), check=True, timeout=30)
+        if slow_load:
+            with (self.run / "redis.conf").open("a") as conf:
+                conf.write("key-load-delay 1000\n")
+                if self.c.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
+                    conf.write("loading-process-events-interval-bytes 65536\n")
         with (self.c.root / f"{self.name}.log").open("ab") as log:
             self.proc = subprocess.Popen(
                 self.c.as_pod_user(self.paths(main["command"]), main),
@@ -258,7 +267,8 @@ class Pod:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait(self.probe, f"{self.name} to pass its startup probe", 15)
+        if not slow_load:
+            wait(self.probe, f"{self.name} to pass its startup probe", 15)
 
     def probe(self, kind: str = "readinessProbe") -> bool:
         """The pod's exec probe, run as the pod's user with the container's environment."""
@@ -426,3 +436,28 @@ def test_no_password_persistence_off_and_maxmemory(make_cluster):
     assert not (c.primary.data / "appendonly.aof").exists()
     # the replication user still guards replication
     assert refused(c.primary.cli("ping", user="replication", password=b"guess"))
+
+
+def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(make_cluster):
+    c = make_cluster({"replicas": 2})
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0)
+    # 16 MB: a loading server answers (LOADING) only between chunks (6.x: of 2 MB),
+    # so every command asked during the load waits for the end of the current chunk
+    fill = "for i = 1, 8000 do redis.call('set', 'k' .. i, string.rep('x', 2048)) end"
+    assert c.primary.cli("eval", fill, "0") == ""
+    assert c.primary.cli("config", "set", "rdbcompression", "no") == "OK"  # keep the 16 MB
+    c.pods.append(Pod(c, 1))
+    c.pods[1].start(slow_load=True)  # an empty replica: a full resync, 8 s of loading
+    wait(lambda: "LOADING" in c.pods[1].cli("ping"), "the replica loading the primary's data")
+    # the probes at once: all answered at the end of the same chunk, still loading
+    kinds = ("livenessProbe", "readinessProbe", "startupProbe", "livenessProbe")
+    with ThreadPoolExecutor(len(kinds)) as pool:
+        alive, ready, started, _ = pool.map(c.pods[1].probe, kinds)
+    assert "loading:1" in c.pods[1].cli("info", "persistence")  # the race was not lost
+    assert alive  # alive: the kubelet does not kill it
+    assert not ready and not started  # not ready: no clients yet
+    wait(lambda: c.pods[1].probe("readinessProbe"), "the replica loaded", 60)
+    assert c.pods[1].cli("strlen", "k8000") == "2048"
+    c.primary.stop()
+    assert not c.primary.probe("livenessProbe")  # a server that is gone is not alive
