@@ -6,7 +6,7 @@ import pytest
 from minop.kinds import CONFIGMAP
 from minop.kit.testing import wait_for
 from minop.kube import Kube
-from minop.watch import Watcher
+from minop.informer import Informer
 
 from .fakeapi import FakeApi, cm
 
@@ -33,7 +33,7 @@ class Recorder:
 
 def watcher(api, rec, **kw):
     kube = Kube(api.kubeconfig(), agent="test", qps=0)
-    w = Watcher(kube, CONFIGMAP, rec, namespace="ns", **kw)
+    w = Informer(kube, CONFIGMAP, rec, namespace="ns", **kw)
     w.start()
     return w
 
