@@ -259,7 +259,8 @@ def test_memcached_lifecycle(namespace, kubectl):
     ns = namespace
     restricted(kubectl, ns)
     with OperatorRunner({"memcached": memcached}, namespaces=[ns]):
-        spec = {"size": 2, "memoryLimitMB": 128, "maxConnections": 500}
+        spec = {"size": 2, "memoryLimitMB": 128, "maxConnections": 500, "maxItemSizeMB": 2}
+        spec |= {"threads": 2, "verbosity": 1}
         assert apply_mc(kubectl, ns, "mc", **spec).returncode == 0
         kubectl("wait", "--for=condition=Ready", "memcached/mc", "-n", ns, "--timeout=60s")
         wait_for(lambda: settled(kubectl, ns, "mc", 2), 30, "status true to the pods")
@@ -272,8 +273,16 @@ def test_memcached_lifecycle(namespace, kubectl):
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "memcached:1.6.38"
         assert container["command"] == [
-            "memcached", "-m", "128", "-c", "500", "-p", "11211", "-U", "0"
+            "memcached", "-m", "128", "-c", "500", "-p", "11211", "-U", "0",
+            "-I", "2m", "-t", "2", "-v",
         ]  # fmt: skip
+        # spread over nodes where the scheduler can, by default
+        [spread] = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert (spread["topologyKey"], spread["whenUnsatisfiable"]) == (
+            "kubernetes.io/hostname",
+            "ScheduleAnyway",
+        )
+        assert len({p["spec"]["nodeName"] for p in live_pods(kubectl, ns, "mc")}) == 2
         svc = get(kubectl, ns, "service/mc")
         assert svc["spec"]["clusterIP"] == "None"  # clients shard over every pod
         assert svc["spec"]["ports"][0]["port"] == 11211
