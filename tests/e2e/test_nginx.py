@@ -471,3 +471,20 @@ def test_nginx_serves_content_from_a_configmap(namespace, kubectl):
         patched = {"data": {"index.html": "<h1>two</h1>"}}
         kubectl("patch", "configmap/site", "-n", ns, "--type=merge", "-p", json.dumps(patched))
         wait_rolled(kubectl, ns, "web", old, lambda p: p["metadata"]["annotations"][HASH] != first)
+
+
+def test_nginx_serves_content_from_a_persistent_volume_claim(namespace, kubectl):
+    ns = namespace
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "www"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+    }
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(claim))
+    with OperatorRunner({"nginx": nginx}, namespaces=[ns]):
+        apply_ngx(kubectl, ns, "web", content={"persistentVolumeClaim": {"claimName": "www"}})
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=90s")
+        [pod] = live_pods(kubectl, ns, "web")
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["content"]["persistentVolumeClaim"] == {"claimName": "www", "readOnly": True}
