@@ -195,10 +195,9 @@ def tls_stand_ins(data: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def image_files(conf_dir: Path) -> None:
+def image_files(conf_dir: Path, local: Path = Path("/etc/nginx")) -> None:
     """The files the image ships beside nginx.conf (mime.types, fastcgi_params, ...),
-    from the local nginx's /etc/nginx: relative includes resolve there."""
-    local = Path("/etc/nginx")
+    from a local nginx's ``local`` directory: relative includes resolve there."""
     if not local.is_dir():
         return
     for f in local.iterdir():
