@@ -290,8 +290,9 @@ def test_nginx_pod_rejecting_its_config_degrades_with_nginx_message(namespace, k
             f'(nginxinc/nginx-unprivileged:1.27): unknown directive "http2" in '
             "/etc/nginx/minop/server.conf:1"
         ), msg
-        ready = ngx_condition(kubectl, ns, "web", "Ready")
-        assert (ready["status"], ready["reason"]) == ("False", "ConfigRejected")
+        for ctype in ("Ready", "Progressing"):
+            c = ngx_condition(kubectl, ns, "web", ctype)
+            assert (c["status"], c["reason"]) == ("False", "ConfigRejected"), c
         events = get(kubectl, ns, "events")["items"]
         assert [e["message"] for e in events if e["reason"] == "ConfigRejected"] == [msg]
 

@@ -108,6 +108,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
         # maxUnavailable 0: the old pods keep serving while the new one fails its check
         msg = f"{field}: nginx -t failed in pod {rejected[0]} ({image}): {rejected[1]}"
         ctx.condition("Ready", False, "ConfigRejected", msg)
+        ctx.condition("Progressing", False, "ConfigRejected", msg)  # stuck until the spec changes
         ctx.condition("Degraded", True, "ConfigRejected", msg)
         known = [c.get("message") for c in ctx.status.get("conditions") or []]
         if msg not in known:  # once, not on every restart of the failing check
