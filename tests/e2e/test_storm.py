@@ -59,7 +59,7 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
             rnd, mine = random.Random(seed), names[seed::THREADS]
             try:
                 while time.monotonic() < end:
-                    name, size = rnd.choice(mine), rnd.randint(1, 3)
+                    name, size = rnd.choice(mine), rnd.randint(1, 2)
                     api.request("PATCH", f"{crs}/{name}", {"spec": {"size": size}})
                     final[name] = size
                     time.sleep(rnd.uniform(0.1, 0.4))  # a client's pace, not a wait
