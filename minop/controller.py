@@ -102,7 +102,8 @@ class Controller:
         self.reconciler = reconciler
         self.name = reconciler.controller
         self.metrics = reconciler.rt.metrics
-        self.queue = WorkQueue(self.name, self.metrics)
+        # an event on the object itself (a user's edit) before its children's events
+        self.queue = WorkQueue(self.name, self.metrics, urgent=frozenset({"watch"}))
         self.timers = TimerSchedule(reconciler.b.resource.timers, self._timer_due)
         reconciler.due_timers = self.timers.due
         self.workers = workers

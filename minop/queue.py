@@ -23,6 +23,7 @@ class _Entry:
     due: float
     causes: set[str] = field(default_factory=set)
     added: float = 0.0
+    tier: int = 1  # 0: urgent (see WorkQueue.urgent), 1: the rest
 
 
 class Backoff:
@@ -53,12 +54,16 @@ class WorkQueue:
         name: str = "minop",
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        urgent: frozenset[str] = frozenset(),
     ) -> None:
         self.name = name
         self.metrics = metrics or Metrics()
         self._clock = clock
+        # Due keys with one of these causes go first (e.g. a user's edit before the
+        # hundredth pod event of a scale-up); among equals, earliest due first.
+        self.urgent = urgent
         self._pending: dict[Hashable, _Entry] = {}
-        self._heap: list[tuple[float, int, Hashable]] = []
+        self._heaps: tuple[list[tuple[float, int, Hashable]], ...] = ([], [])
         self._seq = itertools.count()
         self._processing: dict[Hashable, float] = {}  # key -> start time
         self._dirty: dict[Hashable, _Entry] = {}  # added while processing
@@ -81,17 +86,24 @@ class WorkQueue:
             target = self._dirty if key in self._processing else self._pending
             entry = target.get(key)
             if entry is None:
-                target[key] = _Entry(due, {cause}, now)
+                entry = target[key] = _Entry(due, {cause}, now, self._tier({cause}))
             else:
                 entry.causes.add(cause)
-                if due >= entry.due:
+                tier = self._tier(entry.causes)
+                if due >= entry.due and tier == entry.tier:
                     self._depth()
                     return
-                entry.due = due
+                entry.due, entry.tier = min(due, entry.due), tier
             if target is self._pending:
-                heapq.heappush(self._heap, (due, next(self._seq), key))
-                self._cond.notify()
+                self._push(key, entry)
             self._depth()
+
+    def _tier(self, causes: set[str]) -> int:
+        return 0 if causes & self.urgent else 1
+
+    def _push(self, key: Hashable, entry: _Entry) -> None:
+        heapq.heappush(self._heaps[entry.tier], (entry.due, next(self._seq), key))
+        self._cond.notify()
 
     def get(self, timeout: float | None = None) -> tuple[Hashable, set[str]] | None:
         """The next due key and its causes, or None on timeout or shutdown."""
@@ -99,23 +111,27 @@ class WorkQueue:
         with self._cond:
             while not self._closed:
                 now = self._clock()
-                while self._heap:
-                    due, _, key = self._heap[0]
-                    entry = self._pending.get(key)
-                    if entry is None or entry.due != due:
-                        heapq.heappop(self._heap)  # stale heap record
-                        continue
-                    if due > now:
-                        break
-                    heapq.heappop(self._heap)
-                    del self._pending[key]
+                tops = []
+                for tier, heap in enumerate(self._heaps):
+                    while heap:
+                        due, _, key = heap[0]
+                        entry = self._pending.get(key)
+                        if entry is not None and entry.due == due and entry.tier == tier:
+                            break
+                        heapq.heappop(heap)  # stale heap record
+                    if heap:
+                        tops.append(heap[0][0])
+                ready = [h for h in self._heaps if h and h[0][0] <= now]
+                if ready:
+                    due, _, key = heapq.heappop(ready[0])
+                    entry = self._pending.pop(key)
                     self._processing[key] = now
                     # from when it was due: an intended delay (backoff, timer) is no wait
                     waited = now - max(entry.added, entry.due)
                     self.metrics.queue_duration.observe(waited, name=self.name)
                     self._depth()
                     return key, entry.causes
-                wait = self._heap[0][0] - now if self._heap else None
+                wait = min(tops) - now if tops else None
                 if deadline is not None:
                     left = deadline - now
                     if left <= 0:
@@ -133,8 +149,7 @@ class WorkQueue:
             entry = self._dirty.pop(key, None)
             if entry is not None:
                 self._pending[key] = entry
-                heapq.heappush(self._heap, (entry.due, next(self._seq), key))
-                self._cond.notify()
+                self._push(key, entry)
             self._depth()
 
     def processing(self) -> dict[Hashable, float]:

@@ -100,3 +100,19 @@ def test_queue_duration_counts_waiting_after_due_not_intended_delays_and_longest
     assert m.longest_running.value(name="widget") == 7
     q.done("a")
     assert m.longest_running.value(name="widget") == 0
+
+
+def test_urgent_causes_go_first_among_due_keys_and_a_merged_cause_promotes():
+    clock = Clock()
+    q = WorkQueue(clock=clock, urgent=frozenset({"watch"}))
+    for name in ("p1", "p2", "p3"):
+        q.add(name, "child")
+        clock.t += 1
+    q.add("edit", "watch")  # due last, served first
+    q.add("p3", "watch")  # a child-queued key that the user edits: promoted
+    q.add("later", "watch", delay=60)  # urgent but not due: never ahead of due keys
+    order = [q.get(timeout=0)[0] for _ in range(4)]
+    assert order == ["p3", "edit", "p1", "p2"]
+    assert q.get(timeout=0) is None
+    clock.t += 60
+    assert q.get(timeout=0) == ("later", {"watch"})
