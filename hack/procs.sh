@@ -74,4 +74,6 @@ wait_until() {
   done
 }
 
+stopped=0
+
 port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
