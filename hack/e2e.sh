@@ -7,13 +7,21 @@
 #   CLUSTER=kind: a kind cluster from images built here (hack/kind/up.sh), with the
 #     operator and application images loaded; deleted at the end unless it was running.
 #   CLUSTER=existing: whatever KUBECONFIG points at.
-# Env: E2E_WORKERS (4), PYTEST_ARGS (extra pytest arguments; a later -m wins).
+# Then the OLM stage on the same cluster (tests/e2e/olm): hack/olm.sh runs OLM on the host,
+# the tests install minop from a catalog, upgrade and uninstall it (and, where pods run,
+# operator-sdk scorecard); OLM is stopped again afterwards.
+# Env: E2E_WORKERS (4), PYTEST_ARGS (extra pytest arguments; a later -m wins),
+#      E2E_SUITE: all (default for local) | main (default for kind and existing) | olm.
 # The exit status is pytest's.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 CLUSTER_DIR="$(realpath -m "$CLUSTER_DIR")" # a relative CLUSTER_DIR would break KUBECONFIG
 CLUSTER="${CLUSTER:-local}"
+# The OLM stage by default on the local cluster only: someone else's cluster may run an OLM
+# of its own, and on kind it is `make olm-e2e CLUSTER=kind` until verified there.
+if [ "$CLUSTER" = local ]; then SUITE="${E2E_SUITE:-all}"; else SUITE="${E2E_SUITE:-main}"; fi
+case "$SUITE" in all | main | olm) ;; *) die "unknown E2E_SUITE=$SUITE (all, main, olm)" ;; esac
 PY="$REPO_DIR/.venv/bin/python"
 [ -x "$PY" ] || die "no $PY: run make venv"
 started=""
@@ -41,9 +49,13 @@ case "$CLUSTER" in
     [ -n "${KUBECONFIG:-}" ] || die "CLUSTER=existing needs KUBECONFIG" ;;
   *) die "unknown CLUSTER=$CLUSTER (local, kind, existing)" ;;
 esac
+cleanup() {
+  [ "$SUITE" = main ] || "$HACK_DIR/olm.sh" down || true
+  [ -z "$started" ] || "$HACK_DIR/cluster.sh" down "$started" || true
+}
+trap cleanup EXIT
 if [ -n "$started" ]; then
   # Set before starting, so a start that fails half-way is cleaned up too.
-  trap '"$HACK_DIR/cluster.sh" down "$started" || true' EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
   "$HACK_DIR/cluster.sh" up "$started" >/dev/null
@@ -57,14 +69,39 @@ done
 # local control plane (etcd, the audit policy, the apiserver's flags).
 [ "$CLUSTER" != local ] || dirs+=("$REPO_DIR/tests/chaos")
 # -rs: every skipped test and its reason in the summary (e.g. "needs real pods").
-args=(-p xdist -p timeout -n "${E2E_WORKERS:-4}" --dist worksteal --timeout 600 -p no:cacheprovider -rs)
+args=(-p xdist -p timeout --dist worksteal --timeout 600 -p no:cacheprovider -rs)
 
 # Our kubectl first on PATH, so tests use the version the cluster runs.
 export PATH="$KUBE_BIN:$PATH" MINOP_CLUSTER="$CLUSTER"
 rc=0
 since="$(date -u '+%Y-%m-%d %H:%M:%S')"
-# shellcheck disable=SC2086 # PYTEST_ARGS is a list of words by design
-"$PY" -m pytest "${dirs[@]}" "${args[@]}" ${PYTEST_ARGS:-} || rc=$?
+if [ "$SUITE" != olm ]; then
+  # shellcheck disable=SC2086 # PYTEST_ARGS is a list of words by design
+  "$PY" -m pytest "${dirs[@]}" --ignore="$REPO_DIR/tests/e2e/olm" -n "${E2E_WORKERS:-4}" \
+    "${args[@]}" ${PYTEST_ARGS:-} || rc=$?
+fi
+if [ "$SUITE" != main ]; then
+  # After the main suite: OLM's operators act on every namespace.
+  t0=$SECONDS
+  "$HACK_DIR/olm.sh" up
+  # scorecard runs pods: only where they run
+  export MINOP_OPERATOR_SDK="$MINOP_CACHE/operator-sdk/$OPERATOR_SDK_VERSION/bin/operator-sdk"
+  version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO_DIR/pyproject.toml")"
+  # The upgrade's next version (patch + 1) and its operator image: on kind the working
+  # tree's image under that name too, so the upgraded Deployment really rolls.
+  next="${version%.*}.$((${version##*.} + 1))"
+  export MINOP_OLM_NEXT_VERSION="$next" MINOP_OLM_NEXT_IMAGE="quay.io/minop/minop:v$next"
+  if [ "$CLUSTER" = kind ]; then
+    [ -x "$MINOP_OPERATOR_SDK" ] || "$HACK_DIR/olm.sh" build sdk
+    docker tag minop/minop:dev "$MINOP_OLM_NEXT_IMAGE"
+    "$HACK_DIR/kind/load.sh" "$MINOP_OLM_NEXT_IMAGE"
+    "$HACK_DIR/kind/scorecard-image.sh" >/dev/null
+  fi
+  # shellcheck disable=SC2086
+  "$PY" -m pytest "$REPO_DIR/tests/e2e/olm" -n 2 "${args[@]}" ${PYTEST_ARGS:-} || rc=$?
+  "$HACK_DIR/olm.sh" down
+  log "OLM stage on $CLUSTER: $((SECONDS - t0))s"
+fi
 if [ "$CLUSTER" = kind ]; then
   # Every image a test runs must have been built here: any pull attempt is a failure.
   # shellcheck source=kind/lib.sh

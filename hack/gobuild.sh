@@ -71,3 +71,40 @@ etcd_build() {
   rm -rf "$work" "$out"; mv "$out.tmp" "$out"
   log "etcd in $out"
 }
+
+# module_build <out> <module> <version> <pkg>...: commands of a module at a tag (<pkg> relative
+# to <module>) into <out>, through a wrapper module that requires it: `go install pkg@version`
+# needs the module's version list, which the proxy refuses for operator-framework modules.
+# Env: BUILD_TAGS, BUILD_CGO (0|1), BUILD_LDFLAGS, BUILD_PATCH: a function called with a
+# writable copy of the module (the wrapper builds that copy instead; `go build -overlay` may
+# not replace files in the module cache), for small patches made at build time, never stored.
+module_build() {
+  local out="$1" module="$2" version="$3"; shift 3
+  local names=() p
+  for p in "$@"; do names+=("$(basename "$p")"); done
+  all_present "$out" "${names[@]}" && return
+  log "building ${names[*]} $version (first time only; ~5-15 min each on 2 cores)"
+  local work; work="$(mktemp -d)"
+  (
+    cd "$work"
+    go mod init local/wrapper >/dev/null 2>&1
+    go mod edit -require="$module@$version"
+    { printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      for p in "$@"; do printf '\t_ "%s/%s"\n' "$module" "$p"; done
+      printf ')\n'; } > tools.go
+    go mod tidy -e >/dev/null 2>&1 || true
+    if [ -n "${BUILD_PATCH:-}" ]; then
+      cp -r "$(go list -m -f '{{.Dir}}' "$module")" src
+      chmod -R u+w src
+      "$BUILD_PATCH" "$work/src"
+      go mod edit -replace="$module=./src"
+    fi
+    local args=(-trimpath "-ldflags=-s -w ${BUILD_LDFLAGS:-}") pkgs=()
+    [ -z "${BUILD_TAGS:-}" ] || args+=("-tags=$BUILD_TAGS")
+    for p in "$@"; do pkgs+=("$module/$p"); done
+    mkdir -p "$out.tmp"
+    CGO_ENABLED="${BUILD_CGO:-0}" nice -n 10 go build "${args[@]}" -o "$out.tmp/" "${pkgs[@]}"
+  )
+  rm -rf "$work" "$out"; mv "$out.tmp" "$out"
+  log "${names[*]} in $out"
+}

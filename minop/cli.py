@@ -78,6 +78,12 @@ def parser() -> argparse.ArgumentParser:
         required=True,
         help="ISO 8601 time of the version's commit (keeps output reproducible)",
     )
+    bundle.add_argument(
+        "--scorecard-image",
+        required=True,
+        help="operator-sdk's scorecard-test image for tests/scorecard/config.yaml, "
+        "e.g. quay.io/operator-framework/scorecard-test:v1.42.2",
+    )
     bundle.add_argument("--replaces", help="CSV this version upgrades, e.g. minop.v0.0.9")
     bundle.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     rbac = sub.add_parser("rbac", help="print least-privilege RBAC for the installed plugins")
@@ -124,9 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plugins":
         return list_plugins(settings)
     if args.command == "bundle":
-        info = BundleInfo(args.bundle_version, args.image, args.created_at, args.replaces)
+        info = BundleInfo(
+            version=args.bundle_version,
+            image=args.image,
+            created_at=args.created_at,
+            scorecard_image=args.scorecard_image,
+            replaces=args.replaces,
+        )
         resources = [r for _, r in _plugins(settings).resources()]
-        bundle.write(Path(args.output), bundle.files(resources, info))
+        try:
+            contents = bundle.files(resources, info)
+        except ValueError as e:
+            print(f"minop bundle: error: {e}", file=sys.stderr)
+            return 2
+        bundle.write(Path(args.output), contents)
         bundle.write(Path(args.manifests), bundle.plain_manifests(resources, args.image))
         return 0
     if args.command == "rbac":

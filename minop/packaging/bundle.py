@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from minop.packaging import rbac
+from minop.packaging import rbac, scorecard
 from minop.resource import Resource
 
 PACKAGE = "minop"
@@ -55,6 +55,7 @@ class BundleInfo:
     version: str  # semver of the operator
     image: str  # operator image
     created_at: str  # ISO 8601, from the version's commit (reproducible)
+    scorecard_image: str  # operator-sdk's scorecard-test image, for tests/scorecard/
     replaces: str | None = None  # previous CSV name, for upgrades
     min_kube_version: str = "1.30.0"
 
@@ -241,7 +242,9 @@ def csv(resources: list[Resource], info: BundleInfo) -> dict[str, Any]:
             "namespace": "placeholder",
             "annotations": {
                 "alm-examples": json.dumps(examples, indent=2),
-                "capabilities": "Basic Install",
+                # what the OLM e2e proves: installed from a catalog, upgraded through the
+                # channel with the existing objects kept (tests/e2e/olm)
+                "capabilities": "Seamless Upgrades",
                 "categories": "Database,Networking",
                 "containerImage": info.image,
                 "createdAt": info.created_at,
@@ -267,6 +270,7 @@ ANNOTATIONS = {
     "operators.operatorframework.io.bundle.package.v1": PACKAGE,
     "operators.operatorframework.io.bundle.channels.v1": CHANNEL,
     "operators.operatorframework.io.bundle.channel.default.v1": CHANNEL,
+    **scorecard.ANNOTATIONS,
 }
 
 
@@ -281,10 +285,12 @@ def files(resources: list[Resource], info: BundleInfo) -> dict[str, str]:
         if r.crd:
             out[f"manifests/{r.kind.group}_{r.kind.plural}.yaml"] = dump(dict(r.crd))
     out["metadata/annotations.yaml"] = dump({"annotations": ANNOTATIONS})
+    out[f"{scorecard.CONFIG_DIR}config.yaml"] = dump(scorecard.config(info.scorecard_image))
     labels = "".join(f"LABEL {k}={v}\n" for k, v in ANNOTATIONS.items())
-    out["bundle.Dockerfile"] = (
-        "FROM scratch\n\n" + labels + "\nCOPY manifests /manifests/\nCOPY metadata /metadata/\n"
-    )
+    copies = [
+        f"COPY {d.rstrip('/')} /{d}\n" for d in ("manifests/", "metadata/", scorecard.CONFIG_DIR)
+    ]
+    out["bundle.Dockerfile"] = "FROM scratch\n\n" + labels + "\n" + "".join(copies)
     return out
 
 
