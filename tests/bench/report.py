@@ -303,6 +303,8 @@ def svg(trials: list[Trial], title: str) -> str:
             vs = sorted(series[name][kind])
             if not vs:
                 continue
+            step = max(1, len(vs) // 200)  # at most ~200 points a line
+            vs = vs[step - 1 :: step]
             pts = " ".join(
                 f"{left + pw * (i + 1) / len(vs):.1f},{top + ph - ph * v / ymax:.1f}"
                 for i, v in enumerate(vs)
