@@ -17,7 +17,7 @@ BENCH_ARGS ?=
 
 export MINOP_CACHE ?= $(HOME)/.cache/minop
 
-.PHONY: help venv run test unit e2e e2e-kind lint cluster-up cluster-down crds bundle bundle-check bundle-validate image bench
+.PHONY: help venv run test unit e2e e2e-kind chaos lint cluster-up cluster-down crds bundle bundle-check bundle-validate image bench
 
 # The bundle is reproducible: its version, image and createdAt come from the repo
 # (createdAt: the commit that set the version, not whatever touched pyproject.toml last).
@@ -53,6 +53,9 @@ e2e-kind: venv ## the e2e suite on kind with real pods, as make test runs it (MI
 	@if [ "$${MINOP_KIND:-1}" = 0 ]; then \
 	  printf '\n==== SKIPPED: kind e2e suite (MINOP_KIND=0): the real-pod scenarios did NOT run ====\n\n' >&2; \
 	else CLUSTER=kind E2E_WORKERS=$(E2E_WORKERS) PYTEST_ARGS="$(PYTEST_ARGS)" hack/e2e.sh; fi
+
+chaos: venv ## the reliability and security suite (tests/chaos) on a local cluster; writes tests/chaos/results/
+	@PYTEST_ARGS="$(PYTEST_ARGS)" hack/chaos.sh
 
 lint: venv ## ruff and mypy
 	$(VENV)/bin/ruff check minop plugins tests

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on 127.0.0.1 without containers:
 #   etcd -> kube-apiserver -> kube-controller-manager -> kube-scheduler -> KWOK (fake nodes).
-# Usage: hack/local-cluster.sh up | down | status [-q]
+# Usage: hack/local-cluster.sh up | down | status [-q] | apiserver-stop | apiserver-start
+#   (apiserver-stop/-start: only kube-apiserver, for the chaos suite's API server restart)
 # Env:   MINOP_API_PORT (6443), MINOP_ETCD_PORT (2379), MINOP_ETCD_PEER_PORT (2380),
 #        MINOP_NODES (3), CLUSTER_DIR (<repo>/.cluster), MINOP_CACHE (~/.cache/minop),
 #        MINOP_CLUSTER_PROFILE (default | bench: see PROFILE below).
@@ -30,7 +31,12 @@ PROFILE="${MINOP_CLUSTER_PROFILE:-default}"
 CM_FLAGS=() SCHED_FLAGS=() KWOK_FLAGS=()
 NODE_PODS=110 AUDIT_POLICY="$HACK_DIR/audit-policy.yaml" AUDIT_MAXSIZE=100
 case "$PROFILE" in
-  default) ;;
+  default)
+    # Above the defaults (20 qps): a test that creates or edits hundreds of objects (the
+    # edit storm) must measure minop, not the controller-manager's backlog of pods.
+    CM_FLAGS=(--kube-api-qps=200 --kube-api-burst=400)
+    SCHED_FLAGS=(--kube-api-qps=200 --kube-api-burst=400)
+    ;;
   bench)
     CM_FLAGS=(--kube-api-qps=1000 --kube-api-burst=2000 --concurrent-deployment-syncs=20
       --concurrent-replicaset-syncs=20 --concurrent-gc-syncs=40)
@@ -188,6 +194,31 @@ nodes_untainted() { # Ready alone is not enough: the node-lifecycle controller m
   [ -z "$(k get node "${names[@]}" -o jsonpath='{.items[*].spec.taints}')" ]
 }
 
+# The chaos suite's 410 scenario (tests/chaos) watches this kind without a watch cache.
+NO_WATCH_CACHE=memcacheds.nocache.chaos.minop.dev
+
+start_apiserver() {
+  # --enable-admission-plugins adds NodeRestriction to the defaults (which include PodSecurity,
+  # ServiceAccount, DefaultStorageClass). --advertise-address: hosts without a default route
+  # cannot pick one. --endpoint-reconciler-type=none: the `kubernetes` Service's Endpoints may
+  # not hold a loopback IP, so the default reconciler would fail a write every 10 s.
+  # --watch-cache-sizes: one test kind is served from etcd directly, so the chaos suite
+  # can make a resumed watch hit etcd compaction (410 Gone) as on a cluster without the cache.
+  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
+    --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --secure-port="$API_PORT" \
+    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
+    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
+    --client-ca-file="$PKI/ca.crt" \
+    --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$PKI/sa.pub" \
+    --service-account-signing-key-file="$PKI/sa.key" --service-account-lookup=true \
+    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
+    --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
+    --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$LOGS/audit.log" \
+    --audit-log-format=json --audit-log-mode=blocking \
+    --audit-log-maxsize="$AUDIT_MAXSIZE" --audit-log-maxbackup=2 --audit-log-maxage=7 \
+    --watch-cache-sizes="$NO_WATCH_CACHE#0"
+}
+
 # -- up / down / status -----------------------------------------------------------------
 up() {
   if all_alive; then
@@ -240,22 +271,7 @@ up() {
     --unsafe-no-fsync=true --log-level=warn
   wait_until 30 "etcd health" etcd curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health"
 
-  # --enable-admission-plugins adds NodeRestriction to the defaults (which include PodSecurity,
-  # ServiceAccount, DefaultStorageClass). --advertise-address: hosts without a default route
-  # cannot pick one. --endpoint-reconciler-type=none: the `kubernetes` Service's Endpoints may
-  # not hold a loopback IP, so the default reconciler would fail a write every 10 s.
-  start kube-apiserver "$KUBE_BIN/kube-apiserver" \
-    --etcd-servers="http://127.0.0.1:$ETCD_PORT" --bind-address=127.0.0.1 --secure-port="$API_PORT" \
-    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none \
-    --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
-    --client-ca-file="$PKI/ca.crt" \
-    --service-account-issuer=https://kubernetes.default.svc --service-account-key-file="$PKI/sa.pub" \
-    --service-account-signing-key-file="$PKI/sa.key" --service-account-lookup=true \
-    --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
-    --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
-    --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$LOGS/audit.log" \
-    --audit-log-format=json --audit-log-mode=blocking \
-    --audit-log-maxsize="$AUDIT_MAXSIZE" --audit-log-maxbackup=2 --audit-log-maxage=7
+  start_apiserver
   wait_until 90 "kube-apiserver /readyz" kube-apiserver api_ready
 
   # '*' = every on-by-default controller: namespace (default ServiceAccounts), node-lifecycle
@@ -341,6 +357,18 @@ status() { # exit 0 only when every component runs
   return $rc
 }
 
+apiserver_restart() { # apiserver-stop | apiserver-start: only kube-apiserver (chaos tests)
+  all_alive || [ "$1" = start ] || die "the local cluster is not running"
+  case "$1" in
+    stop) stopped=0; stop kube-apiserver; log "kube-apiserver stopped" ;;
+    start)
+      alive kube-apiserver && die "kube-apiserver is already running"
+      start_apiserver
+      wait_until 90 "kube-apiserver /readyz" kube-apiserver api_ready
+      log "kube-apiserver started" ;;
+  esac
+}
+
 lock() { # one up/down at a time per cluster dir
   mkdir -p "$CLUSTER_DIR"
   exec 9>"$CLUSTER_DIR/.lock"
@@ -351,5 +379,7 @@ case "${1:-}" in
   up) lock; up ;;
   down) lock; down ;;
   status) status "${2:-}" ;;
-  *) die "usage: $0 up|down|status [-q]" ;;
+  apiserver-stop) lock; apiserver_restart stop ;;
+  apiserver-start) lock; apiserver_restart start ;;
+  *) die "usage: $0 up|down|status [-q]|apiserver-stop|apiserver-start" ;;
 esac
