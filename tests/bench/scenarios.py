@@ -124,15 +124,15 @@ def _update(api: Api, obs: Observer, ns: str, names: list[str], plan: Plan, tria
         time.sleep(max(0.0, due - time.monotonic()))
         api.patch(crs(ns, name), {"spec": {"size": 2}})
 
-    def scaled(s: Seen) -> bool:
+    def all_scaled(s: Seen) -> bool:
         return all(s.dep_replicas.get(n, [(0.0, 0)])[-1][1] == 2 for n in chosen)
 
-    def shown(s: Seen) -> bool:  # converged again: the restart that follows must be idle
+    def all_shown(s: Seen) -> bool:  # converged again: the restart that follows must be idle
         return all(s.cr_shown.get(n) == (2, True) for n in chosen)
 
-    if not obs.wait(scaled, 60):
+    if not obs.wait(all_scaled, 60):
         trial.errors.append("updates: not every Deployment scaled within 60s")
-    if not obs.wait(shown, 120):
+    if not obs.wait(all_shown, 120):
         trial.errors.append("updates: not every object showed 2 ready pods within 120s")
     s = obs.seen
     for n in chosen:
