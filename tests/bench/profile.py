@@ -42,8 +42,8 @@ def main() -> None:
     total = 0
     for line in args.file.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not count.isdigit():
-            continue
+        if not count.isdigit() or not stack.strip():
+            continue  # an empty stack: no thread was running (py-spy leaves out idle ones)
         n = int(count)
         total += n
         fs = [f for f in frames(stack) if args.only in f]
@@ -51,7 +51,7 @@ def main() -> None:
             inclusive[f] += n
         if fs:
             own[fs[-1]] += n
-    print(f"{total} samples")
+    print(f"{total} samples with a running thread")
     for title, counter in (("inclusive", inclusive), ("self", own)):
         print(f"\n{title}:")
         for f, n in counter.most_common(args.top):
