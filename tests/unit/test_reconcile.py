@@ -359,3 +359,19 @@ def test_a_fenced_pass_is_requeued_not_dropped():
     env.retry("x", result.cause)
     assert [c[0] for c in p.calls] == ["create", "create"]
     assert cond(env.status("x"), "Ready")["status"] == "True"
+
+
+def test_two_related_declarations_of_one_kind_are_both_tracked():
+    sec = minop.Kind("", "v1", "Secret", "secrets")
+    resource = minop.Resource(
+        kind=KIND,
+        related=(
+            minop.Related(sec, lambda body: [body["spec"]["tls"]]),
+            minop.Related(sec, lambda body: [body["spec"]["auth"]]),
+        ),
+    )
+    env = Env(Plugin(), resource)
+    env.create("x", {"tls": "cert", "auth": "pw"})
+    env.process("x")
+    assert env.cache.referrers(sec, "ns", "cert") == {env.key("x")}
+    assert env.cache.referrers(sec, "ns", "pw") == {env.key("x")}
