@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from minop.settings import Settings
 from tests.bench import report
 from tests.bench.kopf_operator import SETTINGS as KOPF_SETTINGS
 from tests.bench.kubeapi import GROUP, PLURAL, VERSION, Api, ApiError
@@ -134,12 +135,20 @@ def facts(api: Api, args: argparse.Namespace, where: str) -> dict[str, Any]:
         "updates": f"{args.updates} at {args.rate:g}/s",
         "memory_points": ",".join(str(p) for p in [0, args.n, *args.memory]),
         "settings": {
-            "minop": "defaults of `minop run` (4 workers, client limit 20 QPS / burst 30), "
-            "--no-leader-elect, -n <ns>",
+            "minop": _minop_settings(),
             "kopf": KOPF_SETTINGS,
             "floor": "4 worker threads, no client-side limit",
         },
     }
+
+
+def _minop_settings() -> str:
+    d = Settings()
+    limit = f"{d.qps:g} QPS / burst {d.burst}" if d.qps else "none"
+    return (
+        f"the defaults of `minop run` ({d.workers} workers, client-side rate limit: {limit}), "
+        "--no-leader-elect, -n <ns>"
+    )
 
 
 def _cpu_model() -> str:
@@ -161,6 +170,12 @@ def main() -> None:
         help="more object counts to measure idle RSS at, after the last repeat (e.g. 1000,5000)",
     )
     p.add_argument("--contenders", default="minop,kopf,floor")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the minop process of the last repeat (.bench/<run>/*.pyspy.txt, "
+        "summed up by python -m tests.bench.profile)",
+    )
     p.add_argument("--out", default=str(REPO / "tests" / "bench" / "results"))
     args = p.parse_args()
     args.memory = tuple(sorted(int(x) for x in args.memory.split(",") if x.strip()))
@@ -186,7 +201,15 @@ def main() -> None:
             for name in order:
                 last = repeat == args.repeats - 1
                 memory = args.memory if last else ()
-                plan = Plan(args.n, args.updates, args.rate, memory, logs, run_id[-6:])
+                plan = Plan(
+                    args.n,
+                    args.updates,
+                    args.rate,
+                    memory,
+                    logs,
+                    run_id[-6:],
+                    args.profile and last,
+                )
                 say(f"{name} #{repeat}: N={args.n}")
                 t = run_trial(api, audit, kubeconfig, CONTENDERS[name], repeat, plan)
                 trials.append(t)

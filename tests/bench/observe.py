@@ -25,6 +25,7 @@ class Seen:
 
     cr_added: dict[str, float] = field(default_factory=dict)
     cr_ready: dict[str, float] = field(default_factory=dict)
+    cr_shown: dict[str, tuple[int, bool]] = field(default_factory=dict)  # ready pods, Ready
     dep_added: dict[str, float] = field(default_factory=dict)
     svc_added: dict[str, float] = field(default_factory=dict)
     # name -> [(time, spec.size)] and [(time, spec.replicas)], in order
@@ -81,7 +82,8 @@ class Observer:
         sizes = s.cr_sizes.setdefault(name, [])
         if not sizes or sizes[-1][1] != size:
             sizes.append((now, size))
-        if name not in s.cr_ready and mc.ready_key(obj.get("status"))[1]:
+        s.cr_shown[name] = mc.ready_key(obj.get("status"))
+        if name not in s.cr_ready and s.cr_shown[name][1]:
             s.cr_ready[name] = now
 
     def _dep(self, obj: Obj, now: float) -> None:

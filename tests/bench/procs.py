@@ -61,14 +61,23 @@ CONTENDERS = {
 class Operator:
     """One running contender: started, probed until ready, measured from /proc, stopped."""
 
-    def __init__(self, contender: Contender, namespace: str, kubeconfig: str, log: Path) -> None:
+    def __init__(
+        self,
+        contender: Contender,
+        namespace: str,
+        kubeconfig: str,
+        log: Path,
+        profile: Path | None = None,
+    ) -> None:
         self.contender, self.namespace, self.kubeconfig, self.log = (
             contender,
             namespace,
             kubeconfig,
             log,
         )
+        self.profile = profile  # py-spy's collapsed stacks of the whole process life
         self.proc: subprocess.Popen[bytes] | None = None
+        self.spy: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.started = 0.0
 
@@ -91,6 +100,14 @@ class Operator:
             stdin=subprocess.DEVNULL,
         )
         out.close()
+        if self.profile is not None:
+            spy = str(Path(sys.executable).with_name("py-spy"))
+            target = ["--pid", str(self.proc.pid), "--nonblocking", "--output", str(self.profile)]
+            self.spy = subprocess.Popen(
+                [spy, "record", "--format", "raw", "--rate", "100", *target],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     @property
     def pid(self) -> int:
@@ -145,3 +162,5 @@ class Operator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        if self.spy is not None:  # it writes its file once the process is gone
+            self.spy.wait(60)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
 from collections.abc import Callable, Sequence
@@ -31,10 +32,15 @@ class Figure:
 
 
 def _rss_growth(t: Trial) -> float | None:
+    """Slope between the fewest and the most objects measured, leaving out 0 when there
+    are two other points (from 0 it includes one-time costs: pools, threads, arenas)."""
     points = sorted(t.rss_mb)
-    if len(points) < 2 or points[-1] == 0:
+    if len(points) > 2:
+        points = points[1:]
+    if len(points) < 2 or points[-1] == points[0]:
         return None
-    return (t.rss_mb[points[-1]] - t.rss_mb[0]) / points[-1] * 1000
+    lo, hi = points[0], points[-1]
+    return (t.rss_mb[hi] - t.rss_mb[lo]) / (hi - lo) * 1000
 
 
 def _cpu_per_1000(t: Trial) -> float | None:
@@ -185,7 +191,7 @@ TARGETS = (
         "minop writes per new object (size 1, with Ready) <= 4",
         lambda s: median(s, "minop", "writes_per_object"),
         lambda v: v <= 4.0,
-        "{:.2f}",
+        "{:.3f}",
     ),
     Target(
         "minop writes on restart over converged objects = 0",
@@ -303,6 +309,8 @@ def svg(trials: list[Trial], title: str) -> str:
             vs = sorted(series[name][kind])
             if not vs:
                 continue
+            step = max(1, len(vs) // 200)  # at most ~200 points a line
+            vs = vs[step - 1 :: step]
             pts = " ".join(
                 f"{left + pw * (i + 1) / len(vs):.1f},{top + ph - ph * v / ymax:.1f}"
                 for i, v in enumerate(vs)
@@ -399,3 +407,20 @@ def _cost_lines(trials: list[Trial]) -> list[str]:
             detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
             out.append(f"- {name}, {phase} (N={t.n}): {detail}")
     return out
+
+
+def rerender(path: Path) -> Path:
+    """Write a results file's .md/.svg (and .json) again from the trials it holds, e.g.
+    after a change to how figures are computed or shown."""
+    doc = json.loads(path.read_text())
+    trials = [
+        Trial(**{**t, "rss_mb": {int(k): v for k, v in t["rss_mb"].items()}}) for t in doc["trials"]
+    ]
+    return write(path.parent, path.stem, doc["facts"], trials)[0]
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(description=rerender.__doc__)
+    p.add_argument("json", type=Path, nargs="+")
+    for f in p.parse_args().json:
+        print(rerender(f))

@@ -31,6 +31,7 @@ class Plan:
     memory: tuple[int, ...]  # extra object counts to measure RSS at (each > n)
     logs: Path
     run: str  # names this run's namespaces: bench-<run>-<contender>-<repeat>
+    profile: bool = False  # py-spy the minop contender through burst and updates
     seed: int = 14
 
 
@@ -123,11 +124,16 @@ def _update(api: Api, obs: Observer, ns: str, names: list[str], plan: Plan, tria
         time.sleep(max(0.0, due - time.monotonic()))
         api.patch(crs(ns, name), {"spec": {"size": 2}})
 
-    def done(s: Seen) -> bool:
+    def all_scaled(s: Seen) -> bool:
         return all(s.dep_replicas.get(n, [(0.0, 0)])[-1][1] == 2 for n in chosen)
 
-    if not obs.wait(done, 60):
+    def all_shown(s: Seen) -> bool:  # converged again: the restart that follows must be idle
+        return all(s.cr_shown.get(n) == (2, True) for n in chosen)
+
+    if not obs.wait(all_scaled, 60):
         trial.errors.append("updates: not every Deployment scaled within 60s")
+    if not obs.wait(all_shown, 120):
+        trial.errors.append("updates: not every object showed 2 ready pods within 120s")
     s = obs.seen
     for n in chosen:
         asked = next((t for t, size in s.cr_sizes.get(n, []) if size == 2), None)
@@ -149,7 +155,8 @@ def run_trial(
     ns = namespace(plan.run, contender.name, repeat)
     create_namespace(api, ns)
     log = plan.logs / f"{ns}.log"
-    op = Operator(contender, ns, kubeconfig, log)
+    spy = plan.logs / f"{ns}.pyspy.txt" if plan.profile and contender.name == "minop" else None
+    op = Operator(contender, ns, kubeconfig, log, spy)
     op.start()
     try:
         op.wait_ready()
