@@ -25,6 +25,10 @@ DATA_DIR = "/data"  # the PersistentVolumeClaim data-<name>-<ordinal>
 CONFIG_HASH = "minop.dev/config-hash"
 AUTH_HASH = "minop.dev/auth-hash"
 REPLICATION_USER = "replication"
+SENTINEL_PORT = 26379
+# The pod the Sentinels elected primary: "master"; the others "replica" (set by the
+# operator, never in the pod template: a new pod serves no clients until elected).
+ROLE_LABEL = "redis.minop.dev/role"
 STARTUP_PERIOD = 5  # seconds between startup probes
 
 
@@ -42,6 +46,17 @@ class Instance:
     @property
     def replicas(self) -> int:
         return int(self.spec.get("replicas", 1))
+
+    @property
+    def sentinel(self) -> Mapping[str, Any] | None:
+        """spec.sentinel when failover is enabled, else None."""
+        sentinel = self.spec.get("sentinel") or {}
+        return sentinel if sentinel.get("enabled") else None
+
+    @property
+    def quorum(self) -> int:
+        """Sentinels that must agree the primary is down: a majority by default."""
+        return int((self.sentinel or {}).get("quorum") or self.replicas // 2 + 1)
 
     @property
     def headless(self) -> str:
@@ -78,8 +93,13 @@ def redis_conf(inst: Instance) -> str:
         "replica-read-only yes",
         f"maxmemory-policy {spec.get('maxMemoryPolicy', 'noeviction')}",
     ]
+    if spec.get("minReplicasToWrite"):
+        # a primary cut off from its replicas stops taking writes: bounds what a
+        # failover can lose, and a stale primary cannot take writes for long
+        lines.append(f"min-replicas-to-write {int(spec['minReplicasToWrite'])}")
+        lines.append(f"min-replicas-max-lag {int(spec.get('minReplicasMaxLag', 10))}")
     if spec.get("maxMemory") is not None:
-        lines.append(f"maxmemory {int(wl.quantity(spec['maxMemory']))}")
+        lines.append(f"maxmemory {wl.quantity_value(spec['maxMemory'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -92,8 +112,15 @@ def configmap(inst: Instance) -> dict[str, Any]:
     }
 
 
-def _ports() -> list[dict[str, Any]]:
-    return [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
+def _ports(inst: Instance, redis: bool = True) -> list[dict[str, Any]]:
+    ports = [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
+    if not redis:
+        ports = []
+    if inst.sentinel:
+        ports.append(
+            {"name": "sentinel", "port": SENTINEL_PORT, "targetPort": "sentinel", "protocol": "TCP"}
+        )
+    return ports
 
 
 def headless_service(inst: Instance) -> dict[str, Any]:
@@ -110,19 +137,34 @@ def headless_service(inst: Instance) -> dict[str, Any]:
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
             "selector": dict(inst.selector),
-            "ports": _ports(),
+            "ports": _ports(inst),
         },
     }
 
 
 def client_service(inst: Instance) -> dict[str, Any]:
-    """Clients reach the primary (pod 0), the only pod that takes writes."""
-    primary = {**inst.selector, "statefulset.kubernetes.io/pod-name": f"{inst.name}-0"}
+    """Clients reach the primary, the only pod that takes writes: pod 0, or with
+    failover the pod the operator labelled as the Sentinels' primary."""
+    if inst.sentinel:
+        primary = {**inst.selector, ROLE_LABEL: "master"}
+    else:
+        primary = {**inst.selector, "statefulset.kubernetes.io/pod-name": f"{inst.name}-0"}
+    ports = [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": inst.name},
-        "spec": {"selector": primary, "ports": _ports()},
+        "spec": {"selector": primary, "ports": ports},
+    }
+
+
+def sentinel_service(inst: Instance) -> dict[str, Any]:
+    """Every ready Sentinel, for clients that ask SENTINEL get-master-addr-by-name."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": f"{inst.name}-sentinel"},
+        "spec": {"selector": dict(inst.selector), "ports": _ports(inst, redis=False)},
     }
 
 
@@ -138,15 +180,47 @@ def init_env(inst: Instance) -> list[dict[str, Any]]:
         {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
         {"name": "REDIS_RUN_DIR", "value": RUN_DIR},
         {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
+        *sentinel_env(inst),
     ]
 
 
-def probe_env() -> list[dict[str, Any]]:
-    """What the probes read in the redis container."""
-    return [
-        {"name": "REDIS_PORT", "value": str(PORT)},
-        {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
-    ]
+def sentinel_env(inst: Instance) -> list[dict[str, Any]]:
+    sentinel = inst.sentinel
+    if sentinel is None:
+        return []
+    peers = " ".join(f"{inst.pod_host(i)}:{SENTINEL_PORT}" for i in range(inst.replicas))
+    values = {
+        "REDIS_SENTINEL_PORT": SENTINEL_PORT,
+        "REDIS_SENTINEL_PEERS": peers,
+        "REDIS_SENTINEL_QUORUM": inst.quorum,
+        "REDIS_SENTINEL_DOWN_AFTER_MS": sentinel.get("downAfterMilliseconds", 5000),
+        "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": sentinel.get("failoverTimeoutMilliseconds", 20000),
+        "REDIS_MASTER_NAME": inst.name,
+        # this pod's stable DNS name ($(POD_NAME): the kubelet expands it)
+        "REDIS_ANNOUNCE_HOST": f"$(POD_NAME).{inst.headless}.{inst.namespace}.svc",
+    }
+    return [{"name": k, "value": str(v)} for k, v in values.items()]
+
+
+def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, Any]:
+    probe = _probe(scripts.SENTINEL_READY, 5, 3)
+    return {
+        "name": "sentinel",
+        "image": inst.image,
+        "command": ["sh", "-c", scripts.SENTINEL, f"{RUN_DIR}/sentinel.conf"],
+        "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT, "protocol": "TCP"}],
+        "env": [
+            {"name": "REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
+            {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
+        ],
+        "readinessProbe": probe,
+        "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
+        "volumeMounts": [
+            {"name": "run", "mountPath": RUN_DIR},
+            {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+        ],
+        "securityContext": security,
+    }
 
 
 def _probe(script: str, period: int, failures: int) -> dict[str, Any]:
@@ -216,15 +290,18 @@ def statefulset(
     container: dict[str, Any] = {
         "name": "redis",
         "image": inst.image,
-        "command": ["sh", "-c", scripts.START, "redis-server", f"{RUN_DIR}/redis.conf"],
+        "command": ["sh", "-c", scripts.START, f"{CONFIG_DIR}/init.sh", f"{RUN_DIR}/redis.conf"],
         "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
-        "env": probe_env(),
+        "env": init_env(inst),
         "startupProbe": _probe(scripts.READY, STARTUP_PERIOD, startup_failures(claim_size)),
         "readinessProbe": _probe(scripts.READY, 5, 2),
         "livenessProbe": _probe(scripts.ALIVE, 10, 6),
-        "volumeMounts": [data, run, auth],
+        "volumeMounts": [data, run, auth, config],
         "securityContext": security,
     }
+    containers = [container]
+    if inst.sentinel:
+        containers.append(sentinel_container(inst, security))
     if resources:
         init["resources"] = container["resources"] = resources
     sched = wl.scheduling(spec)
@@ -257,7 +334,7 @@ def statefulset(
                     # no docker-link variables (a Service "redis" would set REDIS_PORT)
                     "enableServiceLinks": False,
                     "initContainers": [init],
-                    "containers": [container],
+                    "containers": containers,
                     "volumes": [
                         {"name": "config", "configMap": {"name": inst.config_map}},
                         {

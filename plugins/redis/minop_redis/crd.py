@@ -31,14 +31,11 @@ def _is_q(path: str) -> str:
 STORAGE = crd.obj(
     "Persistent storage of every pod: one PersistentVolumeClaim data-<name>-<ordinal> each.",
     {
-        "size": {
-            **crd.quantity(
-                "Size of each pod's volume, e.g. 1Gi. Growing it expands the existing claims "
-                "(the StorageClass must allow volume expansion); shrinking is refused.",
-                default="1Gi",
-            ),
-            "maxLength": 32,  # bounds the cost of the CEL rules reading it
-        },
+        "size": crd.quantity(
+            "Size of each pod's volume, e.g. 1Gi. Growing it expands the existing claims "
+            "(the StorageClass must allow volume expansion); shrinking is refused.",
+            default="1Gi",
+        ),
         "storageClassName": crd.object_name(
             "StorageClass of the claims; default: the cluster's default class. Immutable."
         ),
@@ -156,13 +153,49 @@ SPEC = crd.obj(
             required=["name"],
         ),
         "resources": crd.resources(),
-        "maxMemory": {
-            **crd.quantity(
-                "Memory for data per pod (Redis maxmemory), e.g. 256Mi; at most "
-                "resources.limits.memory. Default: no limit."
-            ),
-            "maxLength": 32,
-        },
+        "maxMemory": crd.quantity(
+            "Memory for data per pod (Redis maxmemory), e.g. 256Mi, at least 1Mi (rounded "
+            "up to whole bytes); at most resources.limits.memory. Default: no limit.",
+            minimum="1Mi",
+        ),
+        "sentinel": crd.obj(
+            "Automatic failover with Redis Sentinel (Redis 6.2 or later, or Valkey): a "
+            "Sentinel beside each Redis; when the primary is lost they promote the replica "
+            "with the most recent data, the <name> Service follows it, and the old primary "
+            "comes back as a replica. Clients may also ask the <name>-sentinel Service "
+            "(SENTINEL get-master-addr-by-name <name>).",
+            {
+                "enabled": crd.boolean("Run Sentinels and fail over.", default=False),
+                "quorum": crd.integer(
+                    "Sentinels that must agree the primary is down; default: a majority of "
+                    "the pods. A failover always needs a majority of the Sentinels.",
+                    minimum=1,
+                ),
+                "downAfterMilliseconds": crd.integer(
+                    "How long the primary must be unreachable before it counts as down.",
+                    minimum=1000,
+                    default=5000,
+                ),
+                "failoverTimeoutMilliseconds": crd.integer(
+                    "How long a failover may take before another Sentinel retries it.",
+                    minimum=1000,
+                    default=20000,
+                ),
+            },
+            default={},
+        ),
+        "minReplicasToWrite": crd.integer(
+            "The primary refuses writes unless this many replicas are connected with a lag "
+            "of at most minReplicasMaxLag seconds (min-replicas-to-write): bounds what a "
+            "failover can lose. 0: always accept writes.",
+            minimum=0,
+            default=0,
+        ),
+        "minReplicasMaxLag": crd.integer(
+            "Seconds a replica may lag and still count for minReplicasToWrite.",
+            minimum=1,
+            default=10,
+        ),
         "maxMemoryPolicy": crd.string(
             "What Redis does when maxMemory is reached (maxmemory-policy).",
             enum=MAX_MEMORY_POLICIES,
@@ -171,6 +204,12 @@ SPEC = crd.obj(
         **scheduling_schema(),
     },
     rules=[
+        crd.Rule(
+            "!has(self.minReplicasToWrite) || !has(self.replicas) || "
+            "self.minReplicasToWrite < self.replicas",
+            "minReplicasToWrite must be below replicas: the primary itself is not a replica",
+            field=".minReplicasToWrite",
+        ),
         crd.Rule(
             "has(self.podManagementPolicy) == has(oldSelf.podManagementPolicy) && "
             "(!has(self.podManagementPolicy) || "
@@ -210,6 +249,21 @@ STATUS = crd.obj(
         "currentRevision": crd.string("StatefulSet revision the pods below the partition run."),
         "updateRevision": crd.string("StatefulSet revision pods are being updated to."),
         "primary": crd.string("Name of the primary pod (the client Service points at it)."),
+        "members": crd.array(
+            "With failover: every pod's role and replication state, as the operator last "
+            "read them from the pods.",
+            crd.obj(
+                "One pod.",
+                {
+                    "name": crd.string("Pod name."),
+                    "role": crd.string("master, replica, or unknown (not answering)."),
+                    "lagBytes": crd.integer(
+                        "Replication offset behind the primary, in bytes (replicas)."
+                    ),
+                    "linkUp": crd.boolean("The replica's link to its primary is up."),
+                },
+            ),
+        ),
         "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
         "selector": crd.string("Label selector of the pods (for the scale subresource)."),
         "passwordRotation": crd.string(
