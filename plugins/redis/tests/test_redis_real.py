@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from minop_redis import auth, children
+from minop_redis import auth, children, roles
 from minop_redis.children import Instance
 
 from minop.kit import localpod
@@ -513,7 +513,20 @@ def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(m
 FAILOVER = {"enabled": True, "downAfterMilliseconds": 2000, "failoverTimeoutMilliseconds": 10000}
 
 
-def roles(c: Cluster) -> list[str]:
+def operator_view(c: Cluster) -> tuple[str | None, list[roles.Member]]:
+    """What the operator reads (roles.observe), with the test's loopback addresses."""
+
+    def addresses(inst: Instance, pod: dict[str, Any]) -> roles.Addresses:
+        p = c.pods[int(pod["metadata"]["name"].rsplit("-", 1)[1])]
+        sentinel = ("127.0.0.1", c.sentinel_ports[p.ordinal])
+        return roles.Addresses(("127.0.0.1", p.port), sentinel, ("127.0.0.1", p.port))
+
+    pods = [{"metadata": {"name": p.name}} for p in c.pods]
+    password = (c.auth / "replication").read_bytes()
+    return roles.observe(c.inst, pods, password, addresses)
+
+
+def roles_of(c: Cluster) -> list[str]:
     """Each pod's role as it reports it ('down': not answering)."""
     out = []
     for p in c.pods:
@@ -543,6 +556,9 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
         return True
 
     wait(sentinels_see_everyone, "every Sentinel sees 2 replicas and 3 Sentinels", 60)
+    primary, members = operator_view(c)
+    assert primary == "r-0" and [m.role for m in members] == ["master", "replica", "replica"]
+    assert all(m.link_up for m in members[1:])
     # acknowledged by a replica before the crash: must survive it
     for i in range(50):
         assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
@@ -553,7 +569,7 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
 
     def sample() -> None:
         while not stop.is_set():
-            samples.append(roles(c))
+            samples.append(roles_of(c))
             stop.wait(0.5)
 
     sampler = threading.Thread(target=sample)
@@ -562,8 +578,8 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
         old = c.pods[0]
         old.crash()
         t0 = time.monotonic()
-        wait(lambda: roles(c)[1:].count("master") == 1, "a replica promoted", 30)
-        promoted = c.pods[1 + roles(c)[1:].index("master")]
+        wait(lambda: roles_of(c)[1:].count("master") == 1, "a replica promoted", 30)
+        promoted = c.pods[1 + roles_of(c)[1:].index("master")]
         assert time.monotonic() - t0 < 30
 
         # what clients asking any Sentinel get (they agree within a moment)
@@ -572,12 +588,18 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
             return answer == ["127.0.0.1", str(promoted.port)]
 
         wait(lambda: all(told(p) for p in c.pods), "every Sentinel names the new primary", 15)
+        # the operator moves the Service's label: off the old primary, then onto the new
+        wait(lambda: operator_view(c)[0] == promoted.name, "the operator sees it", 15)
+        labelled = [{"metadata": {"name": "r-0", "labels": {children.ROLE_LABEL: "master"}}}]
+        labelled += [{"metadata": {"name": p.name}} for p in c.pods[1:]]
+        changes = roles.label_changes(labelled, promoted.name)
+        assert changes[0] == ("r-0", "replica") and changes[-1] == (promoted.name, "master")
         # writes succeed on the new primary, every acknowledged key is there
         wait(lambda: promoted.cli("set", "after", "1", password=FIRST) == "OK", "writes", 30)
         for i in range(50):
             assert promoted.cli("get", f"k{i}", password=FIRST) == str(i)
         # the old primary comes back, as a replica of the new one, with the new data
-        wait(lambda: roles(c)[0] == "slave", "the old primary back as a replica", 60)
+        wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
         wait(lambda: old.cli("get", "after", password=FIRST) == "1", "replicated to it", 30)
         assert "READONLY" in old.cli("set", "x", "1", password=FIRST)
     finally:
