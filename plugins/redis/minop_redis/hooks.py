@@ -314,7 +314,10 @@ minop_update = minop_create  # level-triggered: the same desired state for every
 
 @minop.hookimpl
 def minop_timer(ctx: minop.Context) -> dict[str, Any] | None:
-    inst = _instance(ctx)
-    if not inst.sentinel:
-        return None
-    return sync_roles(ctx, inst, ctx.children(kinds.POD))
+    """With failover, the whole reconcile (roles included); without, nothing to do:
+    the last reconcile's conditions stand (a timer's success would reset them)."""
+    if _instance(ctx).sentinel or not ctx.status.get("conditions"):
+        return reconcile(ctx)
+    for c in ctx.status.get("conditions") or []:
+        ctx.condition(c["type"], c["status"] == "True", c.get("reason", ""), c.get("message", ""))
+    return None
