@@ -134,11 +134,11 @@ def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dic
     }
 
 
-def sync_pdb(ctx: Context, replicas: int) -> None:
+def sync_pdb(ctx: Context, replicas: int, max_unavailable: int = 1, enabled: bool = True) -> None:
     """A PDB while there is more than one pod; none for one (it would block every drain)."""
     name = ctx.name
-    if replicas > 1:
-        ctx.apply(pdb(name, ctx.selector))
+    if replicas > 1 and enabled:
+        ctx.apply(pdb(name, ctx.selector, max_unavailable))
     else:
         ctx.delete(kinds.PDB, name)
 

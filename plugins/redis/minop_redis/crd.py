@@ -17,6 +17,38 @@ MAX_MEMORY_POLICIES = (
     "volatile-ttl",
 )
 RETENTION = ("Retain", "Delete")
+# What spec.config may not set: the operator writes these (or fields set them).
+OWNED_DIRECTIVES = (
+    "bind",
+    "port",
+    "dir",
+    "daemonize",
+    "logfile",
+    "protected-mode",
+    "include",
+    "rename-command",
+    "user",
+    "aclfile",
+    "requirepass",
+    "masteruser",
+    "masterauth",
+    "replicaof",
+    "slaveof",
+    "replica-announce-ip",
+    "slave-announce-ip",
+    "replica-read-only",
+    "slave-read-only",
+    "appendonly",
+    "appenddirname",
+    "appendfsync",
+    "save",
+    "maxmemory",
+    "maxmemory-policy",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
+)
 
 
 def _q(path: str) -> str:
@@ -103,7 +135,62 @@ SPEC = crd.obj(
                     "Log every write to the append-only file (appendonlydir/) besides the "
                     "RDB snapshots.",
                     default=True,
-                )
+                ),
+                "appendFsync": crd.string(
+                    "When the append-only file reaches the disk (appendfsync): always (every "
+                    "write, slowest), everysec (lose at most a second) or no (the kernel "
+                    "decides).",
+                    enum=["always", "everysec", "no"],
+                    default="everysec",
+                ),
+                "save": crd.array(
+                    "RDB snapshot schedule: a snapshot after `seconds` if at least `changes` "
+                    "writes happened. Empty: no snapshots. Default: Redis' own schedule.",
+                    crd.obj(
+                        "One rule.",
+                        {
+                            "seconds": crd.integer("Seconds since the last snapshot.", minimum=1),
+                            "changes": crd.integer("Writes since then.", minimum=1),
+                        },
+                        required=["seconds", "changes"],
+                    ),
+                    max_items=16,
+                ),
+            },
+            default={},
+        ),
+        "config": {
+            **crd.string_map(
+                "Further redis.conf directives, e.g. {notify-keyspace-events: Ex, hz: '20'}: "
+                "one line `<directive> <value>` each, written as given. The directives the "
+                "operator sets (bind, port, dir, users, replication, persistence, memory, "
+                "...) are refused: use their fields."
+            ),
+            "maxProperties": 64,
+            "additionalProperties": {"type": "string", "maxLength": 1024},
+            "x-kubernetes-validations": [
+                crd.Rule(
+                    "self.all(k, k.matches('^[a-z][a-z0-9-]*$'))",
+                    "directive names are lower-case words such as notify-keyspace-events",
+                ).render(),
+                crd.Rule(
+                    f"self.all(k, !(k in {list(OWNED_DIRECTIVES)!r}) && !k.startsWith('tls-'))",
+                    "the operator sets this directive: "
+                    + ", ".join(OWNED_DIRECTIVES)
+                    + " and tls-* cannot be set here",
+                ).render(),
+                crd.Rule(
+                    "self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",
+                    "a value is one line",
+                ).render(),
+            ],
+        },
+        "podDisruptionBudget": crd.obj(
+            "The PodDisruptionBudget (with more than one pod): how many pods voluntary "
+            "evictions (node drains) may take down at once.",
+            {
+                "enabled": crd.boolean("Create it.", default=True),
+                "maxUnavailable": crd.integer("Pods at most unavailable.", minimum=1, default=1),
             },
             default={},
         ),

@@ -215,6 +215,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     ctx.apply(config)
     ctx.apply(children.headless_service(inst))
     ctx.apply(children.client_service(inst))
+    ctx.apply(children.replicas_service(inst))
     if inst.sentinel:
         ctx.apply(children.sentinel_service(inst))
     digest, previous, problem = sync_auth(ctx, inst, sts, pods)
@@ -234,7 +235,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
             storage_class=storage_class,
         )
     )
-    wl.sync_pdb(ctx, inst.replicas)
+    budget = spec.get("podDisruptionBudget") or {}
+    wl.sync_pdb(ctx, inst.replicas, budget.get("maxUnavailable", 1), budget.get("enabled", True))
     problems = ([problem] if problem else []) + spec_problems(spec) + expand_claims(ctx, inst)
     r = status.rollout(inst.name, spec, sts, pods)
     ctx.condition("Ready", r.ready, r.reason, r.message)
@@ -244,6 +246,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     out.update(r.fields)
     if inst.sentinel:
         out.update(sync_roles(ctx, inst, pods))
+    else:  # pod 0 is the primary; the labels feed the <name>-replicas Service
+        label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
     out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
     return out
 
@@ -269,16 +273,28 @@ def _internal_password(ctx: minop.Context, inst: Instance) -> bytes | None:
     return _internal[key]
 
 
+def label(ctx: minop.Context, changes: list[tuple[str, str]]) -> None:
+    """Set the role labels, in order (demotions first)."""
+    for name, role in changes:
+        try:
+            ctx.api.patch(
+                kinds.POD,
+                name,
+                {"metadata": {"labels": {children.ROLE_LABEL: role}}},
+                ctx.namespace,
+            )
+        except ApiError as e:
+            if e.status != 404:  # a pod that just went away needs no label
+                raise
+
+
 def sync_roles(ctx: minop.Context, inst: Instance, pods: list[Obj]) -> dict[str, Any]:
     """Label the Sentinels' primary for the <name> Service; status.primary/members."""
     password = _internal_password(ctx, inst)
     if password is None:
         return {"primary": None, "members": []}
     primary, members = roles.observe(inst, pods, password)
-    for name, role in roles.label_changes(pods, primary):
-        ctx.api.patch(
-            kinds.POD, name, {"metadata": {"labels": {children.ROLE_LABEL: role}}}, ctx.namespace
-        )
+    label(ctx, roles.label_changes(pods, primary))
     before = ctx.status.get("primary")
     if primary is None:  # nothing readable now: report the labelled pod, if any
         primary = next(

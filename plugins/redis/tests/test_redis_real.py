@@ -614,3 +614,32 @@ def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
     with pytest.raises(subprocess.CalledProcessError):
         c.start(0)
     assert "needs Redis 6.2 or later" in (c.root / "r-0-init.log").read_text()
+
+
+def test_persistence_knobs_and_extra_directives(make_cluster):
+    spec = {
+        "replicas": 2,
+        "persistence": {
+            "appendFsync": "always",
+            "save": [{"seconds": 3600, "changes": 1}, {"seconds": 300, "changes": 100}],
+        },
+        "config": {"notify-keyspace-events": "Ex", "hz": "20"},
+    }
+    c = make_cluster(spec)
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0, 1)
+    wait(lambda: c.replicating(None), "replication")
+    for p in c.pods:
+
+        def conf(name: str, p: Pod = p) -> str:
+            return " ".join(p.cli("config", "get", name).splitlines()[1:])
+
+        assert conf("save") == "3600 1 300 100", p.name
+        assert conf("appendfsync") == "always" and conf("hz") == "20"
+        assert sorted(conf("notify-keyspace-events")) == ["E", "x"]
+    c.stop()
+    # no snapshots at all: an empty schedule
+    c = make_cluster({"replicas": 1, "persistence": {"save": []}})
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0)
+    assert c.primary.cli("config", "get", "save").splitlines()[1:] in ([""], [])
