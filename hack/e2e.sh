@@ -2,7 +2,8 @@
 # Runs the e2e suite (tests/e2e and plugins/*/tests/e2e) against a cluster:
 #   CLUSTER=local (default): the local control plane; started here and stopped at the end
 #     (also on failure) unless one was already running, which is reused and left running.
-#     Tests marked `realpods` are skipped (KWOK pods never run anything), loudly.
+#     Tests marked `realpods` are skipped (KWOK pods never run anything), loudly. The fast
+#     subset of tests/chaos runs too (make chaos runs all of it).
 #   CLUSTER=kind: a kind cluster from images built here (hack/kind/up.sh), with the
 #     operator and application images loaded; deleted at the end unless it was running.
 #   CLUSTER=existing: whatever KUBECONFIG points at.
@@ -52,6 +53,9 @@ dirs=("$REPO_DIR/tests/e2e")
 for d in "$REPO_DIR"/plugins/*/tests/e2e; do
   [ ! -d "$d" ] || dirs+=("$d")
 done
+# The chaos suite's fast subset (tests marked chaos_fast; make chaos runs it all) needs the
+# local control plane (etcd, the audit policy, the apiserver's flags).
+[ "$CLUSTER" != local ] || dirs+=("$REPO_DIR/tests/chaos")
 # -rs: every skipped test and its reason in the summary (e.g. "needs real pods").
 args=(-p xdist -p timeout -n "${E2E_WORKERS:-4}" --dist worksteal --timeout 600 -p no:cacheprovider -rs)
 

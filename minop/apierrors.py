@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Server-side apply answers 500 when it cannot type the patch against the kind's schema
+# (an unknown field in a free-form part of the desired state): the request is at fault,
+# and sending it again cannot help.
+_UNTYPEABLE_PATCH = "failed to create typed patch object"
+
 
 class ApiError(Exception):
     """The API server refused a request (or could not be reached: ``status == 0``)."""
@@ -21,6 +26,8 @@ class ApiError(Exception):
     @property
     def retryable(self) -> bool:
         """Worth retrying later: conflicts, throttling, server trouble, no connection."""
+        if self.status == 500 and _UNTYPEABLE_PATCH in self.message:
+            return False
         return self.status in (0, 409, 429) or self.status >= 500
 
     @property

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The images the operator and its plugins run, built here (nothing is pulled):
-#   minop/redis:7 (uid 999), minop/nginx:1.22 (uid 101, port 8080),
-#   minop/memcached:1.6 (uid 11211): Debian's packages FROM minop/debian;
+#   minop/redis:7 (uid 999), minop/nginx:1.22 (uid 101, port 8080), minop/nginx:1.26
+#   (the same from trixie), minop/memcached:1.6 (uid 11211): Debian's packages FROM
+#   minop/debian;
 #   minop/redis:6.0-bullseye, minop/redis:8.0-trixie, minop/valkey:8.1-trixie: the
 #   other Debian releases' servers, imported from hack/debian-root.sh roots (the
 #   Redis plugin's pods set their uid; init.sh adapts to the version);
@@ -11,6 +12,8 @@
 # manifests and every CR without spec.image run unchanged on kind: the kubelet finds a
 # non-latest tag already present and never pulls. Those tags stand in for the upstream
 # images, which cannot be reached here (the programs are Debian bookworm's versions).
+# minop/nginx:1.26 is newer than the operator's nginx, as upstream's 1.27 is: the
+# real-pod scenarios that need a newer nginx name it in spec.image.
 # Prints every image name (ours and the aliases), one a line.
 source "$(dirname "$0")/lib.sh"
 
@@ -52,6 +55,7 @@ import_root() {
 run() {
   dockerfile_image minop/redis:7 "$KIND_DIR/images/redis.Dockerfile"
   dockerfile_image minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
+  dockerfile_image minop/nginx:1.26 "$KIND_DIR/images/nginx-trixie.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
   root_image minop/redis:6.0-bullseye bullseye redis-server
   root_image minop/redis:8.0-trixie trixie redis-server
@@ -61,6 +65,7 @@ run() {
     || { tail -30 "$LOGS/operator-image.log" >&2; die "operator image build failed"; }
   alias_image minop/redis:7 redis
   alias_image minop/nginx:1.22 nginx
+  printf '%s\n' minop/nginx:1.26
   alias_image minop/memcached:1.6 memcached
   alias_image minop/minop:dev minop
   printf '%s\n' minop/redis:6.0-bullseye minop/redis:8.0-trixie minop/valkey:8.1-trixie

@@ -23,9 +23,9 @@ pytestmark = [
 ]
 
 
-def stats(port: int) -> dict[str, str]:
+def stats(port: int, group: str = "") -> dict[str, str]:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"stats\r\n")
+        s.sendall(f"stats {group}".strip().encode() + b"\r\n")
         data = b""
         while not data.endswith(b"END\r\n"):
             chunk = s.recv(4096)
@@ -92,6 +92,28 @@ def test_generated_pod_answers_stats_with_the_configured_limits(run_pod):
     with open(f"/proc/{s['pid']}/status") as f:
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert set(uids) == {str(pod["securityContext"]["runAsUser"])}
+
+
+def test_item_size_threads_and_verbosity_reach_memcached(run_pod):
+    port = free_port()
+    run_pod({"port": port, "memoryLimitMB": 8, "maxItemSizeMB": 4, "threads": 3, "verbosity": 1})
+    settings = stats(port, "settings")
+    assert int(settings["item_size_max"]) == 4 * 1024 * 1024
+    assert int(settings["num_threads"]) == 3
+    assert int(settings["verbosity"]) == 1
+
+
+def test_memcached_refuses_an_item_size_over_half_its_memory():
+    """What the CRD's maxItemSizeMB rule refuses (tests/e2e/test_memcached.py): 4 of 8 MiB
+    starts above, 4 of 7 does not."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the pod's user needs root")
+    spec = {"memoryLimitMB": 7, "maxItemSizeMB": 4, "port": free_port()}
+    pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    argv = [*localpod.run_as(pod, container), *localpod.container_argv(container)]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "item size limit higher than 1/2 of memory" in r.stderr
 
 
 def test_defaults_start(run_pod):

@@ -330,10 +330,6 @@ minop_update = minop_create  # level-triggered: the same desired state for every
 
 @minop.hookimpl
 def minop_timer(ctx: minop.Context) -> dict[str, Any] | None:
-    """With failover, the whole reconcile (roles included); without, nothing to do:
-    the last reconcile's conditions stand (a timer's success would reset them)."""
-    if _instance(ctx).sentinel or not ctx.status.get("conditions"):
-        return reconcile(ctx)
-    for c in ctx.status.get("conditions") or []:
-        ctx.condition(c["type"], c["status"] == "True", c.get("reason", ""), c.get("message", ""))
-    return None
+    """With failover, the whole reconcile: roles, labels and status follow the
+    Sentinels even when no Kubernetes object changes. Without, nothing to do."""
+    return reconcile(ctx) if _instance(ctx).sentinel else None

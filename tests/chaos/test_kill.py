@@ -1,0 +1,175 @@
+"""kill -9 mid-burst: objects are being created while the operator is killed with
+SIGKILL at random moments (during the initial list, inside hooks, between a child write
+and the status write) and restarted each time. Afterwards every object converges, each
+has exactly its children (none twice, no orphan), no hook saw a second create for an
+object whose create was already recorded, and deleting everything leaves nothing stuck."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+from chaosops import (
+    OperatorProcess,
+    children_census,
+    creates,
+    items,
+    plugin_env,
+    wait_converged,
+    writes_by,
+)
+
+from minop.kit.testing import wait_for
+
+MEMCACHED, REDIS = "memcacheds.cache.minop.dev", "redises.cache.minop.dev"
+# How many children of each kind every object has at one replica (no PDB: only above one;
+# Redis: a headless and a client Service).
+CHILDREN = {
+    MEMCACHED: {"deployments": 1, "services": 1},
+    REDIS: {"statefulsets": 1, "services": 2, "configmaps": 1},
+}
+
+
+def manifest(kind: str, name: str) -> dict[str, Any]:
+    spec = {"size": 1} if kind == "Memcached" else {"replicas": 1}
+    meta = {"name": name}
+    return {"apiVersion": "cache.minop.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec}
+
+
+def burst(
+    api: Any,
+    namespace: str,
+    tmp_path: Any,
+    audit_log: Any,
+    figures: Any,
+    *,
+    memcached: int,
+    redis: int,
+    kills: int,
+    seed: int,
+    timeout: float,
+) -> None:
+    rng = random.Random(seed)
+    figures.note(f"seed {seed}: {memcached} Memcached + {redis} Redis, {kills} SIGKILLs")
+    wanted = [("Memcached", f"mc-{i}") for i in range(memcached)]
+    wanted += [("Redis", f"rd-{i}") for i in range(redis)]
+    rng.shuffle(wanted)
+    errors: list[BaseException] = []
+
+    def create_all() -> None:
+        try:
+            for kind, name in wanted:
+                res = MEMCACHED if kind == "Memcached" else REDIS
+                api.request("POST", api.resource_path(res, namespace), manifest(kind, name))
+        except BaseException as e:  # surfaces in the test thread below
+            errors.append(e)
+
+    op = OperatorProcess(
+        tmp_path,
+        ["-n", namespace, "--plugin", "chaos-memcached", "--plugin", "chaos-redis"],
+        env=plugin_env(tmp_path),
+    )
+    creator = threading.Thread(target=create_all, daemon=True)
+    creator.start()
+    op.start()
+    resources = [MEMCACHED] + ([REDIS] if redis else [])
+    try:
+        for _ in range(kills):
+            # A random amount of work into this run: its Nth write, N in 0..60 (0: during
+            # the initial list, before any write).
+            target = rng.randint(0, 60)
+            wait_for(
+                lambda pid=op.pid, n=target: (
+                    len(writes_by(audit_log, pid, namespace)) >= n or op.exited()
+                ),
+                timeout,
+                f"{target} writes by pid {op.pid}",
+                interval=0.3,
+            )
+            assert not op.exited(), op.log_text()[-3000:]
+            op.kill()
+            figures.fault()
+            t0 = time.monotonic()
+            op.start()
+            wait_for(lambda: op.get("/readyz")[0] == 200, 120, "readyz after the restart")
+            figures.recovered(time.monotonic() - t0)
+        creator.join(timeout)
+        assert not errors, errors
+        t0 = time.monotonic()
+        wait_converged(api, resources, namespace, timeout)
+        figures.note(f"converged {time.monotonic() - t0:.1f}s after the last restart")
+
+        objs = {r: items(api, r, namespace) for r in resources}
+        names = {o["metadata"]["name"] for os_ in objs.values() for o in os_}
+        figures.lost = len({n for _, n in wanted} - names)
+        owners = {o["metadata"]["uid"]: o["metadata"]["name"] for os_ in objs.values() for o in os_}
+        kinds = sorted({k for r in resources for k in CHILDREN[r]})
+        per, orphans = children_census(api, namespace, owners, kinds)
+        missing: list[Any] = []
+        twice: list[Any] = []
+        for r in resources:
+            for o in objs[r]:
+                for kind, want in CHILDREN[r].items():
+                    n = per[(kind, o["metadata"]["name"])]
+                    if n != want:
+                        (missing if n < want else twice).append((kind, n, o["metadata"]["name"]))
+        seen = creates(tmp_path)
+        doubles = [c for c in seen if c[1] == "double"]
+        figures.duplicates = len(twice) + len(orphans) + len(doubles)
+        figures.note(
+            f"{len(seen)} minop_create calls for {len(names)} objects "
+            f"({sum(1 for c in seen if c[1] == 'again')} repeated after a kill before the "
+            f"spec was recorded, {len(doubles)} double creates)"
+        )
+        assert figures.lost == 0
+        assert not missing and not twice and not orphans, (missing[:5], twice[:5], orphans[:5])
+        assert not doubles, doubles[:10]
+
+        # Nothing is stuck with a finalizer: every object goes once deleted.
+        for r in resources:
+            api.request("DELETE", api.resource_path(r, namespace))
+        wait_for(
+            lambda: not any(items(api, r, namespace) for r in resources),
+            timeout,
+            "every object deleted",
+            interval=1.0,
+        )
+        assert not op.exited(), op.log_text()[-3000:]
+    finally:
+        op.stop()
+
+
+@pytest.mark.chaos_fast
+def test_kill_9_once_mid_burst(plugin_crds, api, namespace, tmp_path, audit_log, figures):
+    burst(
+        api,
+        namespace,
+        tmp_path,
+        audit_log,
+        figures,
+        memcached=20,
+        redis=2,
+        kills=1,
+        seed=random.randrange(1 << 30),
+        timeout=240,
+    )
+
+
+def test_kill_9_ten_times_while_500_memcached_and_20_redis_are_created(
+    plugin_crds, api, namespace, tmp_path, audit_log, figures
+):
+    burst(
+        api,
+        namespace,
+        tmp_path,
+        audit_log,
+        figures,
+        memcached=500,
+        redis=20,
+        kills=10,
+        seed=random.randrange(1 << 30),
+        timeout=900,
+    )
