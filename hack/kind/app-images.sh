@@ -3,6 +3,9 @@
 #   minop/redis:7 (uid 999), minop/nginx:1.22 (uid 101, port 8080), minop/nginx:1.26
 #   (the same from trixie), minop/memcached:1.6 (uid 11211): Debian's packages FROM
 #   minop/debian;
+#   minop/redis:6.0-bullseye, minop/redis:8.0-trixie, minop/valkey:8.1-trixie: the
+#   other Debian releases' servers, imported from hack/debian-root.sh roots (the
+#   Redis plugin's pods set their uid; init.sh adapts to the version);
 #   the operator image (hack/image.sh FROM minop/debian).
 # Each is also tagged with the name the bundle's relatedImages give it (the plugins'
 # defaults, e.g. redis:7.2.5, and the operator's quay.io/minop/minop:<version>), so the
@@ -30,11 +33,33 @@ alias_image() {  # alias_image <ours> <relatedImages name>: tag and print both n
   printf '%s\n%s\n' "$1" "$alias"
 }
 
+# root_image <image> <suite> <package>...: the cached Debian root with the packages,
+# imported as an image.
+root_image() {
+  local image="$1"; shift
+  local hash
+  hash="$( { inputs_hash "$HACK_DIR/debian-root.sh" "$HACK_DIR/debian.sh"; echo "$*"; } \
+    | sha256sum | cut -c1-16)"
+  ensure_image "$image" "$hash" import_root "$image" "$hash" "$@"
+}
+
+import_root() {
+  local image="$1" hash="$2"; shift 2
+  local root; root="$("$HACK_DIR/debian-root.sh" "$@")"
+  log "image $image (Debian $1: ${*:2})"
+  tar -C "$root" -c . | docker import -c "LABEL minop.inputs=$hash" \
+    -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    -c 'WORKDIR /data' -c 'CMD ["/bin/sh"]' - "$image" >/dev/null
+}
+
 run() {
   dockerfile_image minop/redis:7 "$KIND_DIR/images/redis.Dockerfile"
   dockerfile_image minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/nginx:1.26 "$KIND_DIR/images/nginx-trixie.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
+  root_image minop/redis:6.0-bullseye bullseye redis-server
+  root_image minop/redis:8.0-trixie trixie redis-server
+  root_image minop/valkey:8.1-trixie trixie valkey-server
   # The working tree's operator: docker's layer cache keeps a rebuild short.
   IMAGE=minop/minop:dev BASE="$BASE_IMAGE" "$HACK_DIR/image.sh" >"$LOGS/operator-image.log" 2>&1 \
     || { tail -30 "$LOGS/operator-image.log" >&2; die "operator image build failed"; }
@@ -43,6 +68,7 @@ run() {
   printf '%s\n' minop/nginx:1.26
   alias_image minop/memcached:1.6 memcached
   alias_image minop/minop:dev minop
+  printf '%s\n' minop/redis:6.0-bullseye minop/redis:8.0-trixie minop/valkey:8.1-trixie
 }
 
 [ -x "$REPO_DIR/.venv/bin/python" ] || die "no .venv: run make venv"

@@ -68,18 +68,39 @@ def boolean(description: str, *, default: bool | None = None) -> Schema:
     return _base("boolean", description, default=default)
 
 
-def quantity(description: str, *, default: str | None = None) -> Schema:
-    """A resource quantity such as ``1Gi`` or ``500m`` (kubectl's int-or-string form)."""
+def quantity(description: str, *, default: str | None = None, minimum: str | None = None) -> Schema:
+    """A resource quantity such as ``1Gi`` or ``500m`` (kubectl's int-or-string form).
+
+    The pattern (apimachinery's) lets through strings no quantity parser accepts,
+    such as ``1e1.5``: a CEL ``isQuantity`` rule refuses them at admission, naming
+    the field, so a reconcile never meets one. ``minimum`` (a quantity) is the
+    smallest value accepted.
+    """
     out: Schema = {
         "description": description,
         "x-kubernetes-int-or-string": True,
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
         r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+        "maxLength": QUANTITY_MAX_LENGTH,  # bounds the cost of the CEL rules reading it
+        "x-kubernetes-validations": [
+            Rule("isQuantity(string(self))", "must be a quantity such as 1Gi or 500m").render()
+        ],
     }
+    if minimum is not None:
+        out["x-kubernetes-validations"].append(
+            Rule(
+                f"!isQuantity(string(self)) || "
+                f"quantity(string(self)).compareTo(quantity('{minimum}')) >= 0",
+                f"must be at least {minimum}",
+            ).render()
+        )
     if default is not None:
         out["default"] = default
     return out
+
+
+QUANTITY_MAX_LENGTH = 32
 
 
 def array(
@@ -154,6 +175,7 @@ def resources(
 
 def _qmap(description: str) -> Schema:
     out = _base("object", description)
+    out["maxProperties"] = 32  # bounds the cost of the quantity rules on the values
     out["additionalProperties"] = {
         k: v for k, v in quantity("A quantity.").items() if k != "description"
     }

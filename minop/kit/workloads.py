@@ -172,11 +172,11 @@ def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dic
     }
 
 
-def sync_pdb(ctx: Context, replicas: int) -> None:
+def sync_pdb(ctx: Context, replicas: int, max_unavailable: int = 1, enabled: bool = True) -> None:
     """A PDB while there is more than one pod; none for one (it would block every drain)."""
     name = ctx.name
-    if replicas > 1:
-        ctx.apply(pdb(name, ctx.selector))
+    if replicas > 1 and enabled:
+        ctx.apply(pdb(name, ctx.selector, max_unavailable))
     else:
         ctx.delete(kinds.PDB, name)
 
@@ -314,6 +314,22 @@ def quantity(q: str | int) -> float:
         if suffix and text.endswith(suffix):
             return float(text[: -len(suffix)]) * _SUFFIX[suffix]
     return float(text)
+
+
+def quantity_value(q: str | int) -> int:
+    """``q`` as a whole number, rounded up (away from zero) like apimachinery's
+    ``Quantity.Value()``: ``0.5`` is 1, ``1.5Mi`` is 1572864; exact for any size."""
+    text = str(q).strip()
+    m = _QUANTITY_RE.match(text)
+    if not m or not (m.group(2) or m.group(3)):
+        raise ValueError(f"not a quantity: {q!r}")
+    sign, whole, frac, suffix = m.group(1), m.group(2), m.group(3) or "", m.group(4) or ""
+    value = Fraction(int((whole + frac) or "0"), 10 ** len(frac))
+    if suffix and suffix in _BINARY:
+        value *= 1024 ** _BINARY.index(suffix)
+    else:
+        value *= Fraction(10) ** (_DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:]))
+    return -math.ceil(value) if sign == "-" else math.ceil(value)
 
 
 _QUANTITY_RE = re.compile(

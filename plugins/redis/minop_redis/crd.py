@@ -17,6 +17,38 @@ MAX_MEMORY_POLICIES = (
     "volatile-ttl",
 )
 RETENTION = ("Retain", "Delete")
+# What spec.config may not set: the operator writes these (or fields set them).
+OWNED_DIRECTIVES = (
+    "bind",
+    "port",
+    "dir",
+    "daemonize",
+    "logfile",
+    "protected-mode",
+    "include",
+    "rename-command",
+    "user",
+    "aclfile",
+    "requirepass",
+    "masteruser",
+    "masterauth",
+    "replicaof",
+    "slaveof",
+    "replica-announce-ip",
+    "slave-announce-ip",
+    "replica-read-only",
+    "slave-read-only",
+    "appendonly",
+    "appenddirname",
+    "appendfsync",
+    "save",
+    "maxmemory",
+    "maxmemory-policy",
+    "min-replicas-to-write",
+    "min-replicas-max-lag",
+    "min-slaves-to-write",
+    "min-slaves-max-lag",
+)
 
 
 def _q(path: str) -> str:
@@ -31,14 +63,11 @@ def _is_q(path: str) -> str:
 STORAGE = crd.obj(
     "Persistent storage of every pod: one PersistentVolumeClaim data-<name>-<ordinal> each.",
     {
-        "size": {
-            **crd.quantity(
-                "Size of each pod's volume, e.g. 1Gi. Growing it expands the existing claims "
-                "(the StorageClass must allow volume expansion); shrinking is refused.",
-                default="1Gi",
-            ),
-            "maxLength": 32,  # bounds the cost of the CEL rules reading it
-        },
+        "size": crd.quantity(
+            "Size of each pod's volume, e.g. 1Gi. Growing it expands the existing claims "
+            "(the StorageClass must allow volume expansion); shrinking is refused.",
+            default="1Gi",
+        ),
         "storageClassName": crd.object_name(
             "StorageClass of the claims; default: the cluster's default class. Immutable."
         ),
@@ -106,7 +135,62 @@ SPEC = crd.obj(
                     "Log every write to the append-only file (appendonlydir/) besides the "
                     "RDB snapshots.",
                     default=True,
-                )
+                ),
+                "appendFsync": crd.string(
+                    "When the append-only file reaches the disk (appendfsync): always (every "
+                    "write, slowest), everysec (lose at most a second) or no (the kernel "
+                    "decides).",
+                    enum=["always", "everysec", "no"],
+                    default="everysec",
+                ),
+                "save": crd.array(
+                    "RDB snapshot schedule: a snapshot after `seconds` if at least `changes` "
+                    "writes happened. Empty: no snapshots. Default: Redis' own schedule.",
+                    crd.obj(
+                        "One rule.",
+                        {
+                            "seconds": crd.integer("Seconds since the last snapshot.", minimum=1),
+                            "changes": crd.integer("Writes since then.", minimum=1),
+                        },
+                        required=["seconds", "changes"],
+                    ),
+                    max_items=16,
+                ),
+            },
+            default={},
+        ),
+        "config": {
+            **crd.string_map(
+                "Further redis.conf directives, e.g. {notify-keyspace-events: Ex, hz: '20'}: "
+                "one line `<directive> <value>` each, written as given. The directives the "
+                "operator sets (bind, port, dir, users, replication, persistence, memory, "
+                "...) are refused: use their fields."
+            ),
+            "maxProperties": 64,
+            "additionalProperties": {"type": "string", "maxLength": 1024},
+            "x-kubernetes-validations": [
+                crd.Rule(
+                    "self.all(k, k.matches('^[a-z][a-z0-9-]*$'))",
+                    "directive names are lower-case words such as notify-keyspace-events",
+                ).render(),
+                crd.Rule(
+                    f"self.all(k, !(k in {list(OWNED_DIRECTIVES)!r}) && !k.startsWith('tls-'))",
+                    "the operator sets this directive: "
+                    + ", ".join(OWNED_DIRECTIVES)
+                    + " and tls-* cannot be set here",
+                ).render(),
+                crd.Rule(
+                    "self.all(k, !self[k].contains('\\n') && !self[k].contains('\\r'))",
+                    "a value is one line",
+                ).render(),
+            ],
+        },
+        "podDisruptionBudget": crd.obj(
+            "The PodDisruptionBudget (with more than one pod): how many pods voluntary "
+            "evictions (node drains) may take down at once.",
+            {
+                "enabled": crd.boolean("Create it.", default=True),
+                "maxUnavailable": crd.integer("Pods at most unavailable.", minimum=1, default=1),
             },
             default={},
         ),
@@ -156,13 +240,49 @@ SPEC = crd.obj(
             required=["name"],
         ),
         "resources": crd.resources(),
-        "maxMemory": {
-            **crd.quantity(
-                "Memory for data per pod (Redis maxmemory), e.g. 256Mi; at most "
-                "resources.limits.memory. Default: no limit."
-            ),
-            "maxLength": 32,
-        },
+        "maxMemory": crd.quantity(
+            "Memory for data per pod (Redis maxmemory), e.g. 256Mi, at least 1Mi (rounded "
+            "up to whole bytes); at most resources.limits.memory. Default: no limit.",
+            minimum="1Mi",
+        ),
+        "sentinel": crd.obj(
+            "Automatic failover with Redis Sentinel (Redis 6.2 or later, or Valkey): a "
+            "Sentinel beside each Redis; when the primary is lost they promote the replica "
+            "with the most recent data, the <name> Service follows it, and the old primary "
+            "comes back as a replica. Clients may also ask the <name>-sentinel Service "
+            "(SENTINEL get-master-addr-by-name <name>).",
+            {
+                "enabled": crd.boolean("Run Sentinels and fail over.", default=False),
+                "quorum": crd.integer(
+                    "Sentinels that must agree the primary is down; default: a majority of "
+                    "the pods. A failover always needs a majority of the Sentinels.",
+                    minimum=1,
+                ),
+                "downAfterMilliseconds": crd.integer(
+                    "How long the primary must be unreachable before it counts as down.",
+                    minimum=1000,
+                    default=5000,
+                ),
+                "failoverTimeoutMilliseconds": crd.integer(
+                    "How long a failover may take before another Sentinel retries it.",
+                    minimum=1000,
+                    default=20000,
+                ),
+            },
+            default={},
+        ),
+        "minReplicasToWrite": crd.integer(
+            "The primary refuses writes unless this many replicas are connected with a lag "
+            "of at most minReplicasMaxLag seconds (min-replicas-to-write): bounds what a "
+            "failover can lose. 0: always accept writes.",
+            minimum=0,
+            default=0,
+        ),
+        "minReplicasMaxLag": crd.integer(
+            "Seconds a replica may lag and still count for minReplicasToWrite.",
+            minimum=1,
+            default=10,
+        ),
         "maxMemoryPolicy": crd.string(
             "What Redis does when maxMemory is reached (maxmemory-policy).",
             enum=MAX_MEMORY_POLICIES,
@@ -171,6 +291,12 @@ SPEC = crd.obj(
         **scheduling_schema(),
     },
     rules=[
+        crd.Rule(
+            "!has(self.minReplicasToWrite) || !has(self.replicas) || "
+            "self.minReplicasToWrite < self.replicas",
+            "minReplicasToWrite must be below replicas: the primary itself is not a replica",
+            field=".minReplicasToWrite",
+        ),
         crd.Rule(
             "has(self.podManagementPolicy) == has(oldSelf.podManagementPolicy) && "
             "(!has(self.podManagementPolicy) || "
@@ -210,6 +336,21 @@ STATUS = crd.obj(
         "currentRevision": crd.string("StatefulSet revision the pods below the partition run."),
         "updateRevision": crd.string("StatefulSet revision pods are being updated to."),
         "primary": crd.string("Name of the primary pod (the client Service points at it)."),
+        "members": crd.array(
+            "With failover: every pod's role and replication state, as the operator last "
+            "read them from the pods.",
+            crd.obj(
+                "One pod.",
+                {
+                    "name": crd.string("Pod name."),
+                    "role": crd.string("master, replica, or unknown (not answering)."),
+                    "lagBytes": crd.integer(
+                        "Replication offset behind the primary, in bytes (replicas)."
+                    ),
+                    "linkUp": crd.boolean("The replica's link to its primary is up."),
+                },
+            ),
+        ),
         "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
         "selector": crd.string("Label selector of the pods (for the scale subresource)."),
         "passwordRotation": crd.string(

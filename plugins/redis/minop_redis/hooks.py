@@ -10,11 +10,12 @@ from typing import Any
 import minop
 from minop import HASH_KEY, ApiError, Obj, content_hash, kinds
 from minop.kit import workloads as wl
-from minop_redis import auth, children, status
+from minop_redis import auth, children, roles, status
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 
 UNKNOWN = "unknown"  # the user's Secret is not (yet) in the cache
+ROLES_INTERVAL = 2.0  # seconds between reads of the Sentinels (failover enabled only)
 
 
 def _password_secret(body: Mapping[str, Any]) -> list[str]:
@@ -36,10 +37,14 @@ def minop_resources() -> list[minop.Resource]:
             observes=(kinds.POD, kinds.PVC),
             related=(minop.Related(kinds.SECRET, _password_secret),),
             images={"redis": default_image()},
+            # with failover, who is primary can change without any Kubernetes event
+            timers=(minop.Timer(ROLES_INTERVAL, name="roles"),),
             examples=(EXAMPLE,),
             extra_rules=(
                 # growing storage.size expands the existing claims
                 {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]},
+                # with failover, the role label the <name> Service selects
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
                 {
                     "apiGroups": ["storage.k8s.io"],
                     "resources": ["storageclasses"],
@@ -196,22 +201,23 @@ def spec_problems(spec: Mapping[str, Any]) -> list[str]:
 # -- reconcile --------------------------------------------------------------------------
 
 
+def _instance(ctx: minop.Context) -> Instance:
+    image = wl.operand_image(ctx.spec, "REDIS_IMAGE", DEFAULT_IMAGE)
+    return Instance(ctx.name, ctx.namespace, ctx.spec, ctx.labels, ctx.selector, image)
+
+
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
-    inst = Instance(
-        ctx.name,
-        ctx.namespace,
-        spec,
-        ctx.labels,
-        ctx.selector,
-        wl.operand_image(spec, "REDIS_IMAGE", DEFAULT_IMAGE),
-    )
+    inst = _instance(ctx)
     sts = ctx.child(kinds.STATEFULSET, inst.name)
     pods = ctx.children(kinds.POD)
     config = children.configmap(inst)
     ctx.apply(config)
     ctx.apply(children.headless_service(inst))
     ctx.apply(children.client_service(inst))
+    ctx.apply(children.replicas_service(inst))
+    if inst.sentinel:
+        ctx.apply(children.sentinel_service(inst))
     digest, previous, problem = sync_auth(ctx, inst, sts, pods)
     out: dict[str, Any] = {"selector": wl.selector_string(inst.selector)}
     if digest is None:  # no password to configure the pods with yet: wait for the Secret
@@ -229,7 +235,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
             storage_class=storage_class,
         )
     )
-    wl.sync_pdb(ctx, inst.replicas)
+    budget = spec.get("podDisruptionBudget") or {}
+    wl.sync_pdb(ctx, inst.replicas, budget.get("maxUnavailable", 1), budget.get("enabled", True))
     problems = ([problem] if problem else []) + spec_problems(spec) + expand_claims(ctx, inst)
     r = status.rollout(inst.name, spec, sts, pods)
     ctx.condition("Ready", r.ready, r.reason, r.message)
@@ -237,8 +244,72 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     if problems:
         ctx.condition("Degraded", True, "ConfigurationProblem", "; ".join(problems))
     out.update(r.fields)
+    if inst.sentinel:
+        out.update(sync_roles(ctx, inst, pods))
+    else:  # pod 0 is the primary; the labels feed the <name>-replicas Service
+        label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
     out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
     return out
+
+
+# -- failover ---------------------------------------------------------------------------
+
+
+_internal: dict[tuple[str, str, str], bytes] = {}  # (ns, name, Secret version) -> password
+
+
+def _internal_password(ctx: minop.Context, inst: Instance) -> bytes | None:
+    """The internal (replication/Sentinel) password, read once per Secret version."""
+    cached = ctx.child(kinds.SECRET, inst.auth_secret)
+    if cached is None:
+        return None
+    key = (inst.namespace, inst.auth_secret, str(cached["metadata"].get("resourceVersion")))
+    if key not in _internal:
+        state = auth.parse(ctx.api.get_or_none(kinds.SECRET, inst.auth_secret, ctx.namespace))
+        if state is None:
+            return None
+        _internal.clear()  # one entry per object would do; old versions are useless
+        _internal[key] = state.replication
+    return _internal[key]
+
+
+def label(ctx: minop.Context, changes: list[tuple[str, str]]) -> None:
+    """Set the role labels, in order (demotions first)."""
+    for name, role in changes:
+        try:
+            ctx.api.patch(
+                kinds.POD,
+                name,
+                {"metadata": {"labels": {children.ROLE_LABEL: role}}},
+                ctx.namespace,
+            )
+        except ApiError as e:
+            if e.status != 404:  # a pod that just went away needs no label
+                raise
+
+
+def sync_roles(ctx: minop.Context, inst: Instance, pods: list[Obj]) -> dict[str, Any]:
+    """Label the Sentinels' primary for the <name> Service; status.primary/members."""
+    password = _internal_password(ctx, inst)
+    if password is None:
+        return {"primary": None, "members": []}
+    primary, members = roles.observe(inst, pods, password)
+    label(ctx, roles.label_changes(pods, primary))
+    before = ctx.status.get("primary")
+    if primary is None:  # nothing readable now: report the labelled pod, if any
+        primary = next(
+            (
+                p["metadata"]["name"]
+                for p in pods
+                if (p["metadata"].get("labels") or {}).get(children.ROLE_LABEL) == "master"
+            ),
+            None,
+        )
+    elif before and before != primary:
+        ctx.event(
+            "Normal", "PrimaryChanged", f"the Sentinels failed over from {before} to {primary}"
+        )
+    return roles.status(primary, members)
 
 
 def _rotation(inst: Instance, previous: int, r: status.Rollout) -> str:
@@ -255,3 +326,10 @@ def minop_create(ctx: minop.Context) -> dict[str, Any]:
 
 
 minop_update = minop_create  # level-triggered: the same desired state for every cause
+
+
+@minop.hookimpl
+def minop_timer(ctx: minop.Context) -> dict[str, Any] | None:
+    """With failover, the whole reconcile: roles, labels and status follow the
+    Sentinels even when no Kubernetes object changes. Without, nothing to do."""
+    return reconcile(ctx) if _instance(ctx).sentinel else None

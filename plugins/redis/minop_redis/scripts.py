@@ -9,13 +9,16 @@ probes take whichever program the image has.
 
 from __future__ import annotations
 
-# The init container's script. Pod 0 is the primary; every other pod replicates
-# it through its stable DNS name.
+# The init container's script.
 INIT = r"""#!/bin/sh
-# Writes this pod's redis.conf (minop's Redis init container). Pod 0 is the
-# primary, every other pod replicates it. Client passwords are written as
-# SHA-256 hashes; only the replication password is in clear (masterauth).
+# Writes this pod's redis.conf and, with failover, sentinel.conf (minop's Redis
+# init container; the redis container runs it again on every start). Pod 0 is
+# the first primary, every other pod replicates it; with Sentinel, the primary
+# the Sentinels elected. Client passwords are written as SHA-256 hashes; only the
+# internal password is in clear (masterauth, Sentinel's auth-pass).
 set -eu
+# "restart": run by the redis container when it starts again within its pod.
+mode="${1:-init}"
 ordinal="${POD_NAME##*-}"
 server=""
 for s in redis-server valkey-server; do
@@ -39,19 +42,12 @@ sha() { sha256sum < "$1" | cut -c1-64; }
 # Pub/Sub channel rules (&*) exist from 6.2; 6.0 lets every user use every channel.
 channels=""
 if since 6 2; then channels=" &*"; fi
-conf="$REDIS_RUN_DIR/redis.conf"
 umask 077
-{
-  cat "$REDIS_CONFIG_DIR/redis.conf"
-  # Optional addresses ("-::*": IPv6 if the node has it) and "*" exist from 6.2;
-  # without a bind line 6.0 listens on every IPv4 and IPv6 address it can.
-  if since 6 2 || [ "$REDIS_BIND" != "* -::*" ]; then echo "bind $REDIS_BIND"; fi
-  echo "port $REDIS_PORT"
-  echo "dir $REDIS_DATA_DIR"
-  # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
-  if since 7 0; then echo 'appenddirname "appendonlydir"'; fi
-  # Clients use the default user. During a password rotation it also accepts the
-  # previous password(s), so nobody is locked out while the pods roll.
+redis_password() { cat "$REDIS_AUTH_DIR/replication"; }
+# default_user: the ACL line of the default user (clients). During a password
+# rotation it also accepts the previous password(s): nobody is locked out while
+# the pods roll.
+default_user() {
   if [ -f "$REDIS_AUTH_DIR/password" ]; then
     rules="reset on ~*$channels +@all"
     for f in "$REDIS_AUTH_DIR/password" "$REDIS_AUTH_DIR"/previous-*; do
@@ -61,25 +57,139 @@ umask 077
   else
     echo "user default reset on nopass ~*$channels +@all"
   fi
+}
+bind_line() {
+  # Optional addresses ("-::*": IPv6 if the node has it) and "*" exist from 6.2;
+  # without a bind line 6.0 listens on every IPv4 and IPv6 address it can.
+  if since 6 2 || [ "$REDIS_BIND" != "* -::*" ]; then echo "bind $REDIS_BIND"; fi
+}
+# ask_sentinels: "host port" of the primary the Sentinels agree on (the first
+# Sentinel that knows one answers), nothing if none answers (a new Redis).
+ask_sentinels() {
+  for peer in $REDIS_SENTINEL_PEERS; do
+    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 "$cli" --user sentinel \
+      -h "${peer%:*}" -p "${peer##*:}" sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" \
+      2>/dev/null | tr '\n' ' ')" || true
+    set -- $answer
+    if [ $# -eq 2 ] && [ "$2" -gt 0 ] 2>/dev/null; then echo "$1 $2"; return; fi
+  done
+}
+primary_host="" primary_port=""
+if [ "$ordinal" != 0 ]; then
+  primary_host="$REDIS_PRIMARY_HOST" primary_port="$REDIS_PRIMARY_PORT"
+fi
+if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
+  if ! since 6 2; then
+    echo "init: failover (spec.sentinel) needs Redis 6.2 or later (Sentinel hostnames" \
+      "and ACL users); $server is $version" >&2
+    exit 1
+  fi
+  cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli
+  # Whom the Sentinels elected wins over the ordinal: after a failover pod 0 is
+  # a replica like any other, and it must never come back as a second primary.
+  me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"
+  known="$(ask_sentinels)"
+  # Named primary but just (re)started: its data may be older than a replica's
+  # (writes after the last fsync). Stay down, so the Sentinels promote the most
+  # up-to-date replica, unless none is elected in time (e.g. no replica left).
+  if [ "$known" = "$me" ] && [ "$(echo $REDIS_SENTINEL_PEERS | wc -w)" -gt 1 ]; then
+    wait_s=$(( (REDIS_SENTINEL_DOWN_AFTER_MS + REDIS_SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 10 ))
+    echo "init: the Sentinels still name this pod primary: waiting up to ${wait_s}s for a failover"
+    deadline=$(( $(date +%s) + wait_s ))
+    while [ "$known" = "$me" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+      sleep 1
+      known="$(ask_sentinels)"
+    done
+  fi
+  if [ -n "$known" ]; then
+    echo "init: the Sentinels' primary is ${known% *}:${known#* }"
+    if [ "$known" = "$me" ]; then
+      primary_host="" primary_port=""
+    else
+      primary_host="${known% *}" primary_port="${known#* }"
+    fi
+  fi
+fi
+conf="$REDIS_RUN_DIR/redis.conf"
+{
+  cat "$REDIS_CONFIG_DIR/redis.conf"
+  bind_line
+  echo "port $REDIS_PORT"
+  echo "dir $REDIS_DATA_DIR"
+  # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
+  if since 7 0; then echo 'appenddirname "appendonlydir"'; fi
+  default_user
   # Replicas (and the probes) authenticate as their own user, whose password
   # never changes: rotating the client password cannot break replication,
   # whatever order the pods restart in.
   echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
   echo "masteruser replication"
-  echo "masterauth $(cat "$REDIS_AUTH_DIR/replication")"
-  if [ "$ordinal" != 0 ]; then
-    echo "replicaof $REDIS_PRIMARY_HOST $REDIS_PRIMARY_PORT"
+  echo "masterauth $(redis_password)"
+  if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
+    # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads).
+    echo "user sentinel reset on #$(sha "$REDIS_AUTH_DIR/replication") resetchannels" \
+      "&__sentinel__:hello" \
+      "+client|setname +client|kill +subscribe +publish +ping +info +role +multi +exec" \
+      "+slaveof +replicaof +config|rewrite +script|kill"
+    # Sentinels and replicas find this pod by its stable DNS name, not its IP.
+    echo "replica-announce-ip $REDIS_ANNOUNCE_HOST"
   fi
+  if [ -n "$primary_host" ]; then echo "replicaof $primary_host $primary_port"; fi
 } > "$conf.tmp"
 mv "$conf.tmp" "$conf"
+if [ "$mode" != restart ]; then : > "$conf.fresh"; fi
+# The Sentinel's file is its state (it rewrites it): written once per pod only.
+sentinel_conf="$REDIS_RUN_DIR/sentinel.conf"
+if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
+  if [ -z "$primary_host" ]; then
+    primary_host="$REDIS_ANNOUNCE_HOST" primary_port="$REDIS_PORT"
+  fi
+  m="$REDIS_MASTER_NAME"
+  {
+    bind_line
+    echo "port $REDIS_SENTINEL_PORT"
+    echo "dir $REDIS_RUN_DIR"
+    echo 'logfile ""'
+    echo "protected-mode no"
+    echo "sentinel resolve-hostnames yes"
+    echo "sentinel announce-hostnames yes"
+    echo "sentinel announce-ip $REDIS_ANNOUNCE_HOST"
+    echo "sentinel announce-port $REDIS_SENTINEL_PORT"
+    echo "sentinel monitor $m $primary_host $primary_port $REDIS_SENTINEL_QUORUM"
+    echo "sentinel down-after-milliseconds $m $REDIS_SENTINEL_DOWN_AFTER_MS"
+    echo "sentinel failover-timeout $m $REDIS_SENTINEL_FAILOVER_TIMEOUT_MS"
+    echo "sentinel parallel-syncs $m 1"
+    echo "sentinel auth-user $m sentinel"
+    echo "sentinel auth-pass $m $(redis_password)"
+    # Clients ask with the client password; Sentinels among themselves (and the
+    # operator) as user sentinel.
+    default_user
+    echo "user sentinel on #$(sha "$REDIS_AUTH_DIR/replication") ~* &* +@all"
+    echo "sentinel sentinel-user sentinel"
+    echo "sentinel sentinel-pass $(redis_password)"
+  } > "$sentinel_conf.tmp"
+  mv "$sentinel_conf.tmp" "$sentinel_conf"
+fi
 """
 
-# ``sh -c START <program> <args>``: runs the image's server program with the args.
-START = (
+# ``sh -c SERVER <program> <args>``: runs the image's server program with the args.
+SERVER = (
     "for s in redis-server valkey-server; do "
     'if command -v "$s" >/dev/null; then exec "$s" "$@"; fi; done; '
     'echo "the image has neither redis-server nor valkey-server" >&2; exit 127'
 )
+# ``sh -c START <init.sh> <redis.conf>``: the redis container. init.sh again first:
+# a restarted server asks the Sentinels whom to follow instead of reusing the
+# role it had (it may have been failed over meanwhile).
+# The first start uses what the init container wrote just before (its marker).
+# umask: the server rewrites its file on failovers (CONFIG REWRITE); it holds secrets.
+START = (
+    'umask 077; if [ -e "$1.fresh" ]; then rm -f "$1.fresh"; else sh "$0" restart; fi '
+    f'|| exit 1; set -- "$1"; {SERVER}'
+)
+# ``sh -c SENTINEL <sentinel.conf>``: the sentinel container.
+SENTINEL = f'umask 077; set -- "$0" --sentinel; {SERVER}'
+
 
 # PING as the replication user (allowed +ping), whose password never changes, so
 # the probes never fail during a password rotation; prints the server's answer.
@@ -93,3 +203,9 @@ READY = f"{_PING} | grep -qx PONG"
 # Alive: it answers at all. A replica loading a full resync, or any server loading
 # a large data set, answers LOADING for minutes: killing it would start over.
 ALIVE = f"{_PING} | grep -qE '^(PONG|LOADING)'"
+# The Sentinel answers (as user sentinel: the internal password never changes).
+SENTINEL_READY = (
+    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; "
+    'REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
+    '"$cli" --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'
+)

@@ -98,7 +98,12 @@ def test_containers_probes_and_mounts() -> None:
     assert main["resources"] == {"limits": {"cpu": "500m", "memory": "1Gi"}}  # canonical
     assert init["resources"] == main["resources"]
     mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
-    assert mounts == {"data": "/data", "run": "/run/redis", "auth": "/etc/redis-auth"}
+    assert mounts == {
+        "data": "/data",
+        "run": "/run/redis",
+        "auth": "/etc/redis-auth",
+        "config": "/etc/redis",  # init.sh, run again on every start
+    }
     secret = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
     assert secret == {"secretName": "r-auth", "defaultMode": 0o440}
 
@@ -139,6 +144,8 @@ def test_redis_conf_follows_persistence_and_memory() -> None:
     )
     assert "appendonly no" in conf and f"maxmemory {256 << 20}" in conf
     assert "maxmemory-policy allkeys-lru" in conf
+    assert f"maxmemory {3 << 19}\n" in children.redis_conf(inst(maxMemory="1.5Mi"))
+    assert "maxmemory 1048577\n" in children.redis_conf(inst(maxMemory="1048576.5"))  # up
     conf = children.redis_conf(inst())
     assert "appendonly yes" in conf
     assert "appenddirname" not in conf  # 7.0 and later only: init.sh adds it

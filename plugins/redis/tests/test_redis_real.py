@@ -30,8 +30,10 @@ import base64
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from minop_redis import auth, children
+from minop_redis import auth, children, roles
 from minop_redis.children import Instance
 
 from minop.kit import localpod
@@ -49,7 +51,8 @@ from minop.kit.testing import free_port
 SELECTOR = {"app.kubernetes.io/instance": "r"}
 AS_ROOT = os.geteuid() == 0
 # What the scripts may call besides the server and its CLI (and setpriv, for the test).
-TOOLS = ("sh", "cat", "cut", "grep", "sed", "mv", "sha256sum", "setpriv")
+TOOLS = ("sh", "cat", "cut", "grep", "sed", "mv", "sha256sum", "tr", "wc", "timeout", "date")
+TOOLS += ("sleep", "rm", "setpriv")
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,8 @@ class Cluster:
         for key, value in children.configmap(self.inst)["data"].items():
             (self.config / key).write_text(value)
         self.pods: list[Pod] = []
+        # every pod's Sentinel port is in every pod's environment: known up front
+        self.sentinel_ports = [free_port() for _ in range(self.inst.replicas)]
 
     def write_secret(self, state: auth.State) -> None:
         """Replace the Secret volume's files, as the kubelet does when the Secret changes."""
@@ -217,10 +222,13 @@ class Pod:
             if AS_ROOT:
                 os.chown(d, cluster.uid, cluster.gid)
         self.proc: subprocess.Popen[bytes] | None = None
+        self.sentinel: subprocess.Popen[bytes] | None = None
 
     def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
-        """The container's environment with the node-specific values swapped."""
-        swap = {
+        """The container's environment with the node-specific values swapped (None:
+        kept as the pod spec sets it)."""
+        peers = " ".join(f"127.0.0.1:{p}" for p in self.c.sentinel_ports)
+        swap: dict[str, str | None] = {
             "POD_NAME": self.name,
             "REDIS_BIND": "127.0.0.1",
             "REDIS_PORT": str(self.port),
@@ -230,11 +238,18 @@ class Pod:
             "REDIS_AUTH_DIR": str(self.c.auth),
             "REDIS_RUN_DIR": str(self.run),
             "REDIS_DATA_DIR": str(self.data),
+            "REDIS_ANNOUNCE_HOST": "127.0.0.1",
+            "REDIS_SENTINEL_PORT": str(self.c.sentinel_ports[self.ordinal]),
+            "REDIS_SENTINEL_PEERS": peers,
+            "REDIS_SENTINEL_QUORUM": None,
+            "REDIS_SENTINEL_DOWN_AFTER_MS": None,
+            "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": None,
+            "REDIS_MASTER_NAME": None,
         }
         out = {"PATH": self.c.server.path}
         for var in pod_env:
             assert var["name"] in swap, f"{var['name']} is new: decide what the test swaps"
-            out[var["name"]] = swap[var["name"]]
+            out[var["name"]] = swap[var["name"]] or var["value"]
         return out
 
     def paths(self, cmd: list[str]) -> list[str]:
@@ -254,21 +269,46 @@ class Pod:
         init = self.c.pod_spec["initContainers"][0]
         main = self.c.pod_spec["containers"][0]
         cmd = self.c.as_pod_user(self.paths(init["command"]), init)
-        subprocess.run(cmd, env=self.env(init["env"]), check=True, timeout=30)
+        with (self.c.root / f"{self.name}-init.log").open("ab") as log:
+            subprocess.run(
+                cmd, env=self.env(init["env"]), check=True, timeout=30, stdout=log, stderr=log
+            )
         if slow_load:
             with (self.run / "redis.conf").open("a") as conf:
                 conf.write("key-load-delay 1000\n")
                 if self.c.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
                     conf.write("loading-process-events-interval-bytes 65536\n")
-        with (self.c.root / f"{self.name}.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.c.as_pod_user(self.paths(main["command"]), main),
-                env=self.env(main["env"]),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = self.container(main)
+        sentinel = self.c.pod_spec["containers"][1:]
+        if sentinel and self.sentinel is None:
+            self.sentinel = self.container(sentinel[0])
         if not slow_load:
             wait(self.probe, f"{self.name} to pass its startup probe", 15)
+
+    def container(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """Starts a container's command (the pod's log gets its output)."""
+        with (self.c.root / f"{self.name}-{spec['name']}.log").open("ab") as log:
+            return subprocess.Popen(
+                self.c.as_pod_user(self.paths(spec["command"]), spec),
+                env=self.env(spec["env"]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a container: its processes go together
+            )
+
+    def crash(self) -> None:
+        """kill -9 of redis-server; the kubelet restarts the container (not the pod:
+        no init container, the Sentinel keeps running)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = self.container(self.c.pod_spec["containers"][0])
+
+    def sentinel_cli(self, *args: str) -> str:
+        """Asks this pod's Sentinel, as the operator does (user sentinel)."""
+        password = (self.c.auth / "replication").read_bytes()
+        port = self.c.sentinel_ports[self.ordinal]
+        return self.cli(*args, password=password, user="sentinel", port=port)
 
     def probe(self, kind: str = "readinessProbe") -> bool:
         """The pod's exec probe, run as the pod's user with the container's environment."""
@@ -277,13 +317,19 @@ class Pod:
         r = subprocess.run(cmd, env=self.env(main["env"]), capture_output=True, timeout=10)
         return r.returncode == 0
 
-    def cli(self, *args: str, password: bytes | None = None, user: str | None = None) -> str:
+    def cli(
+        self,
+        *args: str,
+        password: bytes | None = None,
+        user: str | None = None,
+        port: int | None = None,
+    ) -> str:
         env = {"PATH": self.c.server.path}
         if password is not None:
             env["REDISCLI_AUTH"] = password.decode()
         who = ["--user", user] if user else []
         r = subprocess.run(
-            [str(self.c.server.cli), "-h", "127.0.0.1", "-p", str(self.port), *who, *args],
+            [str(self.c.server.cli), "-h", "127.0.0.1", "-p", str(port or self.port), *who, *args],
             capture_output=True,
             text=True,
             env=env,
@@ -296,16 +342,17 @@ class Pod:
         that is still writing its first AOF after a full sync ignores it ("Writing
         initial AOF, can't exit"); the kubelet would SIGKILL after the grace period,
         the test asks again instead."""
-        deadline = time.monotonic() + 30
-        while self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(2)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    self.proc.kill()
-                    self.proc.wait(5)
-        self.proc = None
+        for proc in (self.proc, self.sentinel):
+            deadline = time.monotonic() + 30
+            while proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait(5)
+        self.proc = self.sentinel = None
 
 
 @pytest.fixture
@@ -461,3 +508,138 @@ def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(m
     assert c.pods[1].cli("strlen", "k8000") == "2048"
     c.primary.stop()
     assert not c.primary.probe("livenessProbe")  # a server that is gone is not alive
+
+
+FAILOVER = {"enabled": True, "downAfterMilliseconds": 2000, "failoverTimeoutMilliseconds": 10000}
+
+
+def operator_view(c: Cluster) -> tuple[str | None, list[roles.Member]]:
+    """What the operator reads (roles.observe), with the test's loopback addresses."""
+
+    def addresses(inst: Instance, pod: dict[str, Any]) -> roles.Addresses:
+        p = c.pods[int(pod["metadata"]["name"].rsplit("-", 1)[1])]
+        sentinel = ("127.0.0.1", c.sentinel_ports[p.ordinal])
+        return roles.Addresses(("127.0.0.1", p.port), sentinel, ("127.0.0.1", p.port))
+
+    pods = [{"metadata": {"name": p.name}} for p in c.pods]
+    password = (c.auth / "replication").read_bytes()
+    return roles.observe(c.inst, pods, password, addresses)
+
+
+def roles_of(c: Cluster) -> list[str]:
+    """Each pod's role as it reports it ('down': not answering)."""
+    out = []
+    for p in c.pods:
+        info = p.cli("info", "replication", password=FIRST)
+        role = re.search(r"^role:(\w+)", info, re.M)
+        out.append(role.group(1) if role else "down")
+    return out
+
+
+def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_cluster, server):
+    if not server.at_least(6, 2):
+        init_refuses_failover_on_6_0(make_cluster)
+        return
+    c = make_cluster(
+        {"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": FAILOVER}
+        | {"minReplicasToWrite": 1}
+    )
+    c.write_secret(auth.step(None, FIRST, "v1", rolled=False))
+    c.start(0, 1, 2)
+    wait(lambda: c.replicating(FIRST), "replication")
+
+    def sentinels_see_everyone() -> bool:
+        for p in c.pods:
+            info = p.sentinel_cli("info", "sentinel")
+            if "slaves=2,sentinels=3" not in info:
+                return False
+        return True
+
+    wait(sentinels_see_everyone, "every Sentinel sees 2 replicas and 3 Sentinels", 60)
+    primary, members = operator_view(c)
+    assert primary == "r-0" and [m.role for m in members] == ["master", "replica", "replica"]
+    assert all(m.link_up for m in members[1:])
+    # acknowledged by a replica before the crash: must survive it
+    for i in range(50):
+        assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
+    assert int(c.primary.cli("wait", "1", "5000", password=FIRST)) >= 1
+
+    samples: list[list[str]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(roles_of(c))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        old = c.pods[0]
+        old.crash()
+        t0 = time.monotonic()
+        wait(lambda: roles_of(c)[1:].count("master") == 1, "a replica promoted", 30)
+        promoted = c.pods[1 + roles_of(c)[1:].index("master")]
+        assert time.monotonic() - t0 < 30
+
+        # what clients asking any Sentinel get (they agree within a moment)
+        def told(p: Pod) -> bool:
+            answer = p.sentinel_cli("sentinel", "get-master-addr-by-name", "r").split()
+            return answer == ["127.0.0.1", str(promoted.port)]
+
+        wait(lambda: all(told(p) for p in c.pods), "every Sentinel names the new primary", 15)
+        # the operator moves the Service's label: off the old primary, then onto the new
+        wait(lambda: operator_view(c)[0] == promoted.name, "the operator sees it", 15)
+        labelled = [{"metadata": {"name": "r-0", "labels": {children.ROLE_LABEL: "master"}}}]
+        labelled += [{"metadata": {"name": p.name}} for p in c.pods[1:]]
+        changes = roles.label_changes(labelled, promoted.name)
+        assert changes[0] == ("r-0", "replica") and changes[-1] == (promoted.name, "master")
+        # writes succeed on the new primary, every acknowledged key is there
+        wait(lambda: promoted.cli("set", "after", "1", password=FIRST) == "OK", "writes", 30)
+        for i in range(50):
+            assert promoted.cli("get", f"k{i}", password=FIRST) == str(i)
+        # the old primary comes back, as a replica of the new one, with the new data
+        wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
+        wait(lambda: old.cli("get", "after", password=FIRST) == "1", "replicated to it", 30)
+        assert "READONLY" in old.cli("set", "x", "1", password=FIRST)
+    finally:
+        stop.set()
+        sampler.join()
+    assert samples and all(s.count("master") <= 1 for s in samples), samples
+
+
+def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
+    c = make_cluster({"replicas": 1, "sentinel": FAILOVER})
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    with pytest.raises(subprocess.CalledProcessError):
+        c.start(0)
+    assert "needs Redis 6.2 or later" in (c.root / "r-0-init.log").read_text()
+
+
+def test_persistence_knobs_and_extra_directives(make_cluster):
+    spec = {
+        "replicas": 2,
+        "persistence": {
+            "appendFsync": "always",
+            "save": [{"seconds": 3600, "changes": 1}, {"seconds": 300, "changes": 100}],
+        },
+        "config": {"notify-keyspace-events": "Ex", "hz": "20"},
+    }
+    c = make_cluster(spec)
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0, 1)
+    wait(lambda: c.replicating(None), "replication")
+    for p in c.pods:
+
+        def conf(name: str, p: Pod = p) -> str:
+            return " ".join(p.cli("config", "get", name).splitlines()[1:])
+
+        assert conf("save") == "3600 1 300 100", p.name
+        assert conf("appendfsync") == "always" and conf("hz") == "20"
+        assert sorted(conf("notify-keyspace-events")) == ["E", "x"]
+    c.stop()
+    # no snapshots at all: an empty schedule
+    c = make_cluster({"replicas": 1, "persistence": {"save": []}})
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0)
+    assert c.primary.cli("config", "get", "save").splitlines()[1:] in ([""], [])
