@@ -86,7 +86,7 @@ class Dispatcher:
         try:
             return self._process(b, key, causes)
         except ApiError as e:  # our own writes (finalizer, status, ...) failed: API regime
-            delay = self.api_backoff.next(key)
+            delay = self._api_delay(key, e)
             log.warning(
                 "%s: API error, retrying in %.3fs: %s",
                 key,
@@ -265,6 +265,11 @@ class Dispatcher:
 
     # -- outcomes ------------------------------------------------------------------------
 
+    def _api_delay(self, key: Key, error: BaseException | None) -> float:
+        """The API backoff, but never sooner than the server's Retry-After."""
+        asked = getattr(error, "retry_after", None) or 0.0
+        return max(self.api_backoff.next(key), asked)
+
     def _call(self, b: Binding, hook: str, ctx: Context) -> inv.Outcome:
         return inv.invoke(
             self.plugins, b.plugin, hook, ctx, b.resource.hook_timeout, self.rt.metrics
@@ -283,7 +288,7 @@ class Dispatcher:
             log.warning("%s: leadership lost; not retrying", key)
             return None
         if out.kind == inv.API:
-            delay = self.api_backoff.next(key)
+            delay = self._api_delay(key, out.error)
             log.warning(
                 "%s: API error in %s, retrying in %.3fs: %s",
                 key,

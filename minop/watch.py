@@ -112,7 +112,7 @@ class Watcher:
         failures = 0
         need_list = True
         while not self._stop.is_set():
-            reason = ""
+            reason, asked = "", 0.0
             try:
                 if need_list:
                     self._relist()
@@ -125,7 +125,7 @@ class Watcher:
             except StreamStalled:
                 reason = "inactivity"
             except (ApiError, ValueError) as e:
-                reason = "error"
+                reason, asked = "error", getattr(e, "retry_after", None) or 0.0
                 if not self._stop.is_set():
                     log.warning("watch %s failed: %s", self, e)
             except Exception:  # never let one watcher die silently
@@ -141,7 +141,8 @@ class Watcher:
                 continue
             failures += 1
             delay = min(self.max_backoff, 0.5 * 2 ** min(failures, 10))
-            self._stop.wait(random.uniform(delay / 2, delay))
+            # never sooner than a 429's Retry-After
+            self._stop.wait(max(asked, random.uniform(delay / 2, delay)))
 
     def _selectors(self) -> dict[str, Any]:
         params: dict[str, Any] = {}

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import minop
-from minop.apierrors import Conflict
+from minop.apierrors import ApiError, Conflict
 from minop.cache import Cache
 from minop.dispatch import Binding, Dispatcher
 from minop.events import Recorder
@@ -311,3 +311,20 @@ def test_reverting_to_the_last_handled_spec_after_a_refused_change_reconciles():
     assert p.calls[-1] == ("update", "spec", [])
     conds = {c["type"]: c for c in w.cache[("ns", "x")]["status"]["conditions"]}
     assert conds["Degraded"]["status"] == "False" and conds["Ready"]["status"] == "True"
+
+
+def test_api_error_in_a_hook_is_retried_no_sooner_than_retry_after():
+    """A hook's request still throttled after the client's own retries: the requeue
+    waits for the server's Retry-After, not the (milliseconds) API backoff."""
+    p = Plugin()
+    p.fail_with = ApiError(429, "TooManyRequests", "slow down", retry_after=7.0)
+    d, w, _ = setup(p)
+    t = [100.0]
+    d.rt.queue = WorkQueue(clock=lambda: t[0])
+    put(w, {"size": 1})
+    run(d)
+    t[0] = 106.9
+    assert d.rt.queue.get(timeout=0) is None
+    t[0] = 107.1
+    got = d.rt.queue.get(timeout=0)
+    assert got is not None and got[0] == KEY
