@@ -10,10 +10,14 @@ CLUSTER ?= local
 # e2e workers: scenarios run in parallel namespaces.
 E2E_WORKERS ?= 4
 PYTEST_ARGS ?=
+# make bench: objects per burst, trials per contender, extra flags (python -m tests.bench -h)
+N ?= 200
+REPEATS ?= 3
+BENCH_ARGS ?=
 
 export MINOP_CACHE ?= $(HOME)/.cache/minop
 
-.PHONY: help venv run test unit e2e e2e-kind chaos lint cluster-up cluster-down crds bundle bundle-check bundle-validate image
+.PHONY: help venv run test unit e2e e2e-kind chaos lint cluster-up cluster-down crds bundle bundle-check bundle-validate image bench
 
 # The bundle is reproducible: its version, image and createdAt come from the repo
 # (createdAt: the commit that set the version, not whatever touched pyproject.toml last).
@@ -77,6 +81,13 @@ bundle-check: venv ## fail when bundle/ differs from what `make bundle` generate
 
 bundle-validate: ## operator-sdk bundle validate with the operatorframework suite
 	@hack/bundle-validate.sh
+
+$(VENV)/.bench-stamp: $(VENV)/.stamp pyproject.toml
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: venv $(VENV)/.bench-stamp ## minop vs Kopf vs a hand-written floor (N=200 REPEATS=3 BENCH_ARGS=...; not in make test)
+	@$(PY) -m tests.bench --n $(N) --repeats $(REPEATS) $(BENCH_ARGS)
 
 image: venv ## build the operator image (BASE=... to use a locally built base)
 	@IMAGE=$(IMAGE) hack/image.sh

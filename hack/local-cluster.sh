@@ -4,7 +4,8 @@
 # Usage: hack/local-cluster.sh up | down | status [-q] | apiserver-stop | apiserver-start
 #   (apiserver-stop/-start: only kube-apiserver, for the chaos suite's API server restart)
 # Env:   MINOP_API_PORT (6443), MINOP_ETCD_PORT (2379), MINOP_ETCD_PEER_PORT (2380),
-#        MINOP_NODES (3), CLUSTER_DIR (<repo>/.cluster), MINOP_CACHE (~/.cache/minop).
+#        MINOP_NODES (3), CLUSTER_DIR (<repo>/.cluster), MINOP_CACHE (~/.cache/minop),
+#        MINOP_CLUSTER_PROFILE (default | bench: see PROFILE below).
 # State in $CLUSTER_DIR: pki/ (kept across runs), etcd/ (wiped by down), pids/, logs/ (kept),
 # kubeconfig (admin). Only `up` prints to stdout: the `export KUBECONFIG=...` line.
 # shellcheck source=lib.sh
@@ -22,6 +23,29 @@ PIDS="$CLUSTER_DIR/pids"
 LOGS="$CLUSTER_DIR/logs"
 KUBECONFIG_OUT="$CLUSTER_DIR/kubeconfig"
 KUBECTL="$KUBE_BIN/kubectl"
+# bench (`make bench`): the control plane's own client-side limits would be what a burst of
+# 1000 objects measures (kube-controller-manager's --kube-api-qps is 20), so the components
+# get high limits and more sync workers, KWOK more pod workers, the nodes room for every
+# pod, and the audit log records the admin identity's reads too (the bench counts them).
+PROFILE="${MINOP_CLUSTER_PROFILE:-default}"
+CM_FLAGS=() SCHED_FLAGS=() KWOK_FLAGS=()
+NODE_PODS=110 AUDIT_POLICY="$HACK_DIR/audit-policy.yaml" AUDIT_MAXSIZE=100
+case "$PROFILE" in
+  default)
+    # Above the defaults (20 qps): a test that creates or edits hundreds of objects (the
+    # edit storm) must measure minop, not the controller-manager's backlog of pods.
+    CM_FLAGS=(--kube-api-qps=200 --kube-api-burst=400)
+    SCHED_FLAGS=(--kube-api-qps=200 --kube-api-burst=400)
+    ;;
+  bench)
+    CM_FLAGS=(--kube-api-qps=1000 --kube-api-burst=2000 --concurrent-deployment-syncs=20
+      --concurrent-replicaset-syncs=20 --concurrent-gc-syncs=40)
+    SCHED_FLAGS=(--kube-api-qps=1000 --kube-api-burst=2000)
+    KWOK_FLAGS=(--config="$HACK_DIR/kwok-bench.yaml")
+    NODE_PODS=20000 AUDIT_POLICY="$HACK_DIR/audit-policy-bench.yaml" AUDIT_MAXSIZE=4000
+    ;;
+  *) die "MINOP_CLUSTER_PROFILE=$PROFILE: unknown profile (default, bench)" ;;
+esac
 # Start order; `down` stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
@@ -189,9 +213,9 @@ start_apiserver() {
     --service-account-signing-key-file="$PKI/sa.key" --service-account-lookup=true \
     --authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction \
     --service-cluster-ip-range="$SERVICE_CIDR" --allow-privileged=true \
-    --audit-policy-file="$HACK_DIR/audit-policy.yaml" --audit-log-path="$LOGS/audit.log" \
+    --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$LOGS/audit.log" \
     --audit-log-format=json --audit-log-mode=blocking \
-    --audit-log-maxsize=100 --audit-log-maxbackup=2 --audit-log-maxage=7 \
+    --audit-log-maxsize="$AUDIT_MAXSIZE" --audit-log-maxbackup=2 --audit-log-maxage=7 \
     --watch-cache-sizes="$NO_WATCH_CACHE#0"
 }
 
@@ -261,11 +285,11 @@ up() {
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" --controllers='*' \
     --enable-hostpath-provisioner=true --pvclaimbinder-sync-period=5s \
-    --flex-volume-plugin-dir="$CLUSTER_DIR/flexvolume"
+    --flex-volume-plugin-dir="$CLUSTER_DIR/flexvolume" ${CM_FLAGS[@]+"${CM_FLAGS[@]}"}
   start kube-scheduler "$KUBE_BIN/kube-scheduler" --kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
     --authentication-kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
     --authorization-kubeconfig="$CLUSTER_DIR/scheduler.kubeconfig" \
-    --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false
+    --bind-address=127.0.0.1 --secure-port=0 --leader-elect=false ${SCHED_FLAGS[@]+"${SCHED_FLAGS[@]}"}
   # KWOK v0.7 without stage config uses its built-in stages: node-initialize + heartbeat,
   # pod-ready, pod-complete, pod-delete. A non-zero lease duration makes it renew node
   # Leases (and pick the 20 s status heartbeat); with 0 the nodes would go NotReady.
@@ -274,11 +298,11 @@ up() {
     --kubeconfig="$KUBECONFIG_OUT" --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --cidr="$POD_CIDR" --node-ip=127.0.0.1 --node-lease-duration-seconds=40 \
-    --server-address=127.0.0.1:0
+    --server-address=127.0.0.1:0 ${KWOK_FLAGS[@]+"${KWOK_FLAGS[@]}"}
 
   local i
   for i in $(seq 0 $((NODES - 1))); do
-    sed "s/NAME/kwok-node-$i/g" "$HACK_DIR/kwok-node.yaml"
+    sed -e "s/NAME/kwok-node-$i/g" -e "s/pods: \"110\"/pods: \"$NODE_PODS\"/g" "$HACK_DIR/kwok-node.yaml"
     echo "---"
   done | k apply -f - -f "$HACK_DIR/storageclass.yaml" >/dev/null
   wait_until 60 "nodes Ready" kwok k wait --for=condition=Ready node -l type=kwok --timeout=5s
@@ -286,6 +310,7 @@ up() {
   wait_until 60 "the default ServiceAccount" kube-controller-manager \
     k get serviceaccount default -n default
   all_alive || die "a component exited during start (logs: $LOGS)"
+  echo "$PROFILE" >"$CLUSTER_DIR/profile" # what a caller of `up` on a running cluster gets
   trap - EXIT
   log "local cluster up in $((SECONDS - t0))s: API https://127.0.0.1:$API_PORT, $NODES KWOK nodes, logs in $LOGS"
   echo "export KUBECONFIG=$KUBECONFIG_OUT"
@@ -306,7 +331,7 @@ down() {
   if alive kube-apiserver; then remove_hostpath_dirs; fi
   local i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${COMPONENTS[i]}"; done
-  rm -rf "$CLUSTER_DIR/etcd"
+  rm -rf "$CLUSTER_DIR/etcd" "$CLUSTER_DIR/profile"
   if [ "$stopped" -gt 0 ]; then
     log "local cluster stopped ($stopped processes); logs kept in $LOGS"
   else

@@ -9,14 +9,19 @@ converged objects cost zero writes.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from minop.resource import Kind
 
+KIND_NAME = "app.kubernetes.io/name"
+INSTANCE = "app.kubernetes.io/instance"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "minop"
 APPLIED_HASH = "minop.dev/applied-hash"
@@ -33,21 +38,12 @@ def content_hash(value: Any) -> str:
 
 def standard_labels(owner_kind: Kind, owner_name: str, part_of: str) -> dict[str, str]:
     """The labels every child and pod of a custom resource carries."""
-    return {
-        "app.kubernetes.io/name": owner_kind.kind.lower(),
-        "app.kubernetes.io/instance": owner_name,
-        MANAGED_BY: MANAGER,
-        "app.kubernetes.io/part-of": part_of,
-    }
+    return {**selector_labels(owner_kind, owner_name), "app.kubernetes.io/part-of": part_of}
 
 
 def selector_labels(owner_kind: Kind, owner_name: str) -> dict[str, str]:
     """The stable subset of the labels, safe for immutable selectors."""
-    return {
-        "app.kubernetes.io/name": owner_kind.kind.lower(),
-        "app.kubernetes.io/instance": owner_name,
-        MANAGED_BY: MANAGER,
-    }
+    return {KIND_NAME: owner_kind.kind.lower(), INSTANCE: owner_name, MANAGED_BY: MANAGER}
 
 
 def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
@@ -86,28 +82,68 @@ def prepare(child: Mapping[str, Any], owner: Mapping[str, Any], labels: Mapping[
 
 
 def subset(desired: Any, live: Any) -> bool:
-    """True if every value in ``desired`` is present and equal in ``live``.
-
-    Extra keys in ``live`` (server defaults, other managers' fields) are fine;
-    lists must match element by element.
+    """True if every value in ``desired`` is present and equal in ``live``, as the API
+    server stores it: extra keys in ``live`` (server defaults, other managers' fields)
+    are fine, a ``None`` in ``desired`` means absent, quantities compare by value
+    (``1000m`` is ``1``); lists must match element by element.
     """
     if isinstance(desired, Mapping):
         if not isinstance(live, Mapping):
             return False
-        return all(k in live and subset(v, live[k]) for k, v in desired.items())
+        return all(
+            live.get(k) is None if v is None else (k in live and subset(v, live[k]))
+            for k, v in desired.items()
+        )
     if isinstance(desired, list):
         if not isinstance(live, list) or len(desired) != len(live):
             return False
         return all(subset(d, v) for d, v in zip(desired, live, strict=True))
-    return bool(desired == live)
+    if desired == live:
+        return True
+    a, b = _quantity(desired), _quantity(live)
+    return a is not None and a == b
+
+
+_QUANTITY = re.compile(
+    r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
+)
+_SUFFIX = {
+    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
+    **{s: Decimal(10) ** e for s, e in (("n", -9), ("u", -6), ("m", -3), ("", 0))},
+    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
+}
+
+
+def _quantity(value: Any) -> Decimal | None:
+    """A Kubernetes quantity's value (strings and numbers), None if it is none."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return None
+    m = _QUANTITY.match(str(value))
+    if m is None:
+        return None
+    try:
+        return Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
+    except InvalidOperation:
+        return None
+
+
+def stored_data(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """The content fields as the API server stores them: ``stringData`` (write-only)
+    folded into ``data`` base64-encoded, which is what a Secret reads back as."""
+    content = {k: obj[k] for k in ("data", "binaryData") if obj.get(k)}
+    if obj.get("stringData"):
+        encoded = {
+            k: base64.b64encode(str(v).encode()).decode() for k, v in obj["stringData"].items()
+        }
+        content["data"] = {**(content.get("data") or {}), **encoded}
+    return content
 
 
 def hash_only(obj: dict[str, Any]) -> dict[str, Any]:
     """Keep metadata and a hash of the content; drop the data itself."""
-    content = {k: obj.get(k) for k in DATA_FIELDS if k in obj}
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     out = {k: v for k, v in obj.items() if k not in (*DATA_FIELDS, "metadata")}
-    return {**out, "metadata": meta, HASH_KEY: content_hash(content)}
+    return {**out, "metadata": meta, HASH_KEY: content_hash(stored_data(obj))}
 
 
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
@@ -117,10 +153,9 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     have = (live.get("metadata") or {}).get("annotations", {}).get(APPLIED_HASH)
     if want != have:
         return True
-    if HASH_KEY in live:  # cached as a hash: compare the content that way
-        content = {k: desired[k] for k in DATA_FIELDS if k in desired}
-        if content_hash(content) != live[HASH_KEY]:
-            return True
+    # cached as a hash: compare the content that way
+    if HASH_KEY in live and content_hash(stored_data(desired)) != live[HASH_KEY]:
+        return True
     return not subset(_comparable(desired), live)
 
 

@@ -1,33 +1,42 @@
-"""The read side: what the watchers hold, looked up by kind, namespace and labels.
+"""The read side: every informer's store, looked up by kind, namespace, name and labels.
 
-Hooks and the dispatcher read from here, never from the API server, so a
-reconcile over converged objects costs no requests at all.
+Hooks and reconcilers read from here, never from the API server, so a reconcile
+over converged objects costs no requests at all. One informer per (kind,
+namespace) — or one for all namespaces — serves every resource that needs the
+kind: owned custom resources, children (filtered server-side by minop's label)
+and objects a custom resource only references (unfiltered, kept as a content
+hash). The referrer index maps a referenced object to the custom resources
+that name it, both ways, so tracking costs the size of one object's references.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from minop.apply import HASH_KEY
+from minop.apply import HASH_KEY, INSTANCE, KIND_NAME
+from minop.informer import Informer
 from minop.kube import Obj
 from minop.resource import Kind
-from minop.watch import Watcher
+from minop.store import Store
+
+Ref = tuple[Kind, str, str]  # (kind, namespace, name) of a referenced object
+BY_INSTANCE = "instance"
 
 
-def _older(obj: Obj, cached: Obj | None) -> bool:
-    """``obj`` is older than what the watch already cached. A write's response can
-    arrive after the watch delivered later changes (a StatefulSet's status written by
-    its controller within milliseconds): storing it would leave a stale object in the
-    cache until the next event, possibly never. resourceVersions are etcd revisions;
-    compared as integers like client-go's MutationCache, else treated as not older."""
-    if cached is None:
-        return False
-    try:
-        return int(obj["metadata"]["resourceVersion"]) < int(cached["metadata"]["resourceVersion"])
-    except (KeyError, TypeError, ValueError):
-        return False
+def instance_index(obj: Obj) -> list[str]:
+    """``namespace/name-label/instance-label``: children and pods of one custom resource."""
+    meta = obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name, instance = labels.get(KIND_NAME), labels.get(INSTANCE)
+    if not name or not instance:
+        return []
+    return [f"{meta.get('namespace') or ''}/{name}/{instance}"]
+
+
+INDEXERS = {BY_INSTANCE: instance_index}
 
 
 def matches(obj: Obj, labels: Mapping[str, str]) -> bool:
@@ -35,119 +44,105 @@ def matches(obj: Obj, labels: Mapping[str, str]) -> bool:
     return all(have.get(k) == v for k, v in labels.items())
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A referenced object as the cache knows it: ``synced`` False means not known yet
+    (its informer has not listed), which is not the same as missing (``hash`` None)."""
+
+    synced: bool
+    hash: str | None
+
+
 class Cache:
     def __init__(self) -> None:
-        self._watchers: dict[Kind, list[Watcher]] = {}
-        self._named: dict[tuple[Kind, str, str], Watcher] = {}
-        self._referrers: dict[tuple[Kind, str, str], set[Any]] = {}
+        self._informers: dict[Kind, dict[str | None, Informer]] = {}
+        self._refs: dict[Ref, set[Any]] = {}  # referenced object -> referrers
+        self._named: dict[Any, set[Ref]] = {}  # referrer -> what it references
         self._lock = threading.Lock()
 
-    def add(self, watcher: Watcher) -> None:
-        self._watchers.setdefault(watcher.kind, []).append(watcher)
+    def add(self, informer: Informer) -> None:
+        self._informers.setdefault(informer.kind, {})[informer.namespace] = informer
 
-    def watchers(self) -> list[Watcher]:
-        with self._lock:
-            named = list(self._named.values())
-        return [w for ws in self._watchers.values() for w in ws] + named
+    def informers(self) -> list[Informer]:
+        return [i for by_ns in self._informers.values() for i in by_ns.values()]
 
     def synced(self) -> bool:
-        return all(w.synced.is_set() for ws in self._watchers.values() for w in ws)
+        return all(i.synced.is_set() for i in self.informers())
+
+    def _informer(self, kind: Kind, namespace: str) -> Informer | None:
+        by_ns = self._informers.get(kind)
+        if not by_ns:
+            return None
+        return by_ns.get(namespace if kind.namespaced else None) or by_ns.get(None)
+
+    def store(self, kind: Kind, namespace: str) -> Store | None:
+        informer = self._informer(kind, namespace)
+        return None if informer is None else informer.store
+
+    # -- reads -----------------------------------------------------------------------
 
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         ns = namespace if kind.namespaced else ""
-        for w in self._watchers.get(kind, ()):
-            obj = w.get(ns, name)
-            if obj is not None:
-                return obj
-        return None
+        store = self.store(kind, ns)
+        return None if store is None else store.get((ns, name))
 
     def select(self, kind: Kind, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
-        out = [
-            o
-            for w in self._watchers.get(kind, ())
-            for o in w.items()
-            if o["metadata"].get("namespace", "") == namespace and matches(o, labels)
-        ]
-        return sorted(out, key=lambda o: o["metadata"]["name"])
+        """Objects of ``kind`` with ``labels``, by name; the labels must include the
+        name and instance labels (what minop puts on every child and pod)."""
+        store = self.store(kind, namespace)
+        if store is None:
+            return []
+        value = f"{namespace}/{labels[KIND_NAME]}/{labels[INSTANCE]}"
+        return [o for o in store.by_index(BY_INSTANCE, value) if matches(o, labels)]
 
-    def remember(self, kind: Kind, obj: Obj, *, only_if_present: bool = False) -> None:
-        """Record our own write's result before its watch event arrives.
+    def keys(self, kind: Kind) -> Iterable[tuple[str, str]]:
+        for informer in self._informers.get(kind, {}).values():
+            yield from informer.store.keys()
 
-        ``only_if_present`` never resurrects an object whose DELETED event came
-        first (e.g. the answer to removing the last finalizer).
-        """
-        ns = obj["metadata"].get("namespace", "")
-        key = (ns, obj["metadata"]["name"])
-        for w in self._watchers.get(kind, ()):
-            if w.namespace in (None, ns) and w.label_selector is None and w.field_selector is None:
-                if only_if_present and key not in w.cache:
-                    return
-                if not _older(obj, w.cache.get(key)):
-                    w.cache[key] = w.transform(obj)
-                return
-        for w in self._watchers.get(kind, ()):  # children: the labelled watcher
-            if w.namespace in (None, ns):
-                if not _older(obj, w.cache.get(key)):
-                    w.cache[key] = w.transform(obj)
-                return
+    # -- our own writes -------------------------------------------------------------
 
-    # -- referenced objects, watched one by one by name --------------------------
+    def mutated(self, kind: Kind, obj: Obj, *, only_if_present: bool = False) -> None:
+        """Our write's response: seen by readers until the watch delivers as new."""
+        informer = self._informer(kind, obj["metadata"].get("namespace") or "")
+        if informer is not None:
+            informer.store.mutated(informer.transform(obj), only_if_present=only_if_present)
 
-    def track(
-        self,
-        kind: Kind,
-        namespace: str,
-        names: list[str],
-        referrer: Any,
-        start: Callable[[Kind, str, str], Watcher],
-    ) -> list[Watcher]:
-        """Make ``referrer`` refer to exactly ``names``; watch new names, drop unused ones.
+    # -- referenced objects --------------------------------------------------------------
 
-        Returns the watchers started for names nobody referred to before.
-        """
-        wanted = {(kind, namespace, n) for n in names}
-        to_stop: list[Watcher] = []
-        started: list[Watcher] = []
+    def refer(self, referrer: Any, kind: Kind, namespace: str, names: Iterable[str]) -> None:
+        """``referrer`` now references exactly ``names`` of ``kind``."""
+        wanted = {(kind, namespace, n) for n in names if n}
         with self._lock:
-            for ref, who in list(self._referrers.items()):
-                if ref[0] == kind and referrer in who and ref not in wanted:
-                    who.discard(referrer)
-                    if not who:
-                        del self._referrers[ref]
-                        to_stop.append(self._named.pop(ref))
+            had = self._named.get(referrer, set())
+            for ref in {r for r in had if r[0] == kind} - wanted:
+                self._unrefer(ref, referrer)
             for ref in wanted:
-                self._referrers.setdefault(ref, set()).add(referrer)
-                if ref not in self._named:
-                    self._named[ref] = start(*ref)
-                    started.append(self._named[ref])
-        for w in to_stop:
-            w.stop()
-        return started
+                self._refs.setdefault(ref, set()).add(referrer)
+            rest = {r for r in had if r[0] != kind}
+            if rest or wanted:
+                self._named[referrer] = rest | wanted
+            else:
+                self._named.pop(referrer, None)
 
-    def untrack(self, referrer: Any) -> None:
-        to_stop: list[Watcher] = []
+    def forget(self, referrer: Any) -> None:
         with self._lock:
-            for ref, who in list(self._referrers.items()):
-                who.discard(referrer)
-                if not who:
-                    del self._referrers[ref]
-                    to_stop.append(self._named.pop(ref))
-        for w in to_stop:
-            w.stop()
+            for ref in self._named.pop(referrer, set()):
+                self._unrefer(ref, referrer)
+
+    def _unrefer(self, ref: Ref, referrer: Any) -> None:
+        who = self._refs.get(ref)
+        if who is not None:
+            who.discard(referrer)
+            if not who:
+                del self._refs[ref]
 
     def referrers(self, kind: Kind, namespace: str, name: str) -> set[Any]:
         with self._lock:
-            return set(self._referrers.get((kind, namespace, name), ()))
+            return set(self._refs.get((kind, namespace, name), ()))
 
-    def related_hash(self, kind: Kind, namespace: str, name: str) -> str | None:
-        with self._lock:
-            w = self._named.get((kind, namespace, name))
-        if w is None:
-            return None
-        obj = w.get(namespace, name)
-        return None if obj is None else str(obj[HASH_KEY])
-
-    def related_synced(self, kind: Kind, namespace: str, name: str) -> bool:
-        with self._lock:
-            w = self._named.get((kind, namespace, name))
-        return w is not None and w.synced.is_set()
+    def related(self, kind: Kind, namespace: str, name: str) -> Lookup:
+        informer = self._informer(kind, namespace)
+        if informer is None or not informer.synced.is_set():
+            return Lookup(False, None)
+        obj = informer.get(namespace if kind.namespaced else "", name)
+        return Lookup(True, None if obj is None else str(obj.get(HASH_KEY) or ""))

@@ -18,7 +18,7 @@ from minop import __version__, log
 from minop.apierrors import ApiError
 from minop.kube import Kube, user_agent
 from minop.kubeconfig import ConfigError
-from minop.operator import Operator, OperatorError
+from minop.manager import Manager, StartError
 from minop.packaging import bundle, rbac
 from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
@@ -199,9 +199,9 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        op = Operator(settings)
+        op = Manager(settings)
         op.start()
-    except (OperatorError, ConfigError) as e:
+    except (StartError, ConfigError) as e:
         logger.error("%s", e)
         return 1
     op.begin(on_lost=lambda: os._exit(1))  # deposed: exit, as no thread can be stopped

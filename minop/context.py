@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from minop import apply as applying
 from minop.conditions import Condition
 from minop.diff import Change
+from minop.errors import TemporaryError
 from minop.kube import Kube, Obj
 from minop.log import fields
 from minop.resource import Kind, Resource
@@ -97,10 +99,10 @@ class Context:
         live = self.runtime.cache.get(kind, meta.get("namespace", ""), meta["name"])
         if not applying.needs_apply(desired, live):
             assert live is not None
-            return live
+            return copy.deepcopy(live)
         self.logger.info("applying %s/%s", kind.kind, meta["name"])
         result = self.runtime.kube.apply(kind, desired)
-        self.runtime.cache.remember(kind, result)
+        self.runtime.cache.mutated(kind, copy.deepcopy(result))
         return result
 
     def delete(self, kind: Kind, name: str) -> bool:
@@ -113,19 +115,25 @@ class Context:
         return True
 
     def child(self, kind: Kind, name: str) -> Obj | None:
-        """A cached child or observed object by name (None if absent)."""
+        """A cached child or observed object by name (None if absent); a copy."""
         self._check_declared(kind, self.resource.children + self.resource.observes)
-        return self.runtime.cache.get(kind, self.namespace, name)
+        return copy.deepcopy(self.runtime.cache.get(kind, self.namespace, name))
 
     def children(self, kind: Kind) -> list[Obj]:
-        """Cached objects of ``kind`` labelled as this object's (e.g. its pods), by name."""
+        """Cached objects of ``kind`` labelled as this object's (e.g. its pods), by
+        name; copies."""
         self._check_declared(kind, self.resource.children + self.resource.observes)
-        return self.runtime.cache.select(kind, self.namespace, self.selector)
+        return copy.deepcopy(self.runtime.cache.select(kind, self.namespace, self.selector))
 
     def related_hash(self, kind: Kind, name: str) -> str | None:
         """Content hash of a referenced object (None if missing); put it on a pod
-        template annotation and pods roll whenever the object's content changes."""
-        return self.runtime.cache.related_hash(kind, self.namespace, name)
+        template annotation and pods roll whenever the object's content changes.
+        Raises TemporaryError while its kind is not listed yet (not known is not
+        missing)."""
+        found = self.runtime.cache.related(kind, self.namespace, name)
+        if not found.synced:
+            raise TemporaryError(f"{kind.kind} {name!r}: not listed yet", delay=1)
+        return found.hash
 
     # -- reporting ---------------------------------------------------------------
 

@@ -90,13 +90,14 @@ class Kube:
         *,
         agent: str,
         metrics: Metrics | None = None,
-        qps: float = 20.0,
-        burst: int = 30,
+        qps: float = 0.0,
+        burst: int = 0,
         timeout: float = 30.0,
         pool_size: int = 32,
         watch_pool_size: int = 64,
         retries: int = 5,
     ) -> None:
+        self.config_doc, self.agent, self.pool_size = config_doc, agent, pool_size
         self.config = pykube.KubeConfig(config_doc)
         self.server = self.config.cluster["server"].rstrip("/")
         self.host = urlparse(self.server).netloc
@@ -118,6 +119,18 @@ class Kube:
         client = pykube.HTTPClient(self.config, http_adapter=adapter)
         client.session.headers["User-Agent"] = agent
         return client.session
+
+    def for_leader_election(self) -> Kube:
+        """A client of its own (connections, no rate limit, User-Agent suffix), as
+        controller-runtime gives leader election: a burst of other traffic can never
+        delay a renewal past the renew deadline."""
+        return Kube(
+            self.config_doc,
+            agent=f"{self.agent} leader-election",
+            metrics=self.metrics,
+            pool_size=2,
+            watch_pool_size=1,
+        )
 
     def with_timeouts(self, timeout: float, retries: int) -> Kube:
         """This client with other timeouts (same connections, limiter and metrics)."""
@@ -159,15 +172,18 @@ class Kube:
         content_type: str = "application/json",
         fenced: bool = True,
     ) -> Obj:
-        """Send one request, retrying throttling and transient failures; return JSON."""
-        if fenced and method != "GET" and self.fence is not None and not self.fence():
-            raise WritesFenced(f"{method} {path}: leadership lost, write refused")
+        """Send one request, retrying throttling and transient failures; return JSON.
+
+        A write is checked against the fence on every attempt, after the rate limiter
+        and after each retry's wait: it can never land once leadership is in doubt."""
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
         attempt = 0
         while True:
             attempt += 1
             self.limiter.acquire()
+            if fenced and method != "GET" and self.fence is not None and not self.fence():
+                raise WritesFenced(f"{method} {path}: leadership lost, write refused")
             try:
                 resp = self._session.request(
                     method,

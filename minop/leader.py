@@ -78,9 +78,14 @@ class LeaderElector:
     def leading(self) -> bool:
         return self._leading
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def stop(self, release: bool = True) -> None:
         self._stop.set()
-        self._thread.join(self.retry_period + 5)
+        if threading.current_thread() is not self._thread:  # on_lost may call this
+            self._thread.join(self.retry_period + 5)
         if release and self._leading:
             self._release()
 
@@ -154,7 +159,10 @@ class LeaderElector:
         }
 
     def _release(self) -> None:
-        """Give the Lease up so a standby takes over at once, not after it expires."""
+        """Give the Lease up so a standby takes over at once, not after it expires.
+        The fence closes first: no write of ours may land after the release."""
+        self._leading = False
+        self.metrics.leader_status.set(0, name=self.name)
         try:
             lease = self.kube.get(kinds.LEASE, self.name, self.namespace)
             if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
@@ -164,6 +172,3 @@ class LeaderElector:
             log.info("released Lease %s/%s", self.namespace, self.name)
         except ApiError as e:
             log.warning("could not release the Lease: %s", e)
-        finally:
-            self._leading = False
-            self.metrics.leader_status.set(0, name=self.name)

@@ -179,6 +179,11 @@ class Metrics:
             "Seconds of work in progress not yet observed by work_duration.",
             ("name",),
         )
+        self.longest_running = g(
+            "workqueue_longest_running_processor_seconds",
+            "How many seconds the longest running processor has been running.",
+            ("name",),
+        )
         self.leader_status = g(
             "leader_election_master_status",
             "1 while this process holds the leader lease, else 0.",

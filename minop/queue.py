@@ -110,7 +110,9 @@ class WorkQueue:
                     heapq.heappop(self._heap)
                     del self._pending[key]
                     self._processing[key] = now
-                    self.metrics.queue_duration.observe(now - entry.added, name=self.name)
+                    # from when it was due: an intended delay (backoff, timer) is no wait
+                    waited = now - max(entry.added, entry.due)
+                    self.metrics.queue_duration.observe(waited, name=self.name)
                     self._depth()
                     return key, entry.causes
                 wait = self._heap[0][0] - now if self._heap else None
@@ -147,9 +149,7 @@ class WorkQueue:
 
     def _depth(self) -> None:
         self.metrics.queue_depth.set(len(self._pending) + len(self._dirty), name=self.name)
-        if self._processing:
-            now = self._clock()
-            busy = sum(now - s for s in self._processing.values())
-        else:
-            busy = 0.0
-        self.metrics.unfinished_work.set(busy, name=self.name)
+        now = self._clock()
+        running = [now - s for s in self._processing.values()]
+        self.metrics.unfinished_work.set(sum(running), name=self.name)
+        self.metrics.longest_running.set(max(running, default=0.0), name=self.name)

@@ -8,13 +8,11 @@ from minop.cache import Cache
 from minop.events import Recorder
 from minop.kube import Kube
 from minop.metrics import Metrics
-from minop.queue import WorkQueue
 
 
 @dataclass
 class Runtime:
     kube: Kube
     cache: Cache
-    queue: WorkQueue
     recorder: Recorder
     metrics: Metrics

@@ -15,7 +15,8 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
-    workers: int = 4
+    workers: int = 4  # per resource (controller)
+    max_workers: int = 0  # all controllers together; 0: no cap beyond workers each
     log_format: str = "text"
     log_level: str = "INFO"
     plugins: tuple[str, ...] = ()  # allow-list; empty: every installed plugin
@@ -32,12 +33,16 @@ class Settings:
     watch_inactivity: float = 150.0
     resync: float = 36000.0
     grace: float = 30.0
-    qps: float = 20.0
-    burst: int = 30
+    qps: float = 0.0  # client-side rate limit; 0: none (the API server's APF protects it)
+    burst: int = 0
 
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise SettingsError(f"workers: must be >= 1, got {self.workers}")
+        if self.max_workers < 0:
+            raise SettingsError(f"max-workers: must be >= 0, got {self.max_workers}")
+        if self.qps < 0 or self.burst < 0:
+            raise SettingsError(f"qps/burst: must be >= 0, got {self.qps}/{self.burst}")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"log-format: must be json or text, got {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -75,7 +80,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="watch every namespace (needs cluster-wide RBAC)",
     )
     p.add_argument(
-        "--workers", type=int, help=f"concurrent reconciles [MINOP_WORKERS; {d.workers}]"
+        "--workers",
+        type=int,
+        help=f"concurrent reconciles per resource [MINOP_WORKERS; {d.workers}]",
+    )
+    p.add_argument(
+        "--max-workers",
+        type=int,
+        help="concurrent reconciles of all resources together, 0 for no cap "
+        f"[MINOP_MAX_WORKERS; {d.max_workers}]",
+    )
+    p.add_argument(
+        "--qps",
+        type=float,
+        help="client-side rate limit in requests per second, 0 for none (the API server's "
+        f"Priority and Fairness applies either way) [MINOP_QPS; {d.qps:g}]",
+    )
+    p.add_argument(
+        "--burst", type=int, help=f"burst of the client-side limit [MINOP_BURST; {d.burst}]"
     )
     p.add_argument(
         "--log-format", choices=["json", "text"], help=f"[MINOP_LOG_FORMAT; {d.log_format}]"

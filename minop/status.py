@@ -1,8 +1,11 @@
-"""Writes to the custom resource itself: finalizer, last-handled spec, status.
+"""Writes to the custom resource itself: finalizer and status (with the last-handled spec).
 
 Finalizers change through JSON patches guarded by a ``test`` op, so another
 controller's finalizer is never dropped; status through the status
-subresource, once per reconcile and not at all when nothing changed.
+subresource, once per reconcile and not at all when nothing changed. The spec a
+hook handled is recorded in ``status.lastHandledSpec`` in the same write as the
+conditions and ``observedGeneration`` of that hook's body: one request, and a
+crash can never record a spec without its status or the other way round.
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ from minop.kube import Kube, Obj
 from minop.resource import Kind, Resource
 
 FINALIZER = "minop.dev/finalizer"
+# minop 0.1.0 kept the handled spec in this annotation; still read, never written.
 LAST_HANDLED = "minop.dev/last-handled-spec"
+LAST_HANDLED_FIELD = "lastHandledSpec"
 
 
 def spec_of(resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -25,7 +30,9 @@ def spec_of(resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def last_handled(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(LAST_HANDLED)
+    raw = (obj.get("status") or {}).get(LAST_HANDLED_FIELD) or (
+        (obj.get("metadata") or {}).get("annotations") or {}
+    ).get(LAST_HANDLED)
     if not raw:
         return None
     try:
@@ -72,17 +79,17 @@ def remove_finalizer(kube: Kube, kind: Kind, obj: Obj) -> Obj:
     return _json_patch(kube, kind, obj, ops)
 
 
-def write_last_handled(kube: Kube, kind: Kind, obj: Obj, spec: Mapping[str, Any]) -> Obj:
-    blob = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    meta = obj["metadata"]
-    patch = {"metadata": {"annotations": {LAST_HANDLED: blob}}}
-    return kube.patch(kind, meta["name"], patch, meta.get("namespace"))
-
-
 def new_status(
-    obj: Mapping[str, Any], results: list[Any], conditions: list[Condition]
+    obj: Mapping[str, Any],
+    results: list[Any],
+    conditions: list[Condition],
+    *,
+    handled: Mapping[str, Any] | None = None,
+    observe: bool = True,
 ) -> dict[str, Any]:
-    """The status after merging hook results (a None value removes a key)."""
+    """The status after merging hook results (a None value removes a key) into ``obj``'s,
+    the body the hook was given: its generation becomes ``observedGeneration`` (unless
+    ``observe`` is False: a timer observes no spec), ``handled`` the last-handled spec."""
     current = dict(obj.get("status") or {})
     status = dict(current)
     for result in results:
@@ -96,9 +103,14 @@ def new_status(
             else:
                 status[k] = v
     generation = (obj.get("metadata") or {}).get("generation")
-    if generation is not None:
+    if generation is not None and observe:
         status["observedGeneration"] = generation
-    status["conditions"] = merge(current.get("conditions"), conditions, generation)
+    if handled is not None:
+        status[LAST_HANDLED_FIELD] = json.dumps(handled, sort_keys=True, separators=(",", ":"))
+    if conditions or "conditions" in current:
+        status["conditions"] = merge(
+            current.get("conditions"), conditions, status.get("observedGeneration")
+        )
     return status
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop.resource import Kind
+from minop.status import LAST_HANDLED_FIELD
 
 Schema = dict[str, Any]
 
@@ -223,6 +224,16 @@ def definition(
     """A complete apiextensions.k8s.io/v1 CRD with /status (and /scale)."""
     if not kind.group:
         raise ValueError(f"{kind}: a CRD needs an API group")
+    # Every status carries the spec its hooks last handled (the core writes it).
+    status = {
+        **status,
+        "properties": {
+            **(status.get("properties") or {}),
+            LAST_HANDLED_FIELD: string(
+                "The spec the operator last handled, as compact JSON (written by minop)."
+            ),
+        },
+    }
     subresources: Schema = {"status": {}}
     if scale:
         subresources["scale"] = {

@@ -14,6 +14,7 @@ audit log tells runners apart.
 from __future__ import annotations
 
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 
 from minop import __version__
 from minop.kube import Kube, user_agent
-from minop.operator import Operator
+from minop.manager import Manager
 from minop.plugin.manager import PluginManager
 from minop.settings import Settings
 
@@ -85,17 +86,18 @@ class OperatorRunner:
             for plugin_name, obj in hooks.items():
                 pm.register(obj, plugin_name)
         self._pm = pm
-        self.operator: Operator | None = None
+        self.operator: Manager | None = None
 
     def __enter__(self) -> OperatorRunner:
         kube = Kube.from_env(self.settings.kubeconfig, self.settings.context, agent=self.agent)
-        self.operator = Operator(self.settings, plugins=self._pm, kube=kube)
+        self.operator = Manager(self.settings, plugins=self._pm, kube=kube)
         try:
             self.operator.start()
         except BaseException:
             self.stop()
             raise
-        self.operator.begin(on_lost=self.stop)
+        # deposed: stop from a thread of its own (the elector's own thread cannot join itself)
+        self.operator.begin(on_lost=lambda: threading.Thread(target=self.stop).start())
         if not self.settings.leader_elect:
             wait_for(lambda: self.op.reconciling, 60, "workers started")
         return self
@@ -111,7 +113,7 @@ class OperatorRunner:
             self.operator = None
 
     @property
-    def op(self) -> Operator:
+    def op(self) -> Manager:
         assert self.operator is not None, "runner not started"
         return self.operator
 

@@ -114,3 +114,37 @@ def test_status_merges_results_and_writes_only_changes():
 def test_hook_returning_a_non_dict_is_a_clear_error():
     with pytest.raises(TypeError, match="return a dict"):
         new_status(OWNER, ["oops"], [])
+
+
+def test_needs_apply_settles_on_what_the_api_server_stores():
+    """Defect 10: stringData, normalised quantities and None values never settled, so
+    such a child was written on every reconcile."""
+    from minop.apply import hash_only, needs_apply, prepare
+
+    owner = {
+        "apiVersion": "x/v1",
+        "kind": "W",
+        "metadata": {"name": "w", "namespace": "ns", "uid": "u"},
+    }
+    secret = prepare(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"k": "v"}},
+        owner,
+        {},
+    )
+    live = hash_only({**secret, "data": {"k": "dg=="}, "stringData": None})
+    live.pop("stringData", None)
+    assert not needs_apply(secret, live)
+    dep = prepare(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "d"},
+            "spec": {"cpu": "1", "mem": "1024Mi", "gone": None},
+        },
+        owner,
+        {},
+    )
+    live_dep = {**dep, "spec": {"cpu": "1000m", "mem": "1Gi", "extra": 1}}
+    assert not needs_apply(dep, live_dep)
+    assert needs_apply(dep, {**dep, "spec": {"cpu": "2", "mem": "1Gi"}})
+    assert needs_apply(dep, {**dep, "spec": {"cpu": "1", "mem": "1Gi", "gone": 3}})

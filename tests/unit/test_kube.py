@@ -199,3 +199,32 @@ def test_projected_token_file_is_reread(script, tmp_path, monkeypatch):
     kube._token._read_at -= 120  # a minute later
     kube.get(CONFIGMAP, "x", "ns")
     assert [h["Authorization"] for _, _, h, _ in s.seen] == ["Bearer one", "Bearer two"]
+
+
+def test_write_fence_is_checked_on_every_attempt_so_a_retried_write_never_lands_late(script):
+    """Defect 6: a write throttled with 429 must not be sent again once leadership is in
+    doubt; before, the fence was checked once, before the retry loop."""
+    s = script([status(429, "TooManyRequests", headers={"Retry-After": "0"}), (200, {}, {})])
+    leading = iter([True, False])
+    s.kube.fence = lambda: next(leading)
+    with pytest.raises(WritesFenced):
+        s.kube.patch(CONFIGMAP, "x", {}, "ns")
+    assert [m for m, *_ in s.seen] == ["PATCH"]  # the retry was never sent
+
+
+def test_leader_election_has_its_own_client_unthrottled_by_other_traffic(script):
+    """Defect 7: renewals never wait in the limiter other requests use."""
+    s = script([])
+    s.kube.limiter.configure(0.01, 1)  # one request per 100 s for everything else
+    s.kube.get(CONFIGMAP, "x", "ns")  # the burst is used up
+    elector = s.kube.for_leader_election()
+    elector.timeout = 2.0
+    elector.get(CONFIGMAP, "lease", "ns")  # would wait ~100 s on the shared limiter
+    assert s.seen[-1][2]["User-Agent"] == "minop/test (host/1) leader-election"
+    assert elector.limiter is not s.kube.limiter
+
+
+def test_client_side_rate_limit_is_off_by_default(script):
+    s = script([])
+    kube = Kube(s.kube.config_doc, agent="a")
+    assert kube.limiter.qps == 0

@@ -3,10 +3,10 @@ import time
 
 import pytest
 
+from minop.informer import Informer
 from minop.kinds import CONFIGMAP
 from minop.kit.testing import wait_for
 from minop.kube import Kube
-from minop.watch import Watcher
 
 from .fakeapi import FakeApi, cm
 
@@ -33,7 +33,7 @@ class Recorder:
 
 def watcher(api, rec, **kw):
     kube = Kube(api.kubeconfig(), agent="test", qps=0)
-    w = Watcher(kube, CONFIGMAP, rec, namespace="ns", **kw)
+    w = Informer(kube, CONFIGMAP, rec, namespace="ns", **kw)
     w.start()
     return w
 
@@ -114,8 +114,8 @@ def test_inactivity_watchdog_restarts_a_silent_stream(api):
 def test_quiet_stream_with_server_timeouts_never_trips_the_watchdog(api):
     # The server-side timeout is kept below the watchdog, so a quiet but healthy
     # stream ends cleanly and is resumed: no inactivity restarts, never stalled.
-    for _ in range(20):
-        api.watches.put(["close"])
+    for i in range(20):
+        api.watches.put([{"type": "BOOKMARK", "object": cm("", 3 + i)}, "close"])
     rec = Recorder()
     w = watcher(api, rec, inactivity=2)
     try:
@@ -135,6 +135,42 @@ def test_stop_interrupts_a_blocked_stream_quickly(api):
     w.stop()
     w.join(5)
     assert not w.alive and time.monotonic() - start < 3
+
+
+def test_a_watch_that_ends_at_once_without_events_backs_off(api):
+    """Defect 10: client-go's "very short watch" guard; before, it reconnected at once."""
+    for _ in range(50):
+        api.watches.put(["close"])
+    rec = Recorder()
+    w = watcher(api, rec)
+    try:
+        wait_for(lambda: w.metrics.watch_restarts.value(kind="ConfigMap", reason="short") >= 2, 10)
+        assert len(api.watch_params()) <= 4  # not a hot loop
+    finally:
+        w.stop()
+
+
+def test_relist_reports_an_object_recreated_meanwhile_as_deleted_then_added(api):
+    """Defect 10: a new uid under the same name was reported as MODIFIED."""
+    old, new = cm("a", 1), cm("a", 7)
+    old["metadata"]["uid"], new["metadata"]["uid"] = "uid-1", "uid-2"
+    api.lists.put(({"a": old}, 1))
+    api.lists.put(({"a": new}, 7))
+    gone = {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}
+    api.watches.put([{"type": "ERROR", "object": gone}])
+    api.watches.put(["stall"])
+    rec = Recorder()
+    w = watcher(api, rec, max_backoff=0.05)
+    try:
+        wait_for(lambda: len(rec.events) >= 3, 5, "relist events")
+        assert [(t, rv) for t, _, rv in rec.events] == [
+            ("ADDED", "1"),
+            ("DELETED", "1"),
+            ("ADDED", "7"),
+        ]
+        assert w.get("ns", "a")["metadata"]["uid"] == "uid-2"
+    finally:
+        w.stop()
 
 
 def test_a_throttled_watch_reopens_no_sooner_than_retry_after(api):

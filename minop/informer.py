@@ -1,12 +1,14 @@
-"""One watcher per watched kind (and namespace): list, then watch, forever.
+"""An informer per watched kind (and namespace): list, then watch, forever, into a Store.
 
 list (paginated) → watch from the list's resourceVersion with bookmarks →
 on a clean end resume from the last resourceVersion → on errors resume after a
 jittered backoff → re-list only on 410 Gone, emitting deletions for objects
-that vanished meanwhile. An inactivity watchdog (the stream's read timeout)
-restarts a stream that delivered nothing at all, not even a bookmark; the
-server-side timeout is kept below it so a quiet, healthy stream ends cleanly
-before the watchdog would trip.
+that vanished meanwhile (and a delete + add for one recreated under the same
+name). An inactivity watchdog (the stream's read timeout) restarts a stream
+that delivered nothing at all, not even a bookmark; the server-side timeout is
+kept below it so a quiet, healthy stream ends cleanly before the watchdog
+would trip. A stream that ends at once without an event backs off like an
+error (client-go's "very short watch"), so a misbehaving proxy is no hot loop.
 """
 
 from __future__ import annotations
@@ -15,28 +17,24 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from minop.apierrors import ApiError, Gone, StreamStalled
 from minop.kube import Kube, Obj
 from minop.metrics import Metrics
 from minop.resource import Kind
+from minop.store import Indexer, Store, obj_key
 from minop.watchstream import WatchStream
 
-log = logging.getLogger("minop.watch")
+log = logging.getLogger("minop.informer")
 
-ObjKey = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped kinds
 Handler = Callable[[str, Obj, Obj | None], None]  # (ADDED|MODIFIED|DELETED, object, previous)
+SHORT_WATCH = 1.0  # a stream that ends sooner with no event is treated as a failure
 
 
-def obj_key(obj: Obj) -> ObjKey:
-    meta = obj.get("metadata") or {}
-    return meta.get("namespace") or "", meta["name"]
-
-
-class Watcher:
-    """Keeps an in-memory cache of one kind in sync and reports every change."""
+class Informer:
+    """Keeps a Store of one kind in sync and reports every change to its handler."""
 
     def __init__(
         self,
@@ -52,6 +50,7 @@ class Watcher:
         metrics: Metrics | None = None,
         max_backoff: float = 30.0,
         transform: Callable[[Obj], Obj] | None = None,
+        indexers: Mapping[str, Indexer] | None = None,
     ) -> None:
         self.kube, self.kind, self.handler = kube, kind, handler
         self.namespace = namespace if kind.namespaced else None
@@ -60,10 +59,12 @@ class Watcher:
         self.metrics = metrics or kube.metrics
         self.max_backoff = max_backoff
         self.transform = transform or strip_managed_fields
-        self.cache: dict[ObjKey, Obj] = {}
+        self.store = Store(indexers)
         self.synced = threading.Event()
         self.resource_version = ""
-        self.last_activity = time.monotonic()
+        self.last_activity = time.monotonic()  # data, a bookmark or a (re)connect
+        self.heartbeat = time.monotonic()  # the loop turned: for liveness, not data
+        self.forbidden: ApiError | None = None  # the last 403: RBAC lacks list/watch
         self._stop = threading.Event()
         self._stream: WatchStream | None = None
         self._lock = threading.Lock()
@@ -101,10 +102,7 @@ class Watcher:
         return ((now or time.monotonic()) - self.last_activity) > self.inactivity
 
     def get(self, namespace: str, name: str) -> Obj | None:
-        return self.cache.get((namespace, name))
-
-    def items(self) -> list[Obj]:
-        return list(self.cache.values())
+        return self.store.get((namespace, name))
 
     # -- the loop ---------------------------------------------------------------
 
@@ -112,20 +110,25 @@ class Watcher:
         failures = 0
         need_list = True
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             reason, asked = "", 0.0
             try:
                 if need_list:
                     self._relist()
                     need_list = False
-                self._watch_once()
-                failures = 0  # a clean end (server timeout): resume at once
-                continue
+                started = time.monotonic()
+                if self._watch_once() or time.monotonic() - started >= SHORT_WATCH:
+                    failures = 0  # a clean end (server timeout): resume at once
+                    continue
+                reason = "short"
             except Gone:
                 need_list, reason = True, "expired"
             except StreamStalled:
                 reason = "inactivity"
             except (ApiError, ValueError) as e:
                 reason, asked = "error", getattr(e, "retry_after", None) or 0.0
+                if isinstance(e, ApiError) and e.status == 403:
+                    self.forbidden = e
                 if not self._stop.is_set():
                     log.warning("watch %s failed: %s", self, e)
             except Exception:  # never let one watcher die silently
@@ -140,9 +143,13 @@ class Watcher:
                 )
                 continue
             failures += 1
-            delay = min(self.max_backoff, 0.5 * 2 ** min(failures, 10))
-            # never sooner than a 429's Retry-After
-            self._stop.wait(max(asked, random.uniform(delay / 2, delay)))
+            delay = random.uniform(0.5, 1.0) * min(self.max_backoff, 0.5 * 2 ** min(failures, 10))
+            delay = max(delay, asked)  # never sooner than a 429's Retry-After
+            while not self._stop.wait(min(delay, 5.0)):  # keep the heartbeat while waiting
+                self.heartbeat = time.monotonic()
+                delay -= 5.0
+                if delay <= 0:
+                    break
 
     def _selectors(self) -> dict[str, Any]:
         params: dict[str, Any] = {}
@@ -160,23 +167,29 @@ class Watcher:
             field_selector=self.field_selector,
         )
         self.last_activity = time.monotonic()
+        self.forbidden = None
         fresh = {obj_key(o): self.transform(o) for o in items}
-        gone = [o for k, o in self.cache.items() if k not in fresh]
-        old = self.cache
-        self.cache = fresh
+        old = self.store.watched()
         self.resource_version = rv
-        for obj in gone:
-            self._emit("DELETED", obj, obj)
+        for key, obj in old.items():
+            if key not in fresh:
+                self.store.remove(key)
+                self._emit("DELETED", obj, obj)
         for key, obj in fresh.items():
             before = old.get(key)
-            if before is None:
-                self._emit("ADDED", obj, None)
-            elif _rv(before) != _rv(obj):
-                self._emit("MODIFIED", obj, before)
+            if before is not None and _uid(before) != _uid(obj):
+                # deleted and recreated while we were away: two events, as a watch shows it
+                self.store.remove(key)
+                self._emit("DELETED", before, before)
+                before = None
+            if before is None or _rv(before) != _rv(obj):
+                self.store.upsert(obj)
+                self._emit("ADDED" if before is None else "MODIFIED", obj, before)
         self.synced.set()
         log.debug("listed %s: %d objects at rv %s", self, len(fresh), rv)
 
-    def _watch_once(self) -> None:
+    def _watch_once(self) -> bool:
+        """One watch request; True when it delivered anything (bookmarks count)."""
         timeout = max(
             1, int(min(self.server_timeout, self.inactivity * 0.8) * random.uniform(0.9, 1))
         )
@@ -190,21 +203,24 @@ class Watcher:
         with self._lock:
             if self._stop.is_set():
                 stream.close()
-                return
+                return True
             self._stream = stream
         self.last_activity = time.monotonic()
+        delivered = False
         try:
             for event in stream:
-                self.last_activity = time.monotonic()
+                self.last_activity = self.heartbeat = time.monotonic()
+                delivered = True
                 self._apply(event)
         except (ApiError, StreamStalled):
             if self._stop.is_set():
-                return  # aborted by stop()
+                return True  # aborted by stop()
             raise
         finally:
             with self._lock:
                 self._stream = None
             stream.close()
+        return delivered
 
     def _apply(self, event: Obj) -> None:
         etype, obj = event.get("type"), event.get("object") or {}
@@ -221,12 +237,10 @@ class Watcher:
         obj.setdefault("apiVersion", self.kind.api_version)
         obj.setdefault("kind", self.kind.kind)
         obj = self.transform(obj)
-        key = obj_key(obj)
-        before = self.cache.get(key)
         if etype == "DELETED":
-            self.cache.pop(key, None)
+            before = self.store.remove(obj_key(obj))
         elif etype in ("ADDED", "MODIFIED"):
-            self.cache[key] = obj
+            before = self.store.upsert(obj)
         else:
             return
         self._emit(str(etype), obj, before)
@@ -248,3 +262,7 @@ def strip_managed_fields(obj: Obj) -> Obj:
 
 def _rv(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _uid(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))

@@ -1,0 +1,415 @@
+"""What one custom resource needs, decided from the object alone; runs the hooks.
+
+A worker hands over a key; the reconciler reads the latest object from the cache
+(the watch's view, or our own newer write) and decides, never from comparing a
+watch event with anything:
+
+- gone, or recreated under the same name (another uid) → ``delete`` for the old one;
+- ``deletionTimestamp`` with our finalizer → ``finalize``, then release it;
+- no last-handled spec → add our finalizer (if the plugin finalizes) → ``create``;
+- spec ≠ last handled, or ``generation`` ≠ ``observedGeneration`` → ``update``
+  (cause ``spec``);
+- a child, related object or resync queued it → ``update`` with that cause;
+- then due timers → ``timer``, outside all of the above.
+
+Hooks get a deep copy. The status write after a hook carries the hook body's
+generation as ``observedGeneration`` and, for create/spec, the handled spec: one
+request. What an outcome means (conditions, finite retries) is ``verdict``'s.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from minop import invoke as inv
+from minop import schema, verdict
+from minop import status as st
+from minop.apierrors import ApiError, WritesFenced
+from minop.apply import content_hash
+from minop.conditions import DEGRADED, find
+from minop.context import Context
+from minop.diff import diff
+from minop.errors import PermanentError
+from minop.events import NORMAL, WARNING
+from minop.keys import Key
+from minop.kube import Obj
+from minop.log import fields
+from minop.plugin.manager import PluginManager
+from minop.queue import Backoff
+from minop.resource import Resource
+from minop.runtime import Runtime
+
+log = logging.getLogger("minop.reconcile")
+
+# Causes that call minop_update on an unchanged spec, by precedence.
+TRIGGERS = ("child", "related", "resync")
+FENCED_RETRY = 2.0  # seconds before a fenced pass is tried again (leadership may return)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A resource and the plugin that owns it."""
+
+    plugin: str
+    resource: Resource
+    finalizes: bool
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the controller does with the key after a pass."""
+
+    requeue_after: float | None = None  # None: nothing more until the next event
+    cause: str = "retry"
+    hold: threading.Thread | None = None  # a timed-out hook: keep the key busy until it ends
+
+
+DONE = Result()
+
+
+class Reconciler:
+    def __init__(
+        self,
+        runtime: Runtime,
+        plugins: PluginManager,
+        binding: Binding,
+        timers: Callable[[Key], list[str]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rt, self.plugins, self.b = runtime, plugins, binding
+        self._clock = clock
+        self.due_timers = timers  # names of this key's timers due now (and re-armed)
+        self.controller = binding.resource.kind.kind.lower()
+        self.api_backoff = Backoff(0.005, 1000.0)  # API trouble: never uses up hook tries
+        self.hook_backoff = Backoff(1.0, 300.0)  # TemporaryError and hook failures
+        self.tombstones: dict[Key, Obj] = {}  # last body of a deleted (or replaced) object
+        self._tried_spec: dict[Key, str] = {}
+        # A failed hook is not run again before its retry is due, whatever events come
+        # meanwhile (its own status write echoes back at once); a new spec clears it.
+        self._not_before: dict[Key, float] = {}
+        self._lock = threading.Lock()
+
+    def deleted(self, key: Key, last: Obj) -> None:
+        """The informer saw ``last`` go (or be replaced by another uid): its delete hook
+        runs on the next pass."""
+        with self._lock:
+            self.tombstones[key] = last
+
+    # -- entry point --------------------------------------------------------------------
+
+    def process(self, key: Key, causes: set[str]) -> Result:
+        start = time.monotonic()
+        try:
+            return self._process(key, causes)
+        except WritesFenced:
+            log.warning("%s: writes fenced (leadership in doubt); requeued", key)
+            return Result(FENCED_RETRY, _retry_cause(causes))
+        except ApiError as e:  # our own writes (finalizer, status, ...) failed: API regime
+            delay = self._api_delay(key, e)
+            log.warning("%s: API error, retrying in %.3fs: %s", key, delay, e, extra=self._x(key))
+            self._count("requeue")
+            return Result(delay, _retry_cause(causes))
+        finally:
+            self.rt.metrics.reconcile_time.observe(
+                time.monotonic() - start, controller=self.controller
+            )
+
+    def _process(self, key: Key, causes: set[str]) -> Result:
+        cached = self.rt.cache.get(key.kind, key.namespace, key.name)
+        with self._lock:
+            tomb = self.tombstones.get(key)
+            if tomb is not None and (cached is None or _uid(tomb) != _uid(cached)):
+                del self.tombstones[key]
+            else:
+                tomb = None
+        if tomb is not None:
+            self._notify_deleted(key, tomb)
+        if cached is None:
+            self._forget(key)
+            return DONE
+        obj = cached  # read only: hooks get copies (see _context)
+        if obj["metadata"].get("deletionTimestamp"):
+            return self._finalize(key, obj)
+        self._track_related(key, obj)
+        result = self._reconcile(key, obj, causes)
+        if result.hold is not None:
+            return result
+        latest = self.rt.cache.get(key.kind, key.namespace, key.name)  # with our own writes
+        if latest is None or st.last_handled(latest) is None:
+            return result
+        return self._timers(key, latest) or result
+
+    # -- create / update ---------------------------------------------------------------
+
+    def _reconcile(self, key: Key, obj: Obj, causes: set[str]) -> Result:
+        spec = st.spec_of(self.b.resource, obj)
+        last = st.last_handled(obj)
+        if last is None:
+            hook, cause, changes = "minop_create", "create", []
+        elif spec != last or _unobserved(obj):
+            # unobserved with an equal spec: reverted to the last handled one
+            hook, cause, changes = "minop_update", "spec", diff(last, spec)
+        else:
+            trigger = next((c for c in TRIGGERS if c in causes), None)
+            if trigger is None:
+                return DONE  # status-only, our own write echoed back, or a timer
+            hook, cause, changes = "minop_update", trigger, []
+        if self._given_up(obj) and "related" not in causes:  # a referenced object may fix it
+            log.debug("%s: degraded until its spec changes; skipping %s", key, hook)
+            return DONE
+        invalid = schema.check(self.b.resource.crd, obj, self.b.resource.spec_fields)
+        if invalid:  # stored before the CRD was tightened: no hook may act on it
+            out = inv.Outcome(inv.PERMANENT, [], PermanentError(invalid))
+            self._report(key, obj, hook, out, verdict.failure(out, 1, 1, True, lambda: 0.0))
+            return DONE
+        self._reset_tries_on_new_spec(key, spec)
+        wait = self._backing_off(key, causes)
+        if wait:
+            return Result(wait, _retry_cause(causes))
+        if self.b.finalizes and not st.has_finalizer(obj):
+            # its own pass: the next one reads the response (our overlay) and goes on
+            self._mutated(st.add_finalizer(self.rt.kube, key.kind, obj))
+            return Result(0.0, _retry_cause(causes) if cause != "create" else "create")
+        ctx = self._context(obj, cause, old=last, new=copy.deepcopy(spec), diff=changes)
+        out = self._call(hook, ctx)
+        if out.kind != inv.OK:
+            return self._failed(key, obj, hook, out, ctx, cause)
+        handled = spec if cause in ("create", "spec") else None
+        self._succeeded(key, obj, out.results, ctx, handled)
+        return DONE
+
+    def _given_up(self, obj: Obj) -> bool:
+        cond = find(obj.get("status"), DEGRADED)
+        if not cond or cond.get("status") != "True" or cond.get("reason") not in verdict.STICKY:
+            return False
+        return cond.get("observedGeneration") == obj["metadata"].get("generation")
+
+    def _reset_tries_on_new_spec(self, key: Key, spec: dict[str, Any]) -> None:
+        h = content_hash(spec)
+        with self._lock:
+            if self._tried_spec.get(key) != h:
+                self._tried_spec[key] = h
+                self._not_before.pop(key, None)
+                self.hook_backoff.reset(key)
+
+    def _backing_off(self, key: Key, causes: set[str]) -> float:
+        """Seconds until a failed hook's retry is due (0: go). A referenced object that
+        changed may be the fix, so it is tried at once."""
+        with self._lock:
+            at = self._not_before.get(key)
+        if at is None or "related" in causes:
+            return 0.0
+        return max(0.0, at - self._clock())
+
+    # -- finalize / delete -------------------------------------------------------------
+
+    def _finalize(self, key: Key, obj: Obj) -> Result:
+        if not st.has_finalizer(obj):
+            return DONE  # someone else's finalizer holds it; DELETED will follow
+        if self.b.finalizes:
+            wait = self._backing_off(key, set())
+            if wait:
+                return Result(wait, "finalize")
+            ctx = self._context(obj, "finalize")
+            out = self._call("minop_finalize", ctx)
+            if out.kind != inv.OK:
+                # finalizers are retried for as long as it takes (the object cannot go
+                # otherwise); past max_tries it shows Degraded with a Warning each time
+                return self._failed(key, obj, "minop_finalize", out, ctx, "finalize")
+            ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
+        self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
+        self._count("success")
+        return DONE
+
+    def _notify_deleted(self, key: Key, tomb: Obj) -> None:
+        ctx = self._context(tomb, "delete")
+        out = self._call("minop_delete", ctx)
+        if out.kind != inv.OK:  # a notification: reported, never retried
+            log.error(
+                "%s: delete hook of plugin %s failed: %s",
+                key,
+                self.b.plugin,
+                out.error,
+                extra=self._x(key, "minop_delete"),
+            )
+
+    def _forget(self, key: Key) -> None:
+        with self._lock:
+            self._tried_spec.pop(key, None)
+            self._not_before.pop(key, None)
+        self.hook_backoff.reset(key)
+        self.api_backoff.reset(key)
+        self.rt.cache.forget(key)
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def _timers(self, key: Key, obj: Obj) -> Result | None:
+        """Due timers: their outcome touches neither update retries nor the default
+        conditions (a timer's own results and conditions are merged, nothing else)."""
+        for name in self.due_timers(key):
+            ctx = self._context(obj, "timer", timer=name)
+            out = self._call("minop_timer", ctx)
+            if out.kind == inv.OK:
+                status = st.new_status(obj, out.results, ctx.conditions, observe=False)
+                self._write_status(obj, status)
+                continue
+            if out.kind == inv.FENCED:
+                return Result(FENCED_RETRY, "retry")
+            message = str(out.error) or type(out.error).__name__
+            log.warning(
+                "%s: timer %s of plugin %s failed (%s): %s",
+                key,
+                name,
+                self.b.plugin,
+                out.kind,
+                message,
+                exc_info=out.error if out.kind == inv.ERROR else None,
+                extra=self._x(key, "minop_timer"),
+            )
+            self.rt.recorder.event(obj, WARNING, "TimerFailed", f"timer {name}: {message}")
+            if out.kind == inv.TIMEOUT:
+                return Result(None, hold=out.thread)
+        return None
+
+    # -- related objects ---------------------------------------------------------------
+
+    def _track_related(self, key: Key, obj: Obj) -> None:
+        for rel in self.b.resource.related:
+            try:
+                names = [n for n in rel.names(obj) if n]
+            except Exception:
+                log.exception("%s: related names for %s failed", key, rel.kind.kind)
+                continue
+            self.rt.cache.refer(key, rel.kind, key.namespace, names)
+
+    # -- outcomes ----------------------------------------------------------------------
+
+    def _context(self, obj: Obj, cause: str, **kw: Any) -> Context:
+        """A hook's context on a deep copy: a hook can never change what is cached."""
+        key = Key.of(self.b.resource.kind, obj)
+        retry = 0 if cause in ("delete", "timer") else self.hook_backoff.failures(key)
+        body = copy.deepcopy(obj)
+        return Context(
+            self.rt, self.b.plugin, self.b.resource, body, cause=cause, retry=retry, **kw
+        )
+
+    def _api_delay(self, key: Key, error: BaseException | None) -> float:
+        """The API backoff, but never sooner than the server's Retry-After."""
+        asked = getattr(error, "retry_after", None) or 0.0
+        return max(self.api_backoff.next(key), asked)
+
+    def _call(self, hook: str, ctx: Context) -> inv.Outcome:
+        r = self.b.resource
+        return inv.invoke(self.plugins, self.b.plugin, hook, ctx, r.hook_timeout, self.rt.metrics)
+
+    def _succeeded(
+        self, key: Key, obj: Obj, results: list[Any], ctx: Context, handled: dict | None
+    ) -> None:
+        self.hook_backoff.reset(key)
+        self.api_backoff.reset(key)
+        with self._lock:
+            self._not_before.pop(key, None)
+        conditions = verdict.success(ctx.conditions)
+        self._write_status(obj, st.new_status(obj, results, conditions, handled=handled))
+        self._count("success")
+
+    def _failed(
+        self, key: Key, obj: Obj, hook: str, out: inv.Outcome, ctx: Context, cause: str
+    ) -> Result:
+        retry_cause = "retry" if cause in ("create", "spec") else cause
+        if out.kind == inv.FENCED:
+            log.warning("%s: writes fenced (leadership in doubt); requeued", key)
+            return Result(FENCED_RETRY, retry_cause)
+        if out.kind == inv.API:
+            backoff = self._api_delay(key, out.error)
+            log.warning(
+                "%s: API error in %s, retrying in %.3fs: %s",
+                key,
+                hook,
+                backoff,
+                out.error,
+                extra=self._x(key, hook),
+            )
+            self._count("requeue")
+            return Result(backoff, retry_cause)
+        tries = self.hook_backoff.failures(key) + 1
+        v = verdict.failure(
+            out, tries, self.b.resource.max_tries, True, lambda: self.hook_backoff.next(key)
+        )
+        self._report(key, obj, hook, out, v)
+        delay: float | None = v.delay
+        if hook == "minop_finalize" and delay is None and out.kind != inv.PERMANENT:
+            delay = self.hook_backoff.next(key)  # past the limit: on, at the capped backoff
+        if delay is not None:
+            with self._lock:
+                self._not_before[key] = self._clock() + delay
+        if out.kind == inv.TIMEOUT and out.thread is not None:
+            return Result(delay, retry_cause, hold=out.thread)
+        return Result(delay, retry_cause)
+
+    def _report(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, v: verdict.Verdict) -> None:
+        """Status, Event, log and metrics for a failed hook."""
+        extra = self._x(key, hook)
+        if out.kind in (inv.TEMPORARY, inv.PERMANENT):
+            log.warning(
+                "%s: %s of plugin %s: %s: %s", key, hook, self.b.plugin, v.reason, v.message,
+                extra=extra,
+            )  # fmt: skip
+        else:
+            log.error(
+                "%s: %s of plugin %s failed (%s): %s",
+                key,
+                hook,
+                self.b.plugin,
+                v.reason,
+                v.message,
+                exc_info=out.error if out.kind == inv.ERROR else None,
+                extra=extra,
+            )
+        self.rt.recorder.event(
+            obj, WARNING, v.reason, f"{hook.removeprefix('minop_')}: {v.message}"
+        )
+        self._write_status(obj, st.new_status(obj, [], v.conditions))
+        self._count("requeue_after" if out.kind == inv.TEMPORARY and v.delay else "error")
+        if out.kind != inv.TEMPORARY or v.delay is None:
+            self.rt.metrics.reconcile_errors.inc(controller=self.controller)
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def _mutated(self, obj: Obj, *, only_if_present: bool = False) -> None:
+        self.rt.cache.mutated(self.b.resource.kind, obj, only_if_present=only_if_present)
+
+    def _write_status(self, obj: Obj, status: dict[str, Any]) -> None:
+        written = st.write_status(self.rt.kube, self.b.resource.kind, obj, status)
+        if written is not None:
+            self._mutated(written, only_if_present=True)
+
+    def _count(self, result: str) -> None:
+        self.rt.metrics.reconcile_total.inc(controller=self.controller, result=result)
+
+    def _x(self, key: Key, hook: str = "") -> dict[str, str]:
+        return fields(
+            kind=key.kind.kind, namespace=key.namespace, name=key.name, plugin=self.b.plugin,
+            hook=hook,
+        )  # fmt: skip
+
+
+def _unobserved(obj: Obj) -> bool:
+    """The object's current generation has not been handled."""
+    generation = obj["metadata"].get("generation")
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return generation is not None and observed != generation
+
+
+def _uid(obj: Obj) -> str:
+    return str(obj["metadata"].get("uid", ""))
+
+
+def _retry_cause(causes: set[str]) -> str:
+    return next((c for c in ("create", "spec", *TRIGGERS) if c in causes), "retry")

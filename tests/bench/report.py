@@ -1,0 +1,401 @@
+"""Figures from the trials: medians and spread, ratios, targets, and the output files."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.bench.scenarios import Trial
+
+ORDER = ("minop", "kopf", "floor")
+
+
+def pct(values: Sequence[float], q: float) -> float | None:
+    """The q-quantile (0..1) by nearest rank; None for no values."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, round(q * len(s) + 0.5) - 1))]
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    label: str
+    unit: str
+    get: Callable[[Trial], float | None]
+
+
+def _rss_growth(t: Trial) -> float | None:
+    points = sorted(t.rss_mb)
+    if len(points) < 2 or points[-1] == 0:
+        return None
+    return (t.rss_mb[points[-1]] - t.rss_mb[0]) / points[-1] * 1000
+
+
+def _cpu_per_1000(t: Trial) -> float | None:
+    if t.ready_s is None:  # the burst did not finish: its CPU is no reconcile count
+        return None
+    return (t.cpu_burst_s + t.cpu_update_s) / (t.n + len(t.update_lat)) * 1000
+
+
+def _per_object(counts: dict[str, int], n: int, done: bool) -> float | None:
+    return sum(counts.values()) / n if done and n else None
+
+
+FIGURES = (
+    Figure("children_s", "burst: every object has its children", "s", lambda t: t.children_s),
+    Figure("ready_s", "burst: every object Ready", "s", lambda t: t.ready_s),
+    Figure("children_p50", "  per object: children p50", "s", lambda t: pct(t.children_lat, 0.5)),
+    Figure("children_p99", "  per object: children p99", "s", lambda t: pct(t.children_lat, 0.99)),
+    Figure("ready_p50", "  per object: Ready p50", "s", lambda t: pct(t.ready_lat, 0.5)),
+    Figure("ready_p99", "  per object: Ready p99", "s", lambda t: pct(t.ready_lat, 0.99)),
+    Figure(
+        "writes_per_object",
+        "API writes per new object",
+        "",
+        lambda t: _per_object(t.burst_writes, t.n, t.ready_s is not None),
+    ),
+    Figure(
+        "reads_per_object",
+        "API reads per new object",
+        "",
+        lambda t: _per_object(t.burst_reads, t.n, t.ready_s is not None),
+    ),
+    Figure(
+        "update_writes",
+        "API writes per update",
+        "",
+        lambda t: _per_object(t.update_writes, len(t.update_lat), bool(t.update_lat)),
+    ),
+    Figure(
+        "restart_writes",
+        "restart: writes over converged objects",
+        "",
+        lambda t: float(sum(t.restart_writes.values())) if t.restart_ready_s else None,
+    ),
+    Figure(
+        "restart_reads",
+        "restart: reads (lists, watches, gets)",
+        "",
+        lambda t: float(sum(t.restart_reads.values())) if t.restart_ready_s else None,
+    ),
+    Figure("restart_ready_s", "restart: until ready (probe)", "s", lambda t: t.restart_ready_s),
+    Figure("restart_idle_s", "restart: until idle (CPU)", "s", lambda t: t.restart_idle_s),
+    Figure("update_p50", "update latency p50", "ms", lambda t: _ms(pct(t.update_lat, 0.5))),
+    Figure("update_p99", "update latency p99", "ms", lambda t: _ms(pct(t.update_lat, 0.99))),
+    Figure("rss_0", "RSS idle, 0 objects", "MB", lambda t: t.rss_mb.get(0)),
+    Figure("rss_n", "RSS idle, N objects", "MB", lambda t: t.rss_mb.get(t.n)),
+    Figure(
+        "rss_max",
+        "RSS idle, most objects",
+        "MB",
+        lambda t: t.rss_mb[max(t.rss_mb)] if t.rss_mb else None,
+    ),
+    Figure("rss_growth", "RSS growth per 1000 objects", "MB", _rss_growth),
+    Figure("cpu_per_1000", "CPU seconds per 1000 reconciles", "s", _cpu_per_1000),
+)
+
+
+def _ms(v: float | None) -> float | None:
+    return None if v is None else v * 1000
+
+
+def summarize(trials: list[Trial]) -> dict[str, dict[str, dict[str, Any]]]:
+    """contender -> figure -> {median, min, max, values}."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name in ORDER:
+        mine = [t for t in trials if t.contender == name]
+        if not mine:
+            continue
+        out[name] = {}
+        for f in FIGURES:
+            values = [v for v in (f.get(t) for t in mine) if v is not None]
+            out[name][f.key] = {
+                "median": statistics.median(values) if values else None,
+                "min": min(values) if values else None,
+                "max": max(values) if values else None,
+                "values": values,
+            }
+    return out
+
+
+def median(summary: dict[str, Any], contender: str, key: str) -> float | None:
+    m = summary.get(contender, {}).get(key, {}).get("median")
+    return None if m is None else float(m)
+
+
+def ratio(summary: dict[str, Any], a: str, b: str, key: str) -> float | None:
+    x, y = median(summary, a, key), median(summary, b, key)
+    if x is None or y is None or y == 0:
+        return None
+    return x / y
+
+
+@dataclass(frozen=True)
+class Target:
+    text: str
+    value: Callable[[dict[str, Any]], float | None]
+    ok: Callable[[float], bool]
+    shown: str  # how the measured value reads
+
+
+TARGETS = (
+    Target(
+        "children time minop/floor <= 1.2",
+        lambda s: ratio(s, "minop", "floor", "children_s"),
+        lambda v: v <= 1.2,
+        "{:.2f}",
+    ),
+    Target(
+        "children time minop/kopf <= 1",
+        lambda s: ratio(s, "minop", "kopf", "children_s"),
+        lambda v: v <= 1.0,
+        "{:.2f}",
+    ),
+    Target(
+        "Ready time minop/floor <= 1.05",
+        lambda s: ratio(s, "minop", "floor", "ready_s"),
+        lambda v: v <= 1.05,
+        "{:.2f}",
+    ),
+    Target(
+        "CPU per 1000 reconciles minop/kopf <= 1/3",
+        lambda s: ratio(s, "minop", "kopf", "cpu_per_1000"),
+        lambda v: v <= 1 / 3,
+        "{:.2f}",
+    ),
+    Target(
+        "RSS at the most objects minop/kopf <= 1/2",
+        lambda s: ratio(s, "minop", "kopf", "rss_max"),
+        lambda v: v <= 0.5,
+        "{:.2f}",
+    ),
+    Target(
+        "minop RSS growth <= 5 MB per 1000 objects",
+        lambda s: median(s, "minop", "rss_growth"),
+        lambda v: v <= 5.0,
+        "{:.1f} MB",
+    ),
+    Target(
+        "minop writes per new object (size 1, with Ready) <= 4",
+        lambda s: median(s, "minop", "writes_per_object"),
+        lambda v: v <= 4.0,
+        "{:.2f}",
+    ),
+    Target(
+        "minop writes on restart over converged objects = 0",
+        lambda s: median(s, "minop", "restart_writes"),
+        lambda v: v == 0,
+        "{:.0f}",
+    ),
+    Target(
+        "minop update latency p99 <= 100 ms",
+        lambda s: median(s, "minop", "update_p99"),
+        lambda v: v <= 100.0,
+        "{:.0f} ms",
+    ),
+)
+
+
+def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for t in TARGETS:
+        v = t.value(summary)
+        rows.append(
+            {
+                "target": t.text,
+                "measured": None if v is None else t.shown.format(v),
+                "value": v,
+                "met": None if v is None else t.ok(v),
+            }
+        )
+    return rows
+
+
+def _fmt(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if unit == "s":
+        return f"{v:.2f}"
+    if unit in ("ms", "MB"):
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def table(summary: dict[str, Any]) -> list[str]:
+    names = [n for n in ORDER if n in summary]
+    head = ["figure", "unit", *names, "minop/floor", "kopf/minop"]
+    rows = [head, ["---"] * len(head)]
+    for f in FIGURES:
+        row = [f.label, f.unit]
+        for n in names:
+            cell = summary[n][f.key]
+            text = _fmt(cell["median"], f.unit)
+            if cell["median"] is not None and len(cell["values"]) > 1:
+                text += f" ({_fmt(cell['min'], f.unit)}-{_fmt(cell['max'], f.unit)})"
+            row.append(text)
+        for a, b in (("minop", "floor"), ("kopf", "minop")):
+            r = ratio(summary, a, b, f.key)
+            row.append("-" if r is None else f"{r:.2f}")
+        rows.append(row)
+    return ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def target_table(rows: list[dict[str, Any]], n: int) -> list[str]:
+    out = ["| target | measured | result |", "| --- | --- | --- |"]
+    for r in rows:
+        result = "not measured" if r["met"] is None else ("met" if r["met"] else "NOT MET")
+        out.append(f"| {r['target']} | {r['measured'] or '-'} | {result} |")
+    if n < 1000:
+        out.append("")
+        out.append(
+            f"Measured at N={n}; the issue states the time, CPU and RSS targets at N=1000 "
+            "and 5000 (`make bench N=1000`)."
+        )
+    return out
+
+
+# -- the chart ---------------------------------------------------------------------------
+
+COLOURS = {"minop": "#1f77b4", "kopf": "#d62728", "floor": "#2ca02c"}
+
+
+def svg(trials: list[Trial], title: str) -> str:
+    """Per-object latency, sorted (a CDF on its side): children solid, Ready dashed,
+    all repeats pooled."""
+    w, h, left, bottom, top, right = 640, 360, 56, 40, 30, 110
+    series: dict[str, dict[str, list[float]]] = {}
+    for t in trials:
+        s = series.setdefault(t.contender, {"children": [], "ready": []})
+        s["children"] += t.children_lat
+        s["ready"] += t.ready_lat
+    ymax = max([v for s in series.values() for vs in s.values() for v in vs] or [1.0]) * 1.05
+    pw, ph = w - left - right, h - top - bottom
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
+        f'font-family="sans-serif" font-size="11">',
+        f'<rect width="{w}" height="{h}" fill="white"/>',
+        f'<text x="{left}" y="18" font-size="13">{title}</text>',
+        f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="black"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="black"/>',
+        f'<text x="{left + pw / 2}" y="{h - 8}" text-anchor="middle">'
+        "objects, by latency (%)</text>",
+        f'<text x="14" y="{top + ph / 2}" transform="rotate(-90 14 {top + ph / 2})" '
+        'text-anchor="middle">seconds after the object appeared</text>',
+    ]
+    for i in range(5):
+        y = top + ph - ph * i / 4
+        parts.append(
+            f'<text x="{left - 6}" y="{y + 4:.0f}" text-anchor="end">{ymax * i / 4:.1f}</text>'
+        )
+        x = left + pw * i / 4
+        parts.append(f'<text x="{x:.0f}" y="{top + ph + 14}" text-anchor="middle">{25 * i}</text>')
+    legend_y = top + 10
+    for name in ORDER:
+        if name not in series:
+            continue
+        for kind, dash in (("children", ""), ("ready", ' stroke-dasharray="5,3"')):
+            vs = sorted(series[name][kind])
+            if not vs:
+                continue
+            pts = " ".join(
+                f"{left + pw * (i + 1) / len(vs):.1f},{top + ph - ph * v / ymax:.1f}"
+                for i, v in enumerate(vs)
+            )
+            parts.append(
+                f'<polyline fill="none" stroke="{COLOURS[name]}" stroke-width="1.5"{dash} '
+                f'points="{pts}"/>'
+            )
+            parts.append(
+                f'<line x1="{w - right + 10}" y1="{legend_y}" x2="{w - right + 30}" '
+                f'y2="{legend_y}" stroke="{COLOURS[name]}" stroke-width="2"{dash}/>'
+            )
+            parts.append(f'<text x="{w - right + 34}" y="{legend_y + 4}">{name} {kind}</text>')
+            legend_y += 16
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
+
+
+# -- the files ------------------------------------------------------------------------------
+
+
+def write(
+    out_dir: Path, stem: str, facts: dict[str, Any], trials: list[Trial]
+) -> tuple[Path, list[str]]:
+    summary = summarize(trials)
+    rows = targets(summary)
+    n = int(facts["n"])
+    chart = f"{stem}.svg"
+    (out_dir / chart).write_text(svg(trials, f"Per-object burst latency, N={n}"))
+    doc = {
+        "facts": facts,
+        "summary": summary,
+        "ratios": {
+            f.key: {
+                "minop/floor": ratio(summary, "minop", "floor", f.key),
+                "kopf/minop": ratio(summary, "kopf", "minop", f.key),
+            }
+            for f in FIGURES
+        },
+        "targets": rows,
+        "trials": [t.as_dict() for t in trials],
+    }
+    (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    lines = table(summary)
+    md = [
+        f"# minop bench {facts['date']} at {facts['commit']}",
+        "",
+        *(f"- {k}: {v}" for k, v in facts.items() if not isinstance(v, dict)),
+        *(
+            f"- {k}: {sub}: {v}"
+            for k, d in facts.items()
+            if isinstance(d, dict)
+            for sub, v in d.items()
+        ),
+        "",
+        "## Figures (median of the repeats, min-max in brackets)",
+        "",
+        *lines,
+        "",
+        "## Targets (issue 14)",
+        "",
+        *target_table(rows, n),
+        "",
+        "## API cost by verb and resource (median trial per contender)",
+        "",
+        *_cost_lines(trials),
+        "",
+        "## Errors",
+        "",
+        *([f"- {t.contender} #{t.repeat}: {e}" for t in trials for e in t.errors] or ["none"]),
+        "",
+        f"![per-object latency]({chart})",
+        "",
+    ]
+    path = out_dir / f"{stem}.md"
+    path.write_text("\n".join(md))
+    return path, [*lines, "", *target_table(rows, n)]
+
+
+def _cost_lines(trials: list[Trial]) -> list[str]:
+    out = []
+    for name in ORDER:
+        mine = [t for t in trials if t.contender == name]
+        if not mine:
+            continue
+        t = sorted(mine, key=lambda t: sum(t.burst_writes.values()))[len(mine) // 2]
+        for phase, counts in (
+            ("burst writes", t.burst_writes),
+            ("burst reads", t.burst_reads),
+            ("update writes", t.update_writes),
+            ("restart writes", t.restart_writes),
+            ("restart reads", t.restart_reads),
+        ):
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+            out.append(f"- {name}, {phase} (N={t.n}): {detail}")
+    return out
