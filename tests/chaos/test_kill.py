@@ -135,7 +135,12 @@ def burst(
 
         # Nothing is stuck with a finalizer: every object goes once deleted.
         for r in resources:
-            api.request("DELETE", api.resource_path(r, namespace))
+            # deleting hundreds of objects takes longer than the client's 30 s default
+            conn, resp = api.connect("DELETE", api.resource_path(r, namespace), timeout=600)
+            try:
+                assert resp.status < 400, resp.read()[:500]
+            finally:
+                conn.close()
         wait_for(
             lambda: not any(items(api, r, namespace) for r in resources),
             timeout,
