@@ -28,7 +28,7 @@ KUBECTL="$KUBE_BIN/kubectl"
 # get high limits and more sync workers, KWOK more pod workers, the nodes room for every
 # pod, and the audit log records the admin identity's reads too (the bench counts them).
 PROFILE="${MINOP_CLUSTER_PROFILE:-default}"
-CM_FLAGS=() SCHED_FLAGS=() KWOK_FLAGS=()
+CM_FLAGS=() SCHED_FLAGS=() KWOK_FLAGS=(--config="$HACK_DIR/kwok-config.yaml")
 NODE_PODS=110 AUDIT_POLICY="$HACK_DIR/audit-policy.yaml" AUDIT_MAXSIZE=100
 case "$PROFILE" in
   default)
@@ -41,7 +41,6 @@ case "$PROFILE" in
     CM_FLAGS=(--kube-api-qps=1000 --kube-api-burst=2000 --concurrent-deployment-syncs=20
       --concurrent-replicaset-syncs=20 --concurrent-gc-syncs=40)
     SCHED_FLAGS=(--kube-api-qps=1000 --kube-api-burst=2000)
-    KWOK_FLAGS=(--config="$HACK_DIR/kwok-bench.yaml")
     NODE_PODS=20000 AUDIT_POLICY="$HACK_DIR/audit-policy-bench.yaml" AUDIT_MAXSIZE=4000
     ;;
   *) die "MINOP_CLUSTER_PROFILE=$PROFILE: unknown profile (default, bench)" ;;

@@ -42,7 +42,7 @@ from minop.kube import Obj
 from minop.log import fields
 from minop.plugin.manager import PluginManager
 from minop.queue import Backoff
-from minop.resource import Resource
+from minop.resource import Kind, Resource
 from minop.runtime import Runtime
 
 log = logging.getLogger("minop.reconcile")
@@ -280,13 +280,15 @@ class Reconciler:
     # -- related objects ---------------------------------------------------------------
 
     def _track_related(self, key: Key, obj: Obj) -> None:
+        names: dict[Kind, list[str]] = {}  # several Related may name one kind
         for rel in self.b.resource.related:
             try:
-                names = [n for n in rel.names(obj) if n]
+                names.setdefault(rel.kind, []).extend(n for n in rel.names(obj) if n)
             except Exception:
                 log.exception("%s: related names for %s failed", key, rel.kind.kind)
-                continue
-            self.rt.cache.refer(key, rel.kind, key.namespace, names)
+                return  # keep what it referred to: dropping it would miss its changes
+        for kind, found in names.items():
+            self.rt.cache.refer(key, kind, key.namespace, found)
 
     # -- outcomes ----------------------------------------------------------------------
 

@@ -5,18 +5,14 @@
 # Cached: skipped if the image (or its saved tarball in $MINOP_CACHE/kind/images) exists.
 # Usage: hack/kind/base-image.sh
 source "$(dirname "$0")/lib.sh"
+source "$HACK_DIR/debian.sh"
 
 build_base() {
-  local mirror root; mirror="$(debian_mirror)"
-  command -v debootstrap >/dev/null || "$KIND_DIR/docker.sh" start
-  root="$(mktemp -d "${TMPDIR:-/tmp}/minop-debian.XXXXXX")"
+  local root; root="$(mktemp -d "${TMPDIR:-/tmp}/minop-debian.XXXXXX")"
   # shellcheck disable=SC2064
   trap "rm -rf '$root'" RETURN
-  log "debootstrap bookworm (minbase) from $mirror"
-  debootstrap --variant=minbase bookworm "$root" "$mirror" >"$LOGS/debootstrap.log" 2>&1 \
-    || { tail -20 "$LOGS/debootstrap.log" >&2; die "debootstrap failed (log: $LOGS/debootstrap.log)"; }
-  # Smaller and host-neutral: no package cache, no copy of this host's resolver/hostname.
-  rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/*.log
+  debootstrap_minbase bookworm "$root" "$LOGS/debootstrap.log"
+  # Host-neutral: no copy of this host's resolver/hostname.
   : >"$root/etc/resolv.conf"; rm -f "$root/etc/hostname"
   # Images built FROM this one run apt-get non-interactively and must not keep docs.
   printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\npath-include /usr/share/doc/*/copyright\n' \
@@ -31,5 +27,5 @@ build_base() {
 
 mkdir -p "$LOGS"
 docker_ready || "$KIND_DIR/docker.sh" start
-hash="$(inputs_hash "$KIND_DIR/base-image.sh")"
+hash="$(inputs_hash "$KIND_DIR/base-image.sh" "$HACK_DIR/debian.sh")"
 timed base-image ensure_image "$BASE_IMAGE" "$hash" build_base "$hash"

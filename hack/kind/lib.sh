@@ -110,14 +110,3 @@ ensure_image() {
   rm -f "$KIND_CACHE/images/${image//[\/:]/_}-"*.tar
   docker save -o "$tar.tmp" "$image" && mv "$tar.tmp" "$tar"
 }
-
-# The Debian mirror apt uses on this machine (deb822 .sources or one-line format),
-# so debootstrap and apt inside images reach the same, allowed, mirror.
-debian_mirror() {
-  local m
-  m="$( { sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/*.sources 2>/dev/null
-          sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\)[[:space:]]\+bookworm[[:space:]].*/\2/p' \
-            /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null
-        } | tr ' ' '\n' | grep -E '/debian/?$' | head -1 || true)"
-  echo "${m:-http://deb.debian.org/debian}"
-}

@@ -1,12 +1,15 @@
 """A pod's container as a local process, for checks with the real programs
 (memcached, nginx, redis-server): its mounts laid out under a scratch directory,
-its command relocated there, run as the user its securityContext names."""
+its command relocated there, run as the user its securityContext names; the
+programs of other Debian releases run from a debootstrapped root."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,70 @@ def _write(path: Path, text: str) -> None:
     _mkdir(path.parent)
     path.write_text(text)
     path.chmod(0o644)  # what the kubelet gives ConfigMap and Secret files by default
+
+
+def debian_root(suite: str, *packages: str) -> Path:
+    """A minimal Debian ``suite`` root with ``packages`` (``hack/debian-root.sh``:
+    built once into the cache, then reused). Needs root and the repository's ``hack/``."""
+    script = Path(__file__).resolve().parents[2] / "hack" / "debian-root.sh"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} not found: Debian roots need a minop checkout")
+    out = subprocess.run(
+        [str(script), suite, *packages], check=True, capture_output=True, text=True
+    )
+    return Path(out.stdout.strip())
+
+
+def debian_programs(root: Path, programs: Iterable[str], dest: Path) -> Path:
+    """Wrappers ``dest/bin/<name>`` that run ``root``'s /usr/bin or /usr/sbin ``<name>``
+    on this host with the root's own loader and libraries: a Debian release's
+    programs, with configs and data on the host. The programs and their libraries
+    are copied under ``dest`` (the cache may sit in a home the pod's user cannot
+    enter). Returns ``dest/bin``, to put first on PATH."""
+    loader = _loader(root)
+    lib, libexec, bin_dir = dest / "lib", dest / "libexec", dest / "bin"
+    for d in (lib, libexec, bin_dir):
+        _mkdir(d)
+    shutil.copy(loader, lib / "ld.so")
+    search = ":".join(str(root / d) for d in _LIB_DIRS)
+    for name in programs:
+        found = [root / d / name for d in ("usr/bin", "usr/sbin") if (root / d / name).exists()]
+        if not found:
+            raise FileNotFoundError(f"{name} is not in {root}/usr/bin or /usr/sbin")
+        program = found[0]
+        shutil.copy(program, libexec / name)
+        listing = subprocess.run(
+            [str(loader), "--library-path", search, "--list", str(program)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        for dep in re.findall(r"=> (\S+) \(", listing):
+            if Path(dep).resolve() != loader and not (lib / Path(dep).name).exists():
+                shutil.copy(dep, lib / Path(dep).name)
+        wrapper = bin_dir / name
+        wrapper.write_text(
+            f'#!/bin/sh\nexec "{lib}/ld.so" --library-path "{lib}" "{libexec / name}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+    for f in (*lib.iterdir(), *libexec.iterdir()):
+        f.chmod(0o755)
+    return bin_dir
+
+
+_LIB_DIRS = ("usr/lib/x86_64-linux-gnu", "usr/lib/aarch64-linux-gnu", "usr/lib")
+
+
+def _loader(root: Path) -> Path:
+    """The root's dynamic loader, its symlinks resolved inside the root."""
+    for d in _LIB_DIRS:
+        for candidate in sorted((root / d).glob("ld-linux*.so.*")):
+            path = candidate
+            while path.is_symlink():
+                target = Path(os.readlink(path))  # an absolute target means the root's /
+                path = (
+                    root / target.relative_to("/") if target.is_absolute() else path.parent / target
+                )
+            if path.is_file():
+                return path
+    raise FileNotFoundError(f"no dynamic loader (ld-linux*.so.*) in {root}")

@@ -91,6 +91,21 @@ def restricted_container_security(read_only_root: bool = True) -> dict[str, Any]
     }
 
 
+def spread_across_nodes(selector: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A soft topology spread of the pods over nodes: the scheduler prefers a node
+    without one (losing a node loses one pod, not all), yet schedules when it cannot.
+    Per revision (``pod-template-hash``), so a rollout spreads the new pods too."""
+    return [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": dict(selector)},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+    ]
+
+
 def deployment(
     name: str,
     spec: Mapping[str, Any],
@@ -100,19 +115,36 @@ def deployment(
     uid: int,
     container: dict[str, Any],
     volumes: list[dict[str, Any]] | None = None,
+    *,
+    init_containers: list[dict[str, Any]] | None = None,
+    max_unavailable: int | None = None,
+    spread: bool = False,
 ) -> dict[str, Any]:
     """A Deployment of one restricted container, with the spec's scheduling and
-    ``resources`` (canonical quantities: converged objects cost no write)."""
+    ``resources`` (canonical quantities: converged objects cost no write).
+
+    ``init_containers`` get the same ``resources`` (the pod's request stays that of
+    the container). ``max_unavailable=0`` rolls out by starting each new pod before
+    an old one stops: a new pod that never becomes ready leaves the old ones serving.
+    ``spread``: ``spread_across_nodes`` unless the spec sets ``affinity`` or
+    ``topologySpreadConstraints`` itself.
+    """
     if spec.get("resources"):
-        container = {**container, "resources": canonical_resources(spec["resources"])}
+        resources = canonical_resources(spec["resources"])
+        container = {**container, "resources": resources}
+        init_containers = [{**c, "resources": resources} for c in init_containers or []]
     pod: dict[str, Any] = {
         "securityContext": restricted_pod_security(uid),
         "automountServiceAccountToken": False,
-        "containers": [container],
     }
+    if init_containers:
+        pod["initContainers"] = init_containers
+    pod["containers"] = [container]
     if volumes:
         pod["volumes"] = volumes
-    return {
+    if spread and not (spec.get("affinity") or spec.get("topologySpreadConstraints")):
+        pod["topologySpreadConstraints"] = spread_across_nodes(selector)
+    out: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name},
@@ -122,6 +154,12 @@ def deployment(
             "template": {"metadata": dict(template_metadata), "spec": {**pod, **scheduling(spec)}},
         },
     }
+    if max_unavailable is not None:
+        out["spec"]["strategy"] = {
+            "type": "RollingUpdate",
+            "rollingUpdate": {"maxUnavailable": max_unavailable, "maxSurge": 1},
+        }
+    return out
 
 
 def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dict[str, Any]:
@@ -141,6 +179,24 @@ def sync_pdb(ctx: Context, replicas: int) -> None:
         ctx.apply(pdb(name, ctx.selector))
     else:
         ctx.delete(kinds.PDB, name)
+
+
+def init_failure(pod: Obj, container: str) -> str | None:
+    """The termination message (or exit code) of init container ``container`` of
+    ``pod`` when its last run failed; None while it runs, waits for a first run, or
+    after it succeeded. With ``terminationMessagePolicy: FallbackToLogsOnError`` the
+    message is the tail of its output."""
+    for st in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if st.get("name") != container:
+            continue
+        state = st.get("state") or {}
+        # waiting (e.g. CrashLoopBackOff) after a run: that run's outcome
+        ended = state.get("terminated") or (
+            (st.get("lastState") or {}).get("terminated") if "waiting" in state else None
+        )
+        if ended and ended.get("exitCode", 0) != 0:
+            return str(ended.get("message") or f"exited {ended['exitCode']}").strip()
+    return None
 
 
 def selector_string(labels: Mapping[str, str]) -> str:

@@ -235,6 +235,32 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             "spec.config",
             message="with tls, config must listen on spec.port with ssl (the probes use HTTPS)",
         ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:serviceType-and-service-type",
+            {"serviceType": "NodePort", "service": {"type": "NodePort"}},
+            "spec.serviceType",
+            message="serviceType is deprecated: set service.type only",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:content-both-sources",
+            {
+                "content": {
+                    "configMapRef": {"name": "site"},
+                    "persistentVolumeClaim": {"claimName": "site"},
+                }
+            },
+            "spec.content",
+            message="content needs exactly one of configMapRef and persistentVolumeClaim",
+        ),
+        Case(
+            "memcacheds.cache.minop.dev",
+            "cel:item-size-over-half-the-memory",
+            {"memoryLimitMB": 64, "maxItemSizeMB": 33},
+            "spec.maxItemSizeMB",
+            message="maxItemSizeMB must be at most half of memoryLimitMB",
+        ),
     ]
 }
 

@@ -9,6 +9,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import minop_memcached.crd as memcached_crd
 import minop_memcached.hooks as memcached
 import pytest
 from conftest import OTHER_IMAGE, AuditLog, metric
@@ -159,6 +160,62 @@ def check_invalid(kubectl, ns: str, api_version: str, kind: str, spec: dict, fie
     return r.stderr
 
 
+def check_valid(kubectl, ns: str, api_version: str, kind: str, spec: dict) -> None:
+    """The API server admits ``spec`` (a server-side dry run: nothing is stored)."""
+    obj = {"apiVersion": api_version, "kind": kind, "metadata": {"name": "ok"}, "spec": spec}
+    r = kubectl(
+        "apply", "--dry-run=server", "-n", ns, "-f", "-", input=json.dumps(obj), check=False
+    )
+    assert r.returncode == 0, f"refused: {spec}: {r.stderr}"
+
+
+def nested(path: str, value: Any) -> dict:
+    """``nested("service.port", 80)`` is ``{"service": {"port": 80}}``."""
+    head, _, rest = path.partition(".")
+    return {head: nested(rest, value) if rest else value}
+
+
+def field_cases(definition: dict, path: str) -> tuple[list[Any], list[Any]]:
+    """(valid, invalid) values of the spec field ``path`` (dotted), read from its CRD
+    schema: an integer's bounds and one past each, an enum's values and one that is not."""
+    schema = definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    for part in path.split("."):
+        schema = schema["properties"][part]
+    if "enum" in schema:
+        return list(schema["enum"]), [f"Not{schema['enum'][0]}", schema["enum"][0].lower()]
+    if schema.get("type") == "integer":
+        valid, invalid = [], []
+        if "minimum" in schema:
+            valid.append(schema["minimum"])
+            invalid.append(schema["minimum"] - 1)
+        if "maximum" in schema:
+            valid.append(schema["maximum"])
+            invalid.append(schema["maximum"] + 1)
+        return valid, [*invalid, "many"]
+    raise ValueError(f"no generated cases for {path} ({schema.get('type')})")
+
+
+def schema_cases(definition: dict, paths: list[str], base: dict) -> list[Any]:
+    """pytest params (spec, field or None for valid) for every generated case of ``paths``,
+    each on top of ``base`` (what cross-field rules need for the extremes)."""
+    out = []
+    for path in paths:
+        valid, invalid = field_cases(definition, path)
+        out += [pytest.param({**base, **nested(path, v)}, None, id=f"{path}={v}") for v in valid]
+        out += [
+            pytest.param({**base, **nested(path, v)}, f"spec.{path}", id=f"{path}={v}")
+            for v in invalid
+        ]
+    return out
+
+
+def check_admission(kubectl, ns: str, api_version: str, kind: str, spec: dict, field):
+    if field is None:
+        check_valid(kubectl, ns, api_version, kind, spec)
+    else:
+        check_invalid(kubectl, ns, api_version, kind, spec, field)
+
+
 def audit_writes(audit_log: AuditLog, agent: str) -> list[tuple[str, str, str]]:
     out = []
     for e in audit_log.entries():
@@ -202,7 +259,8 @@ def test_memcached_lifecycle(namespace, kubectl):
     ns = namespace
     restricted(kubectl, ns)
     with OperatorRunner({"memcached": memcached}, namespaces=[ns]):
-        spec = {"size": 2, "memoryLimitMB": 128, "maxConnections": 500}
+        spec = {"size": 2, "memoryLimitMB": 128, "maxConnections": 500, "maxItemSizeMB": 2}
+        spec |= {"threads": 2, "verbosity": 1}
         assert apply_mc(kubectl, ns, "mc", **spec).returncode == 0
         kubectl("wait", "--for=condition=Ready", "memcached/mc", "-n", ns, "--timeout=60s")
         wait_for(lambda: settled(kubectl, ns, "mc", 2), 30, "status true to the pods")
@@ -215,8 +273,16 @@ def test_memcached_lifecycle(namespace, kubectl):
         container = dep["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "memcached:1.6.38"
         assert container["command"] == [
-            "memcached", "-m", "128", "-c", "500", "-p", "11211", "-U", "0"
+            "memcached", "-m", "128", "-c", "500", "-p", "11211", "-U", "0",
+            "-I", "2m", "-t", "2", "-v",
         ]  # fmt: skip
+        # spread over nodes where the scheduler can, by default
+        [spread] = dep["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert (spread["topologyKey"], spread["whenUnsatisfiable"]) == (
+            "kubernetes.io/hostname",
+            "ScheduleAnyway",
+        )
+        assert len({p["spec"]["nodeName"] for p in live_pods(kubectl, ns, "mc")}) == 2
         svc = get(kubectl, ns, "service/mc")
         assert svc["spec"]["clusterIP"] == "None"  # clients shard over every pod
         assert svc["spec"]["ports"][0]["port"] == 11211
@@ -400,3 +466,25 @@ def test_memcached_horizontal_pod_autoscaler_scales_through_the_subresource(name
 )
 def test_invalid_memcached_is_rejected_naming_the_field(namespace, kubectl, spec, field):
     check_invalid(kubectl, namespace, MC, "Memcached", spec, field)
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        # generated from the CRD: the typed memcached options; 2 GiB of memory lets the
+        # largest item size pass the cross-field rule
+        *schema_cases(
+            memcached_crd.DEFINITION,
+            ["maxItemSizeMB", "threads", "verbosity"],
+            {"memoryLimitMB": 2048},
+        ),
+        # cross-field: an item at most half the memory, as memcached demands
+        pytest.param({"memoryLimitMB": 8, "maxItemSizeMB": 4}, None, id="item-half-memory"),
+        pytest.param(
+            {"memoryLimitMB": 7, "maxItemSizeMB": 4}, "spec.maxItemSizeMB", id="item-over-half"
+        ),
+        pytest.param({"maxItemSizeMB": 33}, "spec.maxItemSizeMB", id="item-over-default-half"),
+    ],
+)
+def test_memcached_options_admission(namespace, kubectl, spec, field):
+    check_admission(kubectl, namespace, MC, "Memcached", spec, field)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import minop_nginx.crd as nginx_crd
 import minop_nginx.hooks as nginx
 import pytest
 from conftest import OTHER_IMAGE
@@ -14,6 +15,7 @@ from test_memcached import (
     apply_cr,
     assert_owned,
     assert_restricted_pod_template,
+    check_admission,
     check_drift_repair,
     check_invalid,
     condition,
@@ -23,6 +25,7 @@ from test_memcached import (
     pod_ready,
     restricted,
     rs_names,
+    schema_cases,
     wait_rolled,
 )
 
@@ -32,7 +35,10 @@ pytestmark = pytest.mark.usefixtures("plugin_crds")
 NGX = "web.minop.dev/v1alpha1"
 HASH = "minop.dev/config-hash"
 GOOD = "server { listen 8080; location = /healthz { return 200; } }"
-BAD = "server { listen 8080; nonsense on; }"
+# refused by every nginx: the operator's own check judges it
+BAD = "server { listen 8080; location / { return 200; }"
+# known to the pods' nginx (>= 1.25.1), not to the operator's (Debian bookworm's 1.22)
+HTTP2 = "server { listen 8080; http2 on; location = /healthz { return 200; } }"
 
 
 def apply_ngx(kubectl, ns: str, name: str, **spec: Any):
@@ -42,6 +48,22 @@ def apply_ngx(kubectl, ns: str, name: str, **spec: Any):
 def template_hash(kubectl, ns: str, name: str) -> str | None:
     dep = get(kubectl, ns, f"deployment/{name}", missing_ok=True)
     return dep and dep["spec"]["template"]["metadata"]["annotations"][HASH]
+
+
+def config_map(kubectl, ns: str, name: str) -> dict:
+    """The operator's ConfigMap the Deployment's pod template mounts now."""
+    pod = get(kubectl, ns, f"deployment/{name}")["spec"]["template"]["spec"]
+    cm = next(v["configMap"]["name"] for v in pod["volumes"] if v["name"] == "config")
+    return get(kubectl, ns, f"configmap/{cm}")
+
+
+def our_config_maps(kubectl, ns: str, name: str) -> set[str]:
+    items = get(kubectl, ns, "configmaps")["items"]
+    return {
+        c["metadata"]["name"]
+        for c in items
+        if (c["metadata"].get("labels") or {}).get("app.kubernetes.io/instance") == name
+    }
 
 
 def ngx_condition(kubectl, ns: str, name: str, ctype: str) -> dict:
@@ -82,16 +104,27 @@ def test_nginx_lifecycle(namespace, kubectl):
         wait_for(lambda: settled(kubectl, ns, "web", 2), 30, "status true to the pods")
 
         obj = get(kubectl, ns, "nginxserver/web")
-        children = ("deployment/web", "service/web", "configmap/web-config", "pdb/web")
+        cm = config_map(kubectl, ns, "web")
+        children = (
+            "deployment/web",
+            "service/web",
+            f"configmap/{cm['metadata']['name']}",
+            "pdb/web",
+        )
         assert_owned(kubectl, ns, obj, *children)
         dep = get(kubectl, ns, "deployment/web")
         assert_restricted_pod_template(dep)
+        assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
         pod = dep["spec"]["template"]["spec"]
         assert pod["containers"][0]["image"] == "nginxinc/nginx-unprivileged:1.27"
+        assert pod["initContainers"][0]["image"] == "nginxinc/nginx-unprivileged:1.27"
+        assert pod["initContainers"][0]["command"][-2:] == ["-t", "-q"]
         assert pod["containers"][0]["ports"][0]["containerPort"] == 8080
         assert {v["name"] for v in pod["volumes"] if "emptyDir" in v} == {"tmp", "cache", "run"}
-        assert "listen 8080;" in get(kubectl, ns, "configmap/web-config")["data"]["server.conf"]
-        assert get(kubectl, ns, "service/web")["spec"]["type"] == "ClusterIP"
+        assert "listen 8080;" in cm["data"]["server.conf"] and cm["immutable"] is True
+        svc = get(kubectl, ns, "service/web")["spec"]
+        assert svc["type"] == "ClusterIP"
+        assert [(p["port"], p["targetPort"]) for p in svc["ports"]] == [(80, "http")]
         table = kubectl("get", "ngx", "-n", ns).stdout.splitlines()
         assert table[0].split() == ["NAME", "REPLICAS", "AVAILABLE", "AGE"]
         assert table[1].split()[:3] == ["web", "2", "2"]
@@ -126,25 +159,40 @@ def test_nginx_lifecycle(namespace, kubectl):
             lambda p: p["spec"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == "/alive",
         )
         assert template_hash(kubectl, ns, "web") != before
-        assert (
-            "location = /alive" in get(kubectl, ns, "configmap/web-config")["data"]["server.conf"]
-        )
+        cm = config_map(kubectl, ns, "web")
+        assert "location = /alive" in cm["data"]["server.conf"]
         wait_for(lambda: settled(kubectl, ns, "web", 1), 60, "settled after the config roll")
+        # the last configuration's ConfigMap goes once no pod mounts it
+        wait_for(
+            lambda: our_config_maps(kubectl, ns, "web") == {cm["metadata"]["name"]},
+            30,
+            "the earlier ConfigMaps pruned",
+        )
 
-        # the Service follows serviceType both ways
-        patch_spec(kubectl, ns, "nginxserver/web", {"serviceType": "NodePort"})
-        wait_for(
-            lambda: get(kubectl, ns, "service/web")["spec"]["type"] == "NodePort", 20, "NodePort"
+        # the Service follows service.type and .port both ways, and carries its annotations
+        lb = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+        patch_spec(
+            kubectl,
+            ns,
+            "nginxserver/web",
+            {"service": {"type": "NodePort", "port": 8000, "annotations": lb}},
         )
-        patch_spec(kubectl, ns, "nginxserver/web", {"serviceType": "ClusterIP"})
-        wait_for(
-            lambda: get(kubectl, ns, "service/web")["spec"]["type"] == "ClusterIP",
-            20,
-            "ClusterIP again",
-        )
+
+        def service_is(kind: str, port: int, annotations: dict) -> bool:
+            svc = get(kubectl, ns, "service/web")
+            return (
+                svc["spec"]["type"] == kind
+                and [p["port"] for p in svc["spec"]["ports"]] == [port]
+                and {k: v for k, v in (svc["metadata"].get("annotations") or {}).items() if k in lb}
+                == annotations
+            )
+
+        wait_for(lambda: service_is("NodePort", 8000, lb), 20, "NodePort on 8000")
+        patch_spec(kubectl, ns, "nginxserver/web", {"service": None})
+        wait_for(lambda: service_is("ClusterIP", 80, {}), 20, "ClusterIP on 80 again")
         wait_for(lambda: settled(kubectl, ns, "web", 1), 30, "settled after the Service change")
 
-        check_drift_repair(kubectl, ns, "web", "configmap/web-config")
+        check_drift_repair(kubectl, ns, "web", f"configmap/{cm['metadata']['name']}")
 
         # deletion: the garbage collector removes every child with the owner
         patch_spec(kubectl, ns, "nginxserver/web", {"replicas": 2})
@@ -164,19 +212,19 @@ def test_nginx_invalid_config_degrades_and_leaves_the_pods_alone(namespace, kube
         assert apply_ngx(kubectl, ns, "web", replicas=2, config=GOOD).returncode == 0
         wait_for(lambda: settled(kubectl, ns, "web", 2), 60, "settled")
         dep = get(kubectl, ns, "deployment/web")
-        data = get(kubectl, ns, "configmap/web-config")["data"]
+        before = our_config_maps(kubectl, ns, "web")
 
         patch_spec(kubectl, ns, "nginxserver/web", {"config": BAD})
         msg = wait_degraded(kubectl, ns, "web")
         assert msg.startswith("spec.config: nginx -t failed: "), msg
-        assert 'unknown directive "nonsense" in /etc/nginx/minop/server.conf:1' in msg
+        assert 'unexpected end of file, expecting "}" in /etc/nginx/minop/server.conf:2' in msg
         assert ngx_condition(kubectl, ns, "web", "Ready")["status"] == "False"
         # nothing was applied: same Deployment generation, same files, same pods
         assert (
             get(kubectl, ns, "deployment/web")["metadata"]["generation"]
             == (dep["metadata"]["generation"])
         )
-        assert get(kubectl, ns, "configmap/web-config")["data"] == data
+        assert our_config_maps(kubectl, ns, "web") == before
         assert len(live_pods(kubectl, ns, "web")) == 2
 
         # a corrected spec clears it and rolls out
@@ -184,7 +232,78 @@ def test_nginx_invalid_config_degrades_and_leaves_the_pods_alone(namespace, kube
         patch_spec(kubectl, ns, "nginxserver/web", {"config": fixed})
         kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=60s")
         assert ngx_condition(kubectl, ns, "web", "Degraded")["status"] == "False"
-        assert get(kubectl, ns, "configmap/web-config")["data"]["server.conf"].startswith(fixed)
+        assert config_map(kubectl, ns, "web")["data"]["server.conf"].startswith(fixed)
+
+
+def test_nginx_rolls_out_what_only_the_pods_nginx_can_judge(namespace, kubectl):
+    """`http2 on;` is unknown to the operator's nginx: the pods' own check decides."""
+    ns = namespace
+    with OperatorRunner({"nginx": nginx}, namespaces=[ns]):
+        assert apply_ngx(kubectl, ns, "web", config=HTTP2).returncode == 0
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=60s")
+        assert ngx_condition(kubectl, ns, "web", "Degraded")["status"] == "False"
+        assert "http2 on;" in config_map(kubectl, ns, "web")["data"]["server.conf"]
+
+
+def fail_check(kubectl, ns: str, pod: dict, message: str) -> None:
+    """What the kubelet reports when the pod's `nginx -t` init container fails: KWOK
+    runs nothing, so the test writes that status the way the kubelet would."""
+    init = pod["spec"]["initContainers"][0]
+    terminated = {"exitCode": 1, "reason": "Error", "message": message}
+    status = {
+        "status": {
+            "initContainerStatuses": [
+                {
+                    "name": init["name"],
+                    "image": init["image"],
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 1,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": terminated},
+                }
+            ]
+        }
+    }
+    name = pod["metadata"]["name"]
+    kubectl(
+        "patch", f"pod/{name}", "-n", ns, "--subresource=status", "--type=merge",
+        "-p", json.dumps(status),
+    )  # fmt: skip
+
+
+def test_nginx_pod_rejecting_its_config_degrades_with_nginx_message(namespace, kubectl):
+    ns = namespace
+    with OperatorRunner({"nginx": nginx}, namespaces=[ns]):
+        assert apply_ngx(kubectl, ns, "web", config=HTTP2).returncode == 0
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=60s")
+        [pod] = live_pods(kubectl, ns, "web")
+        output = (
+            '2026/12/01 09:00:00 [emerg] 1#1: unknown directive "http2" in '
+            "/etc/nginx/minop/server.conf:1\n"
+            "nginx: configuration file /etc/nginx/nginx.conf test failed\n"
+        )
+        fail_check(kubectl, ns, pod, output)
+        msg = wait_degraded(kubectl, ns, "web")
+        assert msg == (
+            f"spec.config: nginx -t failed in pod {pod['metadata']['name']} "
+            f'(nginxinc/nginx-unprivileged:1.27): unknown directive "http2" in '
+            "/etc/nginx/minop/server.conf:1"
+        ), msg
+        for ctype in ("Ready", "Progressing"):
+            c = ngx_condition(kubectl, ns, "web", ctype)
+            assert (c["status"], c["reason"]) == ("False", "ConfigRejected"), c
+        events = get(kubectl, ns, "events")["items"]
+        assert [e["message"] for e in events if e["reason"] == "ConfigRejected"] == [msg]
+
+        # a configuration for the pods' nginx clears it once the new pods pass
+        patch_spec(kubectl, ns, "nginxserver/web", {"config": GOOD})
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=60s")
+        wait_for(
+            lambda: ngx_condition(kubectl, ns, "web", "Degraded").get("status") == "False",
+            30,
+            "Degraded cleared",
+        )
 
 
 def test_nginx_reverting_a_refused_config_clears_degraded(namespace, kubectl):
@@ -224,7 +343,7 @@ def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kube
         pod = get(kubectl, ns, "deployment/web")["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert volumes["user-config"]["configMap"]["name"] == "site"
-        assert "server.conf" not in get(kubectl, ns, "configmap/web-config")["data"]
+        assert "server.conf" not in config_map(kubectl, ns, "web")["data"]
         first, old = template_hash(kubectl, ns, "web"), rs_names(kubectl, ns, "web")
         edited = {"data": {"site.conf": site.replace("200", "204")}}
         kubectl("patch", "configmap/site", "-n", ns, "--type=merge", "-p", json.dumps(edited))
@@ -271,3 +390,102 @@ def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kube
 )
 def test_invalid_nginxserver_is_rejected_naming_the_field(namespace, kubectl, spec, field):
     check_invalid(kubectl, namespace, NGX, "NginxServer", spec, field)
+
+
+CM, PVC = {"configMapRef": {"name": "site"}}, {"persistentVolumeClaim": {"claimName": "www"}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        *schema_cases(nginx_crd.DEFINITION, ["service.type", "service.port"], {}),
+        pytest.param({"service": {"annotations": {"a": "b"}}}, None, id="annotations"),
+        pytest.param(
+            {"service": {"annotations": {"a": 1}}},
+            "spec.service.annotations.a",
+            id="annotation-int",
+        ),
+        pytest.param({"serviceType": "NodePort"}, None, id="deprecated-serviceType"),
+        pytest.param(
+            {"serviceType": "NodePort", "service": {"type": "NodePort"}},
+            "spec.serviceType",
+            id="serviceType-and-service.type",
+        ),
+        pytest.param({"serviceType": "NodePort", "service": {"port": 81}}, None, id="type+port"),
+        pytest.param({"content": CM}, None, id="content-configmap"),
+        pytest.param({"content": PVC}, None, id="content-pvc"),
+        pytest.param({"content": {**CM, **PVC}}, "spec.content", id="content-both"),
+        pytest.param({"content": {}}, "spec.content", id="content-neither"),
+        pytest.param(
+            {"content": {"configMapRef": {"name": "Bad_Name"}}},
+            "spec.content.configMapRef.name",
+            id="content-configmap-name",
+        ),
+        pytest.param(
+            {"content": {"persistentVolumeClaim": {}}},
+            "spec.content.persistentVolumeClaim.claimName",
+            id="content-pvc-claim",
+        ),
+        # a listen in a comment is no listen; one before a comment on its line is
+        pytest.param(
+            {"config": "server {\n  # listen 8080;\n  listen 9090;\n}"},
+            "spec.config",
+            id="listen-commented-out",
+        ),
+        pytest.param(
+            {"config": "server { listen 8080; # was: listen 9090\n}"},
+            None,
+            id="listen-then-comment",
+        ),
+        pytest.param(
+            {"config": "server { listen 80; listen [::]:8080; }"}, None, id="listen-second"
+        ),
+        pytest.param(
+            {"config": "server { listen 8080 # ssl\n; }", "tls": {"secretName": "c"}},
+            "spec.config",
+            id="ssl-commented-out",
+        ),
+        pytest.param(
+            {"config": "server { proxy_listen 8080; }"}, "spec.config", id="listen-suffix-only"
+        ),
+    ],
+)
+def test_nginxserver_new_fields_admission(namespace, kubectl, spec, field):
+    check_admission(kubectl, namespace, NGX, "NginxServer", spec, field)
+
+
+def test_nginx_serves_content_from_a_configmap(namespace, kubectl):
+    ns = namespace
+    with OperatorRunner({"nginx": nginx}, namespaces=[ns]):
+        apply_ngx(kubectl, ns, "web", content={"configMapRef": {"name": "site"}})
+        msg = wait_degraded(kubectl, ns, "web")
+        assert "spec.content.configMapRef.name: ConfigMap 'site' not found" in msg, msg
+        kubectl("create", "configmap", "site", "-n", ns, "--from-literal=index.html=<h1>hi</h1>")
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=60s")
+        pod = get(kubectl, ns, "deployment/web")["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["content"]["configMap"] == {"name": "site", "defaultMode": 420}
+        mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+        assert mounts["/usr/share/nginx/html"]["readOnly"] is True
+        # editing the content rolls the pods
+        old, first = rs_names(kubectl, ns, "web"), template_hash(kubectl, ns, "web")
+        patched = {"data": {"index.html": "<h1>two</h1>"}}
+        kubectl("patch", "configmap/site", "-n", ns, "--type=merge", "-p", json.dumps(patched))
+        wait_rolled(kubectl, ns, "web", old, lambda p: p["metadata"]["annotations"][HASH] != first)
+
+
+def test_nginx_serves_content_from_a_persistent_volume_claim(namespace, kubectl):
+    ns = namespace
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "www"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Mi"}}},
+    }
+    kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(claim))
+    with OperatorRunner({"nginx": nginx}, namespaces=[ns]):
+        apply_ngx(kubectl, ns, "web", content={"persistentVolumeClaim": {"claimName": "www"}})
+        kubectl("wait", "--for=condition=Ready", "nginxserver/web", "-n", ns, "--timeout=90s")
+        [pod] = live_pods(kubectl, ns, "web")
+        volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+        assert volumes["content"]["persistentVolumeClaim"] == {"claimName": "www", "readOnly": True}

@@ -1,9 +1,11 @@
 """What only pods that really run can prove (kind; skipped with "needs real pods" on KWOK):
-Redis replicates and persists, NGINX serves and picks up a new configuration, Memcached
-runs with the configured limits. The operator itself runs in-cluster from its image,
-installed from config/ (tests/e2e/incluster.py), one copy per test namespace.
+Redis replicates and persists, NGINX serves and picks up a new configuration (HTTP/2 on
+a newer nginx than the operator's, static content on port 80) and keeps serving when its
+pods' own nginx rejects one, Memcached runs with the configured limits. The operator
+itself runs in-cluster from its image, installed from config/ (tests/e2e/incluster.py),
+one copy per test namespace.
 
-Clients are other pods in the namespace (the images hold redis-cli and bash), reaching
+Clients are other pods in the namespace (the images hold redis-cli and bash, or curl), reaching
 the servers through their Services' DNS names.
 """
 
@@ -21,6 +23,9 @@ from minop.kit.testing import wait_for
 pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds")]
 Kubectl = Callable[..., Any]
 CLIENT_IMAGE = "minop/redis:7"  # Debian with bash and redis-cli (hack/kind/app-images.sh)
+# trixie's nginx 1.26 (knows `http2 on;`) and curl; minop/nginx:1.22 is bookworm's, the
+# operator's own nginx (hack/kind/app-images.sh)
+NGINX_NEW, NGINX_OLD = "minop/nginx:1.26", "minop/nginx:1.22"
 
 
 @pytest.fixture
@@ -33,9 +38,8 @@ def operator(namespace: str, kubectl: Kubectl) -> Iterator[str]:
         incluster.remove(kubectl, suffix)
 
 
-@pytest.fixture
-def client(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
-    """``client(*cmd)``: runs a command in a client pod of the namespace; its stdout."""
+def client_pod(namespace: str, kubectl: Kubectl, image: str) -> Callable[..., str]:
+    """``client(*cmd)``: runs a command in a new pod ``client`` of ``image``; its stdout."""
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -46,7 +50,7 @@ def client(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
             "containers": [
                 {
                     "name": "client",
-                    "image": CLIENT_IMAGE,
+                    "image": image,
                     "command": ["sleep", "infinity"],
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
@@ -59,6 +63,20 @@ def client(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
     kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(pod))
     wait(kubectl, namespace, "pod/client", 120)
     return lambda *cmd: run_in(kubectl, namespace, "client", *cmd)
+
+
+@pytest.fixture
+def client(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
+    return client_pod(namespace, kubectl, CLIENT_IMAGE)
+
+
+@pytest.fixture
+def curl(namespace: str, kubectl: Kubectl) -> Callable[..., str]:
+    """``curl(*args)``: curl (with HTTP/2) in a client pod; prints the status line."""
+    run = client_pod(namespace, kubectl, NGINX_NEW)
+    return lambda *args: run(
+        "curl", "-sS", "--max-time", "10", "-w", "\n%{http_version} %{http_code}", *args
+    )
 
 
 def wait(kubectl: Kubectl, ns: str, what: str, seconds: int, cond: str = "Ready") -> None:
@@ -154,7 +172,7 @@ def test_nginx_serves_its_health_path_and_rolls_to_a_new_config(
     apply(kubectl, ns, api, "NginxServer", "web", replicas=2, healthcheckPath="/healthz")
     wait(kubectl, ns, "nginxserver/web", 180)
     host = f"web.{ns}.svc.cluster.local"
-    assert http_get(client, host, 8080, "/healthz").startswith("HTTP/1.1 200")
+    assert http_get(client, host, 80, "/healthz").startswith("HTTP/1.1 200")
     before = set(get(kubectl, ns, "nginxserver/web")["status"]["podNames"])
     assert len(before) == 2
 
@@ -176,12 +194,88 @@ def test_nginx_serves_its_health_path_and_rolls_to_a_new_config(
     # kube-proxy dropped the old pods' addresses (until then a request may hang)
     def serves_v2() -> bool:
         for _ in range(6):
-            response = http_get(client, host, 8080, "/version")
+            response = http_get(client, host, 80, "/version")
             assert response.startswith("HTTP/1.1 200"), response
             assert response.rstrip().endswith("v2"), response
         return True
 
     wait_for(serves_v2, 60, "the new config served")
+
+
+def test_nginx_keeps_serving_when_the_pods_nginx_rejects_a_config_and_serves_http2_on_a_newer_one(
+    namespace, kubectl, operator, curl
+):
+    """`http2 on;` (nginx >= 1.25.1): the operator's nginx (1.22) cannot judge it, so the
+    pods' own nginx does. On 1.22 the new pod fails its check: the rollout stops, the old
+    pods keep serving, the object shows nginx's message. On 1.26 it serves HTTP/2."""
+    ns, api = namespace, "web.minop.dev/v1alpha1"
+    block = (
+        "server {{\n  listen 8080;{extra}\n"
+        "  location = /healthz {{ return 200 'ok\\n'; }}\n"
+        "  location = /version {{ return 200 '{version}\\n'; }}\n}}\n"
+    )
+    v1 = block.format(extra="", version="v1")
+    apply(kubectl, ns, api, "NginxServer", "web", replicas=2, image=NGINX_OLD, config=v1)
+    wait(kubectl, ns, "nginxserver/web", 180)
+    url = f"http://web.{ns}.svc.cluster.local/version"  # Service port 80
+    assert curl(url).split() == ["v1", "1.1", "200"]
+    before = sorted(get(kubectl, ns, "nginxserver/web")["status"]["podNames"])
+
+    h2 = block.format(extra="\n  http2 on;", version="v2")
+    apply(kubectl, ns, api, "NginxServer", "web", replicas=2, image=NGINX_OLD, config=h2)
+
+    def degraded() -> str:
+        conds = get(kubectl, ns, "nginxserver/web").get("status", {}).get("conditions", [])
+        c = next((c for c in conds if c["type"] == "Degraded"), {})
+        return str(c.get("message", "")) if c.get("status") == "True" else ""
+
+    wait_for(degraded, 180, "Degraded from the new pod's own nginx -t")
+    msg = degraded()
+    assert msg.startswith("spec.config: nginx -t failed in pod web-"), msg
+    assert msg.endswith(
+        f'({NGINX_OLD}): unknown directive "http2" in /etc/nginx/minop/server.conf:3'
+    ), msg
+    # the old pods were never stopped, and serve the last good configuration
+    status = get(kubectl, ns, "nginxserver/web")["status"]
+    assert status["availableReplicas"] == 2
+    pods = {p["metadata"]["name"]: p for p in get(kubectl, ns, "pods")["items"]}
+    assert all(n in pods and not pods[n]["metadata"].get("deletionTimestamp") for n in before)
+    for _ in range(4):
+        assert curl(url).split() == ["v1", "1.1", "200"]
+
+    # the pods' nginx is new enough: rolled out, HTTP/2 with prior knowledge
+    apply(kubectl, ns, api, "NginxServer", "web", replicas=2, image=NGINX_NEW, config=h2)
+    wait_for(lambda: not degraded(), 180, "Degraded cleared")
+    wait(kubectl, ns, "nginxserver/web", 180)
+
+    def serves_h2() -> bool:
+        for _ in range(4):
+            out = curl("--http2-prior-knowledge", url).split()
+            assert out == ["v2", "2", "200"], out
+        return True
+
+    wait_for(serves_h2, 60, "HTTP/2 served by every pod")
+
+
+def test_nginx_serves_content_from_a_configmap_on_port_80(namespace, kubectl, operator, curl):
+    ns = namespace
+    kubectl(
+        "create", "configmap", "site", "-n", ns,
+        "--from-literal=index.html=<h1>hello from a ConfigMap</h1>\n",
+    )  # fmt: skip
+    apply(
+        kubectl,
+        ns,
+        "web.minop.dev/v1alpha1",
+        "NginxServer",
+        "web",
+        image=NGINX_NEW,
+        content={"configMapRef": {"name": "site"}},
+    )
+    wait(kubectl, ns, "nginxserver/web", 180)
+    out = curl(f"http://web.{ns}.svc.cluster.local/").splitlines()
+    assert out == ["<h1>hello from a ConfigMap</h1>", "", "1.1 200"], out
+    assert get(kubectl, ns, "service/web")["spec"]["ports"][0]["port"] == 80
 
 
 def test_memcached_runs_with_the_configured_memory_and_connection_limits(

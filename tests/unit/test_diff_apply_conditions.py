@@ -148,3 +148,41 @@ def test_needs_apply_settles_on_what_the_api_server_stores():
     assert not needs_apply(dep, live_dep)
     assert needs_apply(dep, {**dep, "spec": {"cpu": "2", "mem": "1Gi"}})
     assert needs_apply(dep, {**dep, "spec": {"cpu": "1", "mem": "1Gi", "gone": 3}})
+
+
+def test_events_are_sent_in_the_background_and_aggregation_memory_is_bounded():
+    """Defect 10: Events were written synchronously on the workers, and the counts kept
+    for aggregation grew without bound."""
+    import threading
+    import time
+
+    from minop import events
+
+    class Kube:
+        def __init__(self, gate):
+            self.gate, self.sent = gate, []
+
+        def create(self, kind, body, ns):
+            self.gate.wait(5)
+            self.sent.append(body["metadata"]["name"])
+
+    obj = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "o", "uid": "u"}}
+    stuck = Kube(threading.Event())  # an API server that does not answer
+    rec = events.Recorder(stuck)  # type: ignore[arg-type]
+    rec.start()
+    start = time.monotonic()
+    for i in range(events.MAX_PENDING + 20):  # one more may be in flight
+        rec.event(obj, events.WARNING, "Tick", str(i))
+    assert time.monotonic() - start < 2  # no worker ever waits for an Event
+    assert rec.dropped >= 10  # the oldest unsent ones went, not the work
+    stuck.gate.set()
+    rec.stop(10)
+
+    fast = Kube(threading.Event())
+    fast.gate.set()
+    rec = events.Recorder(fast)  # type: ignore[arg-type]
+    for i in range(events.MAX_COUNTS + 50):
+        rec.event(obj, events.WARNING, "Tick", str(i))  # distinct: each its own Event
+    assert len(fast.sent) == events.MAX_COUNTS + 50
+    rec.event(obj, events.WARNING, "Tick", "0")  # forgotten long ago: a new Event, no leak
+    assert len(fast.sent) == events.MAX_COUNTS + 51

@@ -83,3 +83,20 @@ def test_backoff_doubles_caps_and_resets():
     b.reset("k")
     assert b.next("k") == 1
     assert b.next("other") == 1
+
+
+def test_queue_duration_counts_waiting_after_due_not_intended_delays_and_longest_runner():
+    """Defect 10: a backoff of 100 s showed as 100 s of queueing."""
+    clock, m = Clock(), Metrics()
+    q = WorkQueue("widget", m, clock=clock)
+    q.add("a", "retry", delay=100)
+    clock.t += 100.5  # due at +100, picked up half a second later
+    q.get(timeout=0)
+    text = m.render()
+    assert 'workqueue_queue_duration_seconds_bucket{name="widget",le="1"} 1' in text
+    assert 'workqueue_queue_duration_seconds_bucket{name="widget",le="0.1"} 0' in text
+    clock.t += 7
+    q.add("b")  # any change refreshes the gauges
+    assert m.longest_running.value(name="widget") == 7
+    q.done("a")
+    assert m.longest_running.value(name="widget") == 0

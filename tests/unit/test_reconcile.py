@@ -372,3 +372,19 @@ def test_api_error_in_a_hook_is_requeued_no_sooner_than_retry_after():
     env.create("x", {"size": 1})
     result = env.process("x")
     assert result.requeue_after is not None and result.requeue_after >= 7.0
+
+
+def test_two_related_declarations_of_one_kind_are_both_tracked():
+    sec = minop.Kind("", "v1", "Secret", "secrets")
+    resource = minop.Resource(
+        kind=KIND,
+        related=(
+            minop.Related(sec, lambda body: [body["spec"]["tls"]]),
+            minop.Related(sec, lambda body: [body["spec"]["auth"]]),
+        ),
+    )
+    env = Env(Plugin(), resource)
+    env.create("x", {"tls": "cert", "auth": "pw"})
+    env.process("x")
+    assert env.cache.referrers(sec, "ns", "cert") == {env.key("x")}
+    assert env.cache.referrers(sec, "ns", "pw") == {env.key("x")}

@@ -16,14 +16,22 @@ def port(spec: Mapping[str, Any]) -> int:
 
 
 def command(spec: Mapping[str, Any]) -> list[str]:
-    """memcached's command line; UDP off (it is an amplification vector)."""
-    return [
+    """memcached's command line; UDP off (it is an amplification vector). Options the
+    spec leaves unset keep memcached's own defaults."""
+    argv = [
         "memcached",
         "-m", str(spec.get("memoryLimitMB", 64)),
         "-c", str(spec.get("maxConnections", 1024)),
         "-p", str(port(spec)),
         "-U", "0",
     ]  # fmt: skip
+    if spec.get("maxItemSizeMB"):
+        argv += ["-I", f"{spec['maxItemSizeMB']}m"]
+    if spec.get("threads"):
+        argv += ["-t", str(spec["threads"])]
+    if spec.get("verbosity"):
+        argv.append("-" + "v" * int(spec["verbosity"]))
+    return argv
 
 
 def deployment(
@@ -51,6 +59,7 @@ def deployment(
         wl.pod_metadata(spec, labels),
         UID,
         container,
+        spread=True,  # a node lost takes one pod's share of the cache, not all of it
     )
 
 

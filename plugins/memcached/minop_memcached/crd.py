@@ -32,6 +32,25 @@ SPEC = crd.obj(
             maximum=65536,
             default=1024,
         ),
+        "maxItemSizeMB": crd.integer(
+            "Largest item memcached stores, in MiB (memcached -I; its default is 1); at most "
+            "half of memoryLimitMB.",
+            minimum=1,
+            maximum=1024,
+        ),
+        "threads": crd.integer(
+            "Worker threads per pod (memcached -t; its default is 4); more than the pod's "
+            "CPUs does not help.",
+            minimum=1,
+            maximum=64,
+        ),
+        "verbosity": crd.integer(
+            "Log verbosity (memcached -v, -vv, -vvv): 1 errors and warnings, 2 also every "
+            "client command, 3 also internal state transitions.",
+            minimum=0,
+            maximum=3,
+            default=0,
+        ),
         "port": crd.integer(
             "TCP port memcached and the Service listen on.",
             minimum=1,
@@ -52,7 +71,14 @@ SPEC = crd.obj(
             "resources.limits.memory must be larger than memoryLimitMB (in MiB): memcached "
             "needs memory beyond its items for connections and its hash table",
             field=".resources.limits.memory",
-        )
+        ),
+        # memcached refuses to start otherwise ("Cannot set item size limit higher than 1/2
+        # of memory max"): a pod in CrashLoopBackOff is a worse place to learn it.
+        crd.Rule(
+            "!has(self.maxItemSizeMB) || self.maxItemSizeMB * 2 <= self.memoryLimitMB",
+            "maxItemSizeMB must be at most half of memoryLimitMB",
+            field=".maxItemSizeMB",
+        ),
     ],
 )
 

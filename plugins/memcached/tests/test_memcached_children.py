@@ -24,6 +24,18 @@ def test_command_line_carries_memory_connections_and_port():
     ]  # fmt: skip
 
 
+def test_item_size_threads_and_verbosity_are_added_only_when_set():
+    spec = {"maxItemSizeMB": 4, "threads": 8, "verbosity": 2}
+    assert children.command(spec)[-5:] == ["-I", "4m", "-t", "8", "-vv"]
+    assert "-v" not in " ".join(children.command({"verbosity": 0}))
+
+
+def test_pods_spread_over_nodes_by_default():
+    [spread] = pod_of({})["spec"]["topologySpreadConstraints"]
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["labelSelector"] == {"matchLabels": SELECTOR}
+
+
 def test_pods_are_restricted_with_numeric_user_and_tcp_probes():
     pod = pod_of({"port": 11311})["spec"]
     c = pod["containers"][0]

@@ -1,14 +1,19 @@
-"""The generated pod on a real memcached (Debian's): the container's command line
-exactly as the pod spec has it, as the pod's numeric user without capabilities,
-probed the way the pod's probes probe it. Nothing is substituted: the pod mounts
-no volumes. memcached listens on every interface, as in the pod, on a free port."""
+"""The generated pod on real memcached builds, this machine's (Debian bookworm's 1.6.18)
+and Debian trixie's 1.6.38 (the default image's version; from ``hack/debian-root.sh``,
+run with its own libraries): the container's command line exactly as the pod spec has
+it, as the pod's numeric user without capabilities, probed the way the pod's probes
+probe it. Only the program's path is substituted: the pod mounts no volumes. memcached
+listens on every interface, as in the pod, on a free port."""
 
 import os
 import resource
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from minop_memcached import children
@@ -23,9 +28,9 @@ pytestmark = [
 ]
 
 
-def stats(port: int) -> dict[str, str]:
+def stats(port: int, group: str = "") -> dict[str, str]:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(b"stats\r\n")
+        s.sendall(f"stats {group}".strip().encode() + b"\r\n")
         data = b""
         while not data.endswith(b"END\r\n"):
             chunk = s.recv(4096)
@@ -42,16 +47,44 @@ def tcp_probe(container: dict, probe: str) -> None:
     socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+@pytest.fixture(scope="session")
+def trixie() -> Iterator[str]:
+    if os.geteuid() != 0:
+        pytest.skip("trixie's memcached needs root (debootstrap): run make unit as root")
+    root = localpod.debian_root("trixie", "memcached")
+    dest = Path(tempfile.mkdtemp(prefix="minop-memcached-trixie-"))  # pytest's are 0700
+    dest.chmod(0o755)  # the pod's user runs it
+    yield str(localpod.debian_programs(root, ["memcached"], dest) / "memcached")
+    shutil.rmtree(dest, ignore_errors=True)
+
+
+@pytest.fixture(params=["bookworm", "trixie"])
+def memcached(request: pytest.FixtureRequest) -> str:
+    """The memcached program of a build, checked to be the version it stands for."""
+    binary = shutil.which("memcached") if request.param == "bookworm" else None
+    binary = binary or request.getfixturevalue("trixie")
+    version = subprocess.run([binary, "-V"], capture_output=True, text=True, check=True).stdout
+    assert version.split()[1] == {"bookworm": "1.6.18", "trixie": "1.6.38"}[request.param]
+    return binary
+
+
+def pod_argv(spec: dict, memcached: str) -> tuple[dict, list[str]]:
+    """The pod for ``spec`` and its command line as the pod's user, on ``memcached``."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the pod's user needs root")
+    pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    argv = localpod.container_argv(container)
+    return pod, [*localpod.run_as(pod, container), memcached, *argv[1:]]
+
+
 @pytest.fixture
-def run_pod():
+def run_pod(memcached: str):
     procs: list[subprocess.Popen] = []
 
     def run(spec: dict) -> tuple[dict, dict]:
-        pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+        pod, argv = pod_argv(spec, memcached)
         container = pod["containers"][0]
-        if os.geteuid() != 0:
-            pytest.skip("switching to the pod's user needs root")
-        argv = [*localpod.run_as(pod, container), *localpod.container_argv(container)]
         proc = subprocess.Popen(
             argv,
             stdout=subprocess.PIPE,
@@ -92,6 +125,23 @@ def test_generated_pod_answers_stats_with_the_configured_limits(run_pod):
     with open(f"/proc/{s['pid']}/status") as f:
         uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
     assert set(uids) == {str(pod["securityContext"]["runAsUser"])}
+
+
+def test_item_size_threads_and_verbosity_reach_memcached(run_pod):
+    port = free_port()
+    run_pod({"port": port, "memoryLimitMB": 8, "maxItemSizeMB": 4, "threads": 3, "verbosity": 1})
+    settings = stats(port, "settings")
+    assert int(settings["item_size_max"]) == 4 * 1024 * 1024
+    assert int(settings["num_threads"]) == 3
+    assert int(settings["verbosity"]) == 1
+
+
+def test_memcached_refuses_an_item_size_over_half_its_memory(memcached):
+    """What the CRD's maxItemSizeMB rule refuses (tests/e2e/test_memcached.py): 4 of 8 MiB
+    starts above, 4 of 7 does not."""
+    _, argv = pod_argv({"memoryLimitMB": 7, "maxItemSizeMB": 4, "port": free_port()}, memcached)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "item size limit higher than 1/2 of memory" in r.stderr
 
 
 def test_defaults_start(run_pod):

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from minop import content_hash
 from minop.kit import workloads as wl
 from minop_nginx.config import (
     CONF,
     CONF_DIR,
     CONFIG_VOLUME,
+    CONTENT_DIR,
+    CONTENT_VOLUME,
     DEFAULT_HEALTH,
     DEFAULT_PORT,
     TLS_DIR,
@@ -20,21 +23,30 @@ from minop_nginx.config import (
 
 UID = 101  # the nginx user of the unprivileged image
 CONFIG_HASH = "minop.dev/config-hash"
+CHECK = "nginx-t"  # the init container that runs the pod's own `nginx -t`
 # Writable scratch space on a read-only root: pid and temp files, a proxy cache.
 SCRATCH = {"tmp": "/tmp", "cache": "/var/cache/nginx", "run": "/run"}
+CONFIGMAP_PREFIX = "-config-"
 
 
-def configmap_name(name: str) -> str:
-    return f"{name}-config"
+def configmap_name(name: str, data: Mapping[str, str]) -> str:
+    """Named by content: a new configuration is a new ConfigMap, so the pods still on
+    the last one never see the new files (not even when their container restarts)."""
+    return f"{name}{CONFIGMAP_PREFIX}{content_hash(dict(data))[:10]}"
 
 
 def configmap(name: str, data: Mapping[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {"name": configmap_name(name)},
+        "metadata": {"name": configmap_name(name, data)},
+        "immutable": True,
         "data": dict(data),
     }
+
+
+def port(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("port", DEFAULT_PORT))
 
 
 def probe(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,7 +63,7 @@ def probe(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def volumes(
-    name: str, spec: Mapping[str, Any]
+    name: str, spec: Mapping[str, Any], data: Mapping[str, str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, volumeMounts) of the pod."""
     mounts: list[dict[str, Any]] = [
@@ -59,7 +71,7 @@ def volumes(
         {"name": CONFIG_VOLUME, "mountPath": CONF_DIR, "readOnly": True},
     ]
     vols: list[dict[str, Any]] = [
-        {"name": CONFIG_VOLUME, "configMap": {"name": configmap_name(name)}}
+        {"name": CONFIG_VOLUME, "configMap": {"name": configmap_name(name, data)}}
     ]
     for vol, path in SCRATCH.items():
         mounts.append({"name": vol, "mountPath": path})
@@ -68,8 +80,18 @@ def volumes(
         mounts.append({"name": USER_VOLUME, "mountPath": USER_DIR, "readOnly": True})
         vols.append({"name": USER_VOLUME, "configMap": {"name": spec["configMapRef"]["name"]}})
     if spec.get("tls"):
+        # every key of the Secret (ca.crt for ssl_client_certificate, ...), not only the pair
         mounts.append({"name": TLS_VOLUME, "mountPath": TLS_DIR, "readOnly": True})
         vols.append({"name": TLS_VOLUME, "secret": {"secretName": spec["tls"]["secretName"]}})
+    content = spec.get("content") or {}
+    if content:
+        mounts.append({"name": CONTENT_VOLUME, "mountPath": CONTENT_DIR, "readOnly": True})
+        if content.get("configMapRef"):
+            source: dict[str, Any] = {"configMap": {"name": content["configMapRef"]["name"]}}
+        else:
+            claim = content["persistentVolumeClaim"]["claimName"]
+            source = {"persistentVolumeClaim": {"claimName": claim, "readOnly": True}}
+        vols.append({"name": CONTENT_VOLUME, **source})
     return vols, mounts
 
 
@@ -79,42 +101,67 @@ def deployment(
     image: str,
     labels: Mapping[str, str],
     selector: Mapping[str, str],
+    data: Mapping[str, str],
     config_hash: str,
 ) -> dict[str, Any]:
-    vols, mounts = volumes(name, spec)
-    container: dict[str, Any] = {
-        "name": "nginx",
+    vols, mounts = volumes(name, spec, data)
+    # -e stderr: never open the compiled-in error log path on a read-only root
+    command = ["nginx", "-c", CONF, "-e", "stderr", "-g", "daemon off;"]
+    common: dict[str, Any] = {
         "image": image,
-        # -e stderr: never open the compiled-in error log path on a read-only root
-        "command": ["nginx", "-c", CONF, "-e", "stderr", "-g", "daemon off;"],
-        "ports": [
-            {
-                "name": "http",
-                "containerPort": int(spec.get("port", DEFAULT_PORT)),
-                "protocol": "TCP",
-            }
-        ],
-        "readinessProbe": probe(spec),
-        "livenessProbe": probe(spec),
         "volumeMounts": mounts,
         "securityContext": wl.restricted_container_security(),
+        # nginx writes its errors to stderr: they become the container's status message
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    # The pod's own nginx judges the configuration before the pod serves: a config it
+    # rejects leaves the new pod in Init (and the object Degraded with the message).
+    check = {"name": CHECK, "command": [*command, "-t", "-q"], **common}
+    container: dict[str, Any] = {
+        "name": "nginx",
+        "command": command,
+        "ports": [{"name": "http", "containerPort": port(spec), "protocol": "TCP"}],
+        "readinessProbe": probe(spec),
+        "livenessProbe": probe(spec),
+        **common,
     }
     # the hash rolls the pods whenever any configuration input changes
     meta = wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash})
     return wl.deployment(
-        name, spec, int(spec.get("replicas", 1)), selector, meta, UID, container, vols
+        name,
+        spec,
+        int(spec.get("replicas", 1)),
+        selector,
+        meta,
+        UID,
+        container,
+        vols,
+        init_containers=[check],
+        max_unavailable=0,  # old pods serve until a new one passed its check and is ready
+        spread=True,
     )
 
 
 def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
-    port = int(spec.get("port", DEFAULT_PORT))
+    svc = spec.get("service") or {}
+    tls = bool(spec.get("tls"))
+    meta: dict[str, Any] = {"name": name}
+    if svc.get("annotations"):
+        meta["annotations"] = dict(svc["annotations"])
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name},
+        "metadata": meta,
         "spec": {
-            "type": spec.get("serviceType", "ClusterIP"),
+            "type": svc.get("type") or spec.get("serviceType") or "ClusterIP",
             "selector": dict(selector),
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {
+                    "name": "https" if tls else "http",
+                    "port": int(svc.get("port") or (443 if tls else 80)),
+                    "targetPort": "http",  # the container's port, whatever its number
+                    "protocol": "TCP",
+                }
+            ],
         },
     }

@@ -1,5 +1,10 @@
 """nginx configuration: the pod's file layout, generated files, and the `nginx -t`
-check the operator runs before rolling a configuration out."""
+check the operator runs before rolling a configuration out.
+
+The operator's nginx is not the pod's: it judges what every nginx judges alike
+(syntax, includes, file paths) and leaves the rest (directives, parameters,
+modules an older or newer nginx lacks) to the pod's own `nginx -t`, which runs
+as an init container before each new pod serves (children.check_container)."""
 
 from __future__ import annotations
 
@@ -25,8 +30,9 @@ CONF = "/etc/nginx/nginx.conf"  # key nginx.conf of our ConfigMap (a subPath mou
 CONF_DIR = "/etc/nginx/minop"  # our ConfigMap: server.conf
 USER_DIR = "/etc/nginx/user"  # the user's configMapRef
 TLS_DIR = "/etc/nginx/tls"  # the TLS Secret
+CONTENT_DIR = "/usr/share/nginx/html"  # spec.content, the default server's root
 # Volumes of the pod.
-CONFIG_VOLUME, USER_VOLUME, TLS_VOLUME = "config", "user-config", "tls"
+CONFIG_VOLUME, USER_VOLUME, TLS_VOLUME, CONTENT_VOLUME = "config", "user-config", "tls", "content"
 DEFAULT_PORT = 8080
 DEFAULT_HEALTH = "/healthz"
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -77,7 +83,7 @@ def server_conf(spec: Mapping[str, Any]) -> str:
         return 200 "ok\\n";
     }}
     location / {{
-        root /usr/share/nginx/html;
+        root {CONTENT_DIR};
         index index.html;
     }}
 }}
@@ -96,12 +102,36 @@ class InvalidConfig(ValueError):
     pass
 
 
+# nginx errors the operator's nginx cannot judge for the pod's. Another version or build
+# knows other directives, parameters, values and variables, and allows directives in
+# other places (`http2 on;` is unknown before 1.25.1); host names resolve in the pod's
+# namespace; a port may be in use on the operator's host, never in a new pod.
+NOT_DECIDABLE = re.compile(
+    r"unknown directive|invalid parameter|invalid value|invalid number of arguments"
+    r'|unknown "[^"]*" variable|is not allowed here|host not found|bind\(\) to \S+ failed'
+)
+# A file of the TLS Secret named in the configuration: `ssl_client_certificate
+# /etc/nginx/tls/ca.crt;`. Group 1 is the directive, group 2 the Secret's key.
+_TLS_FILE = re.compile(rf"""(\w+)\s+["']?{re.escape(TLS_DIR)}/([^\s;"'/]+)""")
+
+
+def first_error(output: str) -> str:
+    """nginx's first error in its output (of `nginx -t`, or a pod's termination
+    message), without the time stamp and pid: `unknown directive "x" in /etc/...:3`."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    line = next((x for x in lines if re.search(r"\[(emerg|alert|crit|error)\]", x)), "")
+    line = line or (lines[0] if lines else "")
+    return re.sub(r"^.*?\[(emerg|alert|crit|error)\] (\d+#\d+: )?", "", line)
+
+
 def check(pod: Mapping[str, Any], data: Mapping[str, str]) -> None:
     """Run ``nginx -t`` on the pod's own command line, with ``data`` (our ConfigMap)
     where the pod mounts it, as the pod's user when the operator runs as root.
 
-    Raises InvalidConfig with nginx's own message. Skipped, with one warning,
-    where nginx is not installed. Cached by content: each version is checked once.
+    Raises InvalidConfig with nginx's own message for what any nginx refuses alike;
+    anything in ``NOT_DECIDABLE``, or about a file of the TLS Secret (the operator
+    holds stand-ins, never its data), is left to the pod's own check. Skipped, with
+    one warning, where nginx is not installed. Cached by content.
     """
     _check(json.dumps({"pod": pod, "data": data}, sort_keys=True))
 
@@ -119,8 +149,8 @@ def _check(blob: str) -> None:
     container = pod["containers"][0]
     volumes = {CONFIG_VOLUME: data}
     if any(v["name"] == TLS_VOLUME for v in pod.get("volumes") or []):
-        try:  # the Secret's data never reaches the operator: a throwaway pair stands in
-            volumes[TLS_VOLUME] = dummy_tls()
+        try:  # the Secret's data never reaches the operator: throwaway files stand in
+            volumes[TLS_VOLUME] = tls_stand_ins(data)
         except (OSError, subprocess.SubprocessError):
             _warn_once("openssl failed or is missing: TLS configurations are not")
             return
@@ -146,19 +176,28 @@ def _check(blob: str) -> None:
         message = localpod.relocate(r.stderr.strip(), back)
     if r.returncode == 0:
         return
-    first = message.splitlines()[0] if message else f"nginx -t exited {r.returncode}"
-    first = re.sub(r"^.*?\[(emerg|alert|crit|error)\] (\d+#\d+: )?", "", first)
-    if "host not found" in first:
-        # Names resolve in the pod's namespace, not the operator's: not ours to judge.
-        log.info("nginx -t could not resolve a host (the pod may): %s", first)
+    first = first_error(message) or f"nginx -t exited {r.returncode}"
+    if NOT_DECIDABLE.search(first) or f"{TLS_DIR}/" in first:
+        log.info("nginx -t here cannot judge it; the pod's nginx will: %s", first)
         return
     raise InvalidConfig(first)
 
 
-def image_files(conf_dir: Path) -> None:
+def tls_stand_ins(data: Mapping[str, str]) -> dict[str, str]:
+    """A throwaway file for tls.crt, tls.key and every other key of the TLS Secret the
+    configuration names (e.g. ca.crt for mTLS): the key for `*_key` directives, else
+    the certificate."""
+    pair = dummy_tls()
+    out = dict(pair)
+    for text in data.values():
+        for directive, key in _TLS_FILE.findall(text):
+            out.setdefault(key, pair["tls.key" if directive.endswith("_key") else "tls.crt"])
+    return out
+
+
+def image_files(conf_dir: Path, local: Path = Path("/etc/nginx")) -> None:
     """The files the image ships beside nginx.conf (mime.types, fastcgi_params, ...),
-    from the local nginx's /etc/nginx: relative includes resolve there."""
-    local = Path("/etc/nginx")
+    from a local nginx's ``local`` directory: relative includes resolve there."""
     if not local.is_dir():
         return
     for f in local.iterdir():

@@ -7,9 +7,12 @@ from minop_nginx.config import DEFAULT_HEALTH, DEFAULT_PORT
 
 KIND = Kind("web.minop.dev", "v1alpha1", "NginxServer", "nginxservers")
 DEFAULT_IMAGE = "nginxinc/nginx-unprivileged:1.27"
+SERVICE_TYPES = ["ClusterIP", "NodePort", "LoadBalancer"]
 
-# `listen` directives of the inline config, e.g. "listen 8080", "listen [::]:8443 ssl".
-_LISTENS = "self.config.findAll('listen\\\\s+(\\\\S*:)?[0-9]+[^;]*')"
+# `listen` directives of the inline config, e.g. "listen 8080", "listen [::]:8443 ssl",
+# and comments: a comment is matched whole, so a `listen` inside it is never one.
+_LISTENS = "self.config.findAll('#[^\\\\n]*|\\\\blisten\\\\s+(\\\\S*:)?[0-9]+[^;#]*')"
+_IS_LISTEN = "l.startsWith('listen')"
 _PORT_OF = "int(l.find('^listen\\\\s+(\\\\S*:)?[0-9]+').find('[0-9]+$'))"
 
 SPEC = crd.obj(
@@ -23,20 +26,35 @@ SPEC = crd.obj(
             max_length=512,
         ),
         "port": crd.integer(
-            "Port nginx and the Service listen on; at least 1024, as nginx runs unprivileged.",
+            "Port nginx listens on in the pod (the Service maps service.port to it); at least "
+            "1024, as nginx runs unprivileged.",
             minimum=1024,
             maximum=65535,
             default=DEFAULT_PORT,
         ),
         "serviceType": crd.string(
-            "Type of the Service.",
-            enum=["ClusterIP", "NodePort", "LoadBalancer"],
-            default="ClusterIP",
+            "Deprecated: use service.type. Type of the Service.", enum=SERVICE_TYPES
+        ),
+        "service": crd.obj(
+            "The Service in front of the pods.",
+            {
+                "type": crd.string("Type of the Service (default ClusterIP).", enum=SERVICE_TYPES),
+                "port": crd.integer(
+                    "Port of the Service, mapped to the container's `port`; default 80, "
+                    "443 with `tls`.",
+                    minimum=1,
+                    maximum=65535,
+                ),
+                "annotations": crd.string_map(
+                    "Annotations of the Service, e.g. for a cloud load balancer."
+                ),
+            },
         ),
         "config": crd.string(
             "nginx configuration for the http block (one or more server blocks) used instead "
             "of the default one; it must listen on `port` (with `ssl` when `tls` is set) and "
-            "answer `healthcheckPath`. Checked with `nginx -t` before rollout.",
+            "answer `healthcheckPath`. Checked with `nginx -t` before rollout, and by each new "
+            "pod's own nginx before it serves.",
             min_length=1,
             max_length=65536,
         ),
@@ -47,10 +65,34 @@ SPEC = crd.obj(
             required=["name"],
         ),
         "tls": crd.obj(
-            "Serve HTTPS on `port` with a kubernetes.io/tls Secret, mounted at /etc/nginx/tls; "
-            "editing the Secret rolls the pods.",
+            "Serve HTTPS on `port` with a kubernetes.io/tls Secret, every key mounted at "
+            "/etc/nginx/tls (tls.crt, tls.key, ca.crt for ssl_client_certificate, ...); editing "
+            "the Secret rolls the pods.",
             {"secretName": crd.object_name("Secret with tls.crt and tls.key.")},
             required=["secretName"],
+        ),
+        "content": crd.obj(
+            "Static content served from /usr/share/nginx/html (the default server block's "
+            "root), read-only: a ConfigMap or a PersistentVolumeClaim, exactly one.",
+            {
+                "configMapRef": crd.obj(
+                    "A ConfigMap whose keys are the files; editing it rolls the pods.",
+                    {"name": crd.object_name("Name of the ConfigMap, in the same namespace.")},
+                    required=["name"],
+                ),
+                "persistentVolumeClaim": crd.obj(
+                    "A PersistentVolumeClaim holding the files, mounted read-only (with "
+                    "more than one replica, its access mode must allow several nodes).",
+                    {"claimName": crd.object_name("Name of the claim, in the same namespace.")},
+                    required=["claimName"],
+                ),
+            },
+            rules=[
+                crd.Rule(
+                    "has(self.configMapRef) != has(self.persistentVolumeClaim)",
+                    "content needs exactly one of configMapRef and persistentVolumeClaim",
+                )
+            ],
         ),
         "healthcheckPath": crd.string(
             "Path the readiness and liveness probes request; the default server block answers "
@@ -70,15 +112,21 @@ SPEC = crd.obj(
         ),
         # The Service and the probes use `port`: a block listening elsewhere never serves.
         crd.Rule(
-            f"!has(self.config) || {_LISTENS}.exists(l, {_PORT_OF} == self.port)",
+            f"!has(self.config) || {_LISTENS}.exists(l, {_IS_LISTEN} && {_PORT_OF} == self.port)",
             "config must contain a listen directive for spec.port (default 8080)",
             field=".config",
         ),
         crd.Rule(
             f"!has(self.config) || !has(self.tls) || "
-            f"{_LISTENS}.exists(l, {_PORT_OF} == self.port && l.matches('\\\\sssl(\\\\s|$)'))",
+            f"{_LISTENS}.exists(l, {_IS_LISTEN} && {_PORT_OF} == self.port && "
+            "l.matches('\\\\sssl(\\\\s|$)'))",
             "with tls, config must listen on spec.port with ssl (the probes use HTTPS)",
             field=".config",
+        ),
+        crd.Rule(
+            "!has(self.serviceType) || !has(self.service) || !has(self.service.type)",
+            "serviceType is deprecated: set service.type only",
+            field=".serviceType",
         ),
     ],
 )

@@ -1,4 +1,5 @@
-"""NGINX hooks: check the configuration, then reconcile ConfigMap, Deployment, Service, PDB.
+"""NGINX hooks: check the configuration, then reconcile ConfigMap, Deployment, Service, PDB,
+and report a configuration the pods' own nginx rejects.
 
 No finalizer: every child has an owner reference, so the garbage collector
 removes them with the NginxServer.
@@ -17,13 +18,25 @@ from minop_nginx import children, config
 from minop_nginx.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 
 IMAGE_ENV = "NGINX_IMAGE"
-# Objects the pods read that the user owns: (spec field, key, kind).
-REFERENCES = (("configMapRef", "name", kinds.CONFIGMAP), ("tls", "secretName", kinds.SECRET))
+# Objects the pods read that the user owns: (spec field path, key, kind).
+REFERENCES = (
+    ("configMapRef", "name", kinds.CONFIGMAP),
+    ("tls", "secretName", kinds.SECRET),
+    ("content.configMapRef", "name", kinds.CONFIGMAP),
+)
 
 
 def _referenced(body: Mapping[str, Any], field: str, key: str) -> list[str]:
-    ref = (body.get("spec") or {}).get(field) or {}
+    ref: Any = body.get("spec") or {}
+    for part in field.split("."):
+        ref = ref.get(part) or {}
     return [ref[key]] if ref.get(key) else []
+
+
+def _referenced_of_kind(body: Mapping[str, Any], kind: minop.Kind) -> list[str]:
+    return [
+        name for field, key, k in REFERENCES if k == kind for name in _referenced(body, field, key)
+    ]
 
 
 @minop.hookimpl
@@ -34,9 +47,11 @@ def minop_resources() -> list[minop.Resource]:
             crd=DEFINITION,
             children=(kinds.DEPLOYMENT, kinds.SERVICE, kinds.CONFIGMAP, kinds.PDB),
             observes=(kinds.POD,),
+            # one Related per kind, naming all its references: the core tracks a kind's
+            # names per Related, so a second one of the kind would replace the first's
             related=tuple(
-                minop.Related(kind, functools.partial(_referenced, field=field, key=key))
-                for field, key, kind in REFERENCES
+                minop.Related(kind, functools.partial(_referenced_of_kind, kind=kind))
+                for kind in dict.fromkeys(kind for _, _, kind in REFERENCES)
             ),
             images={"nginx": wl.operand_image({}, IMAGE_ENV, DEFAULT_IMAGE)},
             examples=(EXAMPLE,),
@@ -44,9 +59,10 @@ def minop_resources() -> list[minop.Resource]:
     ]
 
 
-def _inputs_hash(ctx: minop.Context, data: Mapping[str, str]) -> str:
-    """Hash of everything the pods read: our files, the user's ConfigMap, the TLS Secret."""
-    parts: dict[str, Any] = {"files": dict(data)}
+def _inputs_hash(ctx: minop.Context, data: Mapping[str, str], image: str) -> str:
+    """Hash of everything the pods read: our files, the user's ConfigMaps, the TLS
+    Secret; and the image, whose nginx judges them."""
+    parts: dict[str, Any] = {"files": dict(data), "image": image}
     for field, key, kind in REFERENCES:
         for name in _referenced(ctx.body, field, key):
             found = ctx.related_hash(kind, name)
@@ -61,34 +77,74 @@ def _inputs_hash(ctx: minop.Context, data: Mapping[str, str]) -> str:
 
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
-    ref = _referenced(ctx.body, "configMapRef", "name")
-    if ref == [children.configmap_name(ctx.name)]:
-        raise minop.PermanentError(
-            f"spec.configMapRef.name: {ref[0]!r} is the ConfigMap the operator writes; rename yours"
-        )
     data = config.files(spec)
     image = wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE)
-    digest = _inputs_hash(ctx, data)
-    deployment = children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector, digest)
-    if not ref:  # a configMapRef's data never reaches the operator: nothing to check
+    digest = _inputs_hash(ctx, data, image)
+    deployment = children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector, data, digest)
+    field = (
+        "spec.config"
+        if spec.get("config")
+        else "spec.configMapRef"
+        if spec.get("configMapRef")
+        else "generated configuration"
+    )
+    if not spec.get("configMapRef"):  # its data never reaches the operator: the pods judge it
         try:
             config.check(deployment["spec"]["template"]["spec"], data)
         except config.InvalidConfig as e:
             # nothing is applied: the running pods keep the last good configuration
-            field = "spec.config" if spec.get("config") else "generated configuration"
             raise minop.PermanentError(f"{field}: nginx -t failed: {e}") from None
-    ctx.apply(children.configmap(ctx.name, data))
+    configmap = children.configmap(ctx.name, data)
+    ctx.apply(configmap)
     ctx.apply(deployment)
     ctx.apply(children.service(ctx.name, spec, ctx.selector))
     replicas = int(spec.get("replicas", 1))
     wl.sync_pdb(ctx, replicas)
     ready, names = wl.report_deployment(ctx, replicas)
+    pods = ctx.children(kinds.POD)
+    _prune_configmaps(ctx, configmap["metadata"]["name"], pods)
+    rejected = _rejected(pods, digest)
+    if rejected:
+        # maxUnavailable 0: the old pods keep serving while the new one fails its check
+        msg = f"{field}: nginx -t failed in pod {rejected[0]} ({image}): {rejected[1]}"
+        ctx.condition("Ready", False, "ConfigRejected", msg)
+        ctx.condition("Progressing", False, "ConfigRejected", msg)  # stuck until the spec changes
+        ctx.condition("Degraded", True, "ConfigRejected", msg)
+        known = [c.get("message") for c in ctx.status.get("conditions") or []]
+        if msg not in known:  # once, not on every restart of the failing check
+            ctx.event("Warning", "ConfigRejected", msg)
     return {
         "availableReplicas": ready,
         "replicas": len(names),
         "podNames": names,
         "selector": wl.selector_string(ctx.selector),
     }
+
+
+def _rejected(pods: list[minop.Obj], digest: str) -> tuple[str, str] | None:
+    """(pod, nginx's message) of a pod of the current configuration whose own
+    `nginx -t` failed."""
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        if (pod["metadata"].get("annotations") or {}).get(children.CONFIG_HASH) != digest:
+            continue
+        failed = wl.init_failure(pod, children.CHECK)
+        if failed is not None:
+            return pod["metadata"]["name"], config.first_error(failed) or failed
+    return None
+
+
+def _prune_configmaps(ctx: minop.Context, current: str, pods: list[minop.Obj]) -> None:
+    """Delete our earlier ConfigMaps once no pod mounts them any more."""
+    mounted = {
+        v["configMap"]["name"]
+        for p in pods
+        for v in p.get("spec", {}).get("volumes") or []
+        if v.get("configMap")
+    }
+    for cm in ctx.children(kinds.CONFIGMAP):
+        name = cm["metadata"]["name"]
+        if name.startswith(ctx.name + "-config") and name != current and name not in mounted:
+            ctx.delete(kinds.CONFIGMAP, name)
 
 
 @minop.hookimpl

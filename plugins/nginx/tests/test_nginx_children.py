@@ -1,5 +1,6 @@
 """The NginxServer children as pure functions of the spec, and the CRD."""
 
+import pytest
 from minop_nginx import children, config
 from minop_nginx.crd import DEFINITION
 
@@ -8,8 +9,12 @@ from minop.kit.crd import undocumented
 LABELS = {"app.kubernetes.io/instance": "web"}
 
 
+def deployment(spec, digest="h"):
+    return children.deployment("web", spec, "img", LABELS, LABELS, config.files(spec), digest)
+
+
 def template(spec, digest="h"):
-    return children.deployment("web", spec, "img", LABELS, LABELS, digest)["spec"]["template"]
+    return deployment(spec, digest)["spec"]["template"]
 
 
 def test_pods_are_restricted_with_writable_scratch_dirs_only():
@@ -60,13 +65,72 @@ def test_probes_request_the_health_path_on_the_named_port():
         assert c[probe]["httpGet"] == {"path": "/up", "port": "http", "scheme": "HTTP"}
 
 
+def test_the_pods_own_nginx_checks_the_config_before_the_pod_serves():
+    d = deployment({"resources": {"limits": {"memory": "64Mi"}}})
+    pod = d["spec"]["template"]["spec"]
+    [check], [main] = pod["initContainers"], pod["containers"]
+    assert check["name"] == children.CHECK and check["image"] == main["image"] == "img"
+    assert check["command"] == [*main["command"], "-t", "-q"]
+    # the same files, user and limits as the server; its errors become its status message
+    for key in ("volumeMounts", "securityContext", "resources", "terminationMessagePolicy"):
+        assert check[key] == main[key], key
+    assert check["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    # a new pod must pass before an old one stops
+    assert d["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+    }
+
+
+def test_configmap_is_named_by_its_content_so_old_pods_keep_their_files():
+    a, b = config.files({}), config.files({"healthcheckPath": "/up"})
+    cm = children.configmap("web", a)
+    assert cm["immutable"] is True and cm["data"] == a
+    assert cm["metadata"]["name"].startswith("web-config-")
+    assert children.configmap_name("web", a) != children.configmap_name("web", b)
+    vols = {v["name"]: v for v in template({})["spec"]["volumes"]}
+    assert vols["config"]["configMap"]["name"] == cm["metadata"]["name"]
+
+
+def test_pods_spread_over_nodes_unless_the_spec_places_them():
+    [spread] = template({})["spec"]["topologySpreadConstraints"]
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["labelSelector"] == {"matchLabels": LABELS}
+    affinity = {"nodeAffinity": {}}
+    assert "topologySpreadConstraints" not in template({"affinity": affinity})["spec"]
+
+
+@pytest.mark.parametrize(
+    ("content", "source"),
+    [
+        ({"configMapRef": {"name": "site"}}, {"configMap": {"name": "site"}}),
+        (
+            {"persistentVolumeClaim": {"claimName": "www"}},
+            {"persistentVolumeClaim": {"claimName": "www", "readOnly": True}},
+        ),
+    ],
+)
+def test_content_is_mounted_read_only_where_the_default_server_serves_from(content, source):
+    pod = template({"content": content})["spec"]
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["content"] == {"name": "content", **source}
+    mounts = {m["mountPath"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts[config.CONTENT_DIR] == {
+        "name": "content",
+        "mountPath": config.CONTENT_DIR,
+        "readOnly": True,
+    }
+    assert f"root {config.CONTENT_DIR};" in config.server_conf({})
+
+
 def test_tls_and_config_map_ref_are_mounted_and_probed_over_https():
     pod = template({"tls": {"secretName": "cert"}, "configMapRef": {"name": "site"}})["spec"]
     c = pod["containers"][0]
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     assert mounts[config.TLS_DIR] == "tls" and mounts[config.USER_DIR] == "user-config"
     vols = {v["name"]: v for v in pod["volumes"]}
-    assert vols["tls"]["secret"] == {"secretName": "cert"}
+    assert vols["tls"]["secret"] == {"secretName": "cert"}  # every key, ca.crt too
     assert vols["user-config"]["configMap"] == {"name": "site"}
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     files = config.files({"configMapRef": {"name": "site"}})
@@ -94,12 +158,29 @@ def test_config_hash_scheduling_and_resources_reach_the_pods():
     assert resources == {"requests": {"memory": "512Mi", "cpu": "100m"}}
 
 
-def test_service_type_and_port():
-    svc = children.service("web", {"serviceType": "NodePort", "port": 9000}, LABELS)
-    assert svc["spec"]["type"] == "NodePort"
+@pytest.mark.parametrize(
+    ("spec", "kind", "port", "name"),
+    [
+        ({}, "ClusterIP", 80, "http"),
+        ({"port": 9000}, "ClusterIP", 80, "http"),  # the container's port stays behind it
+        ({"tls": {"secretName": "c"}, "port": 8443}, "ClusterIP", 443, "https"),
+        ({"service": {"type": "LoadBalancer", "port": 8000}}, "LoadBalancer", 8000, "http"),
+        ({"serviceType": "NodePort"}, "NodePort", 80, "http"),  # deprecated spelling
+    ],
+)
+def test_service_listens_on_80_or_443_mapped_to_the_named_container_port(spec, kind, port, name):
+    svc = children.service("web", spec, LABELS)
+    assert svc["spec"]["type"] == kind
     assert svc["spec"]["ports"] == [
-        {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"}
+        {"name": name, "port": port, "targetPort": "http", "protocol": "TCP"}
     ]
+    assert "annotations" not in svc["metadata"]
+
+
+def test_service_annotations():
+    lb = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+    svc = children.service("web", {"service": {"annotations": lb}}, LABELS)
+    assert svc["metadata"]["annotations"] == lb
 
 
 def test_crd_documents_every_field_and_scales_on_replicas():

@@ -94,7 +94,8 @@ SPEC = crd.obj(
             default=1,
         ),
         "image": crd.string(
-            f"Redis 7 container image; default: the operator's REDIS_IMAGE or {DEFAULT_IMAGE}.",
+            "Redis (6.0 to 8.x) or Valkey (7.2 and later) container image; default: the "
+            f"operator's REDIS_IMAGE or {DEFAULT_IMAGE}.",
             min_length=1,
         ),
         "storage": STORAGE,

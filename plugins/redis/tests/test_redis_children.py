@@ -87,18 +87,29 @@ def test_containers_probes_and_mounts() -> None:
     pod = sts(resources={"limits": {"cpu": "0.5", "memory": "1024Mi"}})["spec"]["template"]["spec"]
     init, main = pod["initContainers"][0], pod["containers"][0]
     assert init["command"] == ["sh", f"{children.CONFIG_DIR}/init.sh"]
-    assert main["command"] == ["redis-server", f"{children.RUN_DIR}/redis.conf"]
+    assert main["command"][:2] == ["sh", "-c"]  # redis-server or valkey-server
+    assert main["command"][-1] == f"{children.RUN_DIR}/redis.conf"
     env = {e["name"]: e.get("value") for e in init["env"]}
     assert env["REDIS_PRIMARY_HOST"] == "r-0.r-headless.ns.svc"  # stable DNS of pod 0
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-        assert main[probe]["exec"]["command"] == children.PROBE
-    assert "redis-cli" in children.PROBE_SCRIPT and "ping" in children.PROBE_SCRIPT
+    probes = {p: main[p]["exec"]["command"][-1] for p in ("readinessProbe", "livenessProbe")}
+    assert "grep -qx PONG" in probes["readinessProbe"]  # strict
+    assert "LOADING" in probes["livenessProbe"]  # a loading replica is alive
+    assert main["startupProbe"]["exec"] == main["readinessProbe"]["exec"]
     assert main["resources"] == {"limits": {"cpu": "500m", "memory": "1Gi"}}  # canonical
     assert init["resources"] == main["resources"]
     mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
     assert mounts == {"data": "/data", "run": "/run/redis", "auth": "/etc/redis-auth"}
     secret = next(v for v in pod["volumes"] if v["name"] == "auth")["secret"]
     assert secret == {"secretName": "r-auth", "defaultMode": 0o440}
+
+
+def test_the_startup_budget_grows_with_the_volume() -> None:
+    def budget(size: str) -> int:
+        probe = sts(size=size)["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+        return int(probe["periodSeconds"] * probe["failureThreshold"])
+
+    assert budget("64Mi") >= 300  # never less than 5 minutes
+    assert budget("10Gi") >= 300 + 10 * 120 > budget("1Gi")
 
 
 def test_replicas_prefer_different_nodes_unless_the_user_says_otherwise() -> None:
@@ -129,7 +140,8 @@ def test_redis_conf_follows_persistence_and_memory() -> None:
     assert "appendonly no" in conf and f"maxmemory {256 << 20}" in conf
     assert "maxmemory-policy allkeys-lru" in conf
     conf = children.redis_conf(inst())
-    assert "appendonly yes" in conf and 'appenddirname "appendonlydir"' in conf
+    assert "appendonly yes" in conf
+    assert "appenddirname" not in conf  # 7.0 and later only: init.sh adds it
     assert "maxmemory " not in conf and "maxmemory-policy noeviction" in conf
     data = children.configmap(inst())["data"]
     assert set(data) == {"redis.conf", "init.sh"}

@@ -1,0 +1,75 @@
+"""minop.kit.workloads: reading a failed init container, spreading pods over nodes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minop.kit import workloads as wl
+
+MSG = '2026/12/01 09:00:00 [emerg] 1#1: unknown directive "x" in /etc/nginx/a.conf:1\n'
+
+
+def pod(*statuses: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": "p"}, "status": {"initContainerStatuses": list(statuses)}}
+
+
+def status(state: dict[str, Any], last: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": "check", "state": state, "lastState": last or {}}
+
+
+def test_init_failure_reads_the_failed_run_while_the_kubelet_backs_off():
+    failed = {"terminated": {"exitCode": 1, "message": MSG}}
+    assert wl.init_failure(pod(status(failed)), "check") == MSG.strip()
+    crashloop = status({"waiting": {"reason": "CrashLoopBackOff"}}, failed)
+    assert wl.init_failure(pod(crashloop), "check") == MSG.strip()
+    no_message = {"terminated": {"exitCode": 2}}
+    assert wl.init_failure(pod(status(no_message)), "check") == "exited 2"
+
+
+def test_init_failure_is_none_unless_the_last_run_failed():
+    failed = {"terminated": {"exitCode": 1, "message": MSG}}
+    succeeded_after_failing = status({"terminated": {"exitCode": 0}}, failed)
+    assert wl.init_failure(pod(succeeded_after_failing), "check") is None
+    assert wl.init_failure(pod(status({"running": {}}, failed)), "check") is None
+    first_run_pending = status({"waiting": {"reason": "PodInitializing"}})
+    assert wl.init_failure(pod(first_run_pending), "check") is None
+    assert wl.init_failure(pod(status(failed)), "other") is None
+    assert wl.init_failure({"metadata": {"name": "p"}}, "check") is None
+
+
+def deployment(spec: dict[str, Any], **kw: Any) -> dict[str, Any]:
+    return wl.deployment("d", spec, 2, {"app": "d"}, {}, 1000, {"name": "c"}, **kw)
+
+
+def test_spread_across_nodes_is_soft_per_revision_and_yields_to_the_spec():
+    pod_spec = deployment({}, spread=True)["spec"]["template"]["spec"]
+    assert pod_spec["topologySpreadConstraints"] == [
+        {
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app": "d"}},
+            "matchLabelKeys": ["pod-template-hash"],
+        }
+    ]
+    assert "topologySpreadConstraints" not in deployment({})["spec"]["template"]["spec"]
+    own = [{"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule"}]
+    spec = {"topologySpreadConstraints": own}
+    assert (
+        deployment(spec, spread=True)["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        == own
+    )
+    affinity = {"affinity": {"podAntiAffinity": {}}}
+    assert (
+        "topologySpreadConstraints"
+        not in deployment(affinity, spread=True)["spec"]["template"]["spec"]
+    )
+
+
+def test_init_containers_share_the_resources_and_max_unavailable_sets_the_strategy():
+    spec = {"resources": {"limits": {"memory": "1024Mi"}}}
+    d = deployment(spec, init_containers=[{"name": "i"}], max_unavailable=0)
+    pod_spec = d["spec"]["template"]["spec"]
+    assert pod_spec["initContainers"] == [{"name": "i", "resources": {"limits": {"memory": "1Gi"}}}]
+    assert d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert "strategy" not in deployment({})["spec"]
