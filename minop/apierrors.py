@@ -18,10 +18,18 @@ class ApiError(Exception):
     """The API server refused a request (or could not be reached: ``status == 0``)."""
 
     def __init__(
-        self, status: int, reason: str, message: str, body: dict[str, Any] | None = None
+        self,
+        status: int,
+        reason: str,
+        message: str,
+        body: dict[str, Any] | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{status} {reason}: {message}" if status else message)
         self.status, self.reason, self.message, self.body = status, reason, message, body or {}
+        # Seconds the server asked us to wait (Retry-After of a 429 or 503): every retry
+        # of this request, however far up it is retried, waits at least that long.
+        self.retry_after = retry_after
 
     @property
     def retryable(self) -> bool:

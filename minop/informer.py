@@ -111,7 +111,7 @@ class Informer:
         need_list = True
         while not self._stop.is_set():
             self.heartbeat = time.monotonic()
-            reason = ""
+            reason, asked = "", 0.0
             try:
                 if need_list:
                     self._relist()
@@ -126,7 +126,7 @@ class Informer:
             except StreamStalled:
                 reason = "inactivity"
             except (ApiError, ValueError) as e:
-                reason = "error"
+                reason, asked = "error", getattr(e, "retry_after", None) or 0.0
                 if isinstance(e, ApiError) and e.status == 403:
                     self.forbidden = e
                 if not self._stop.is_set():
@@ -144,6 +144,7 @@ class Informer:
                 continue
             failures += 1
             delay = random.uniform(0.5, 1.0) * min(self.max_backoff, 0.5 * 2 ** min(failures, 10))
+            delay = max(delay, asked)  # never sooner than a 429's Retry-After
             while not self._stop.wait(min(delay, 5.0)):  # keep the heartbeat while waiting
                 self.heartbeat = time.monotonic()
                 delay -= 5.0

@@ -61,7 +61,11 @@ def _error(resp: requests.Response) -> ApiError:
     reason = body.get("reason") or resp.reason or ""
     message = body.get("message") or resp.text[:500]
     cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status_code, ApiError)
-    return cls(resp.status_code, reason, message, body)
+    try:
+        retry_after: float | None = min(30.0, max(0.0, float(resp.headers["Retry-After"])))
+    except (KeyError, ValueError):
+        retry_after = None
+    return cls(resp.status_code, reason, message, body, retry_after)
 
 
 class _TokenFile:
@@ -206,7 +210,8 @@ class Kube:
                 resp.status_code >= 500 and err.retryable and method in _IDEMPOTENT
             )
             if retry and attempt < self.retries:
-                time.sleep(self._retry_after(resp, attempt))
+                wait = err.retry_after
+                time.sleep(self._backoff(attempt) if wait is None else wait)
                 continue
             raise err
 
@@ -218,12 +223,6 @@ class Kube:
     @staticmethod
     def _backoff(attempt: int) -> float:
         return min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
-
-    def _retry_after(self, resp: requests.Response, attempt: int) -> float:
-        try:
-            return min(30.0, max(0.0, float(resp.headers.get("Retry-After", ""))))
-        except ValueError:
-            return self._backoff(attempt)
 
     # -- verbs ----------------------------------------------------------------
 

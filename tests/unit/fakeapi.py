@@ -9,6 +9,7 @@ import contextlib
 import json
 import queue
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -25,7 +26,9 @@ def cm(name: str, rv: int, data: str = "x") -> dict:
 class FakeApi:
     """Lists come from ``objects``; each watch request takes the next script from
     ``watches``: a list of events (dicts), "stall" (send nothing, keep open) or
-    "close" at the end; a watch with no script left stalls."""
+    "close" at the end, or ``[("throttle", seconds)]`` (answer 429 with that
+    Retry-After); a watch with no script left stalls. ``requests`` records (path,
+    params, time) of every request."""
 
     def __init__(self) -> None:
         self.objects: dict[str, dict] = {}
@@ -33,7 +36,7 @@ class FakeApi:
         self.watches: queue.Queue[list] = queue.Queue()
         # Successive list answers as (objects, resourceVersion); then ``objects``.
         self.lists: queue.Queue[tuple[dict[str, dict], int]] = queue.Queue()
-        self.requests: list[tuple[str, dict]] = []
+        self.requests: list[tuple[str, dict, float]] = []
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,7 +45,7 @@ class FakeApi:
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 params = {k: v[0] for k, v in parse_qs(url.query).items()}
-                api.requests.append((url.path, params))
+                api.requests.append((url.path, params, time.monotonic()))
                 if url.path == "/version":
                     return self._json({"major": "1", "minor": "36"})
                 if params.get("watch") == "true":
@@ -71,6 +74,12 @@ class FakeApi:
                     script = api.watches.get_nowait()
                 except queue.Empty:
                     script = ["stall"]
+                if script and isinstance(script[0], tuple) and script[0][0] == "throttle":
+                    self.send_response(429)
+                    self.send_header("Retry-After", str(script[0][1]))
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Transfer-Encoding", "chunked")
@@ -106,7 +115,10 @@ class FakeApi:
         }
 
     def watch_params(self) -> list[dict]:
-        return [p for _, p in self.requests if p.get("watch") == "true"]
+        return [p for _, p, _ in self.requests if p.get("watch") == "true"]
+
+    def watch_times(self) -> list[float]:
+        return [t for _, p, t in self.requests if p.get("watch") == "true"]
 
     def close(self) -> None:
         self.httpd.shutdown()

@@ -71,7 +71,7 @@ def test_clean_end_resumes_from_last_rv_without_relisting(api):
     try:
         wait_for(lambda: len(api.watch_params()) == 2, 5, "second watch")
         assert api.watch_params()[1]["resourceVersion"] == "4"
-        lists = [p for _, p in api.requests if "watch" not in p and "limit" in p]
+        lists = [p for _, p, _ in api.requests if "watch" not in p and "limit" in p]
         assert len(lists) == 1
     finally:
         w.stop()
@@ -169,5 +169,19 @@ def test_relist_reports_an_object_recreated_meanwhile_as_deleted_then_added(api)
             ("ADDED", "7"),
         ]
         assert w.get("ns", "a")["metadata"]["uid"] == "uid-2"
+    finally:
+        w.stop()
+
+
+def test_a_throttled_watch_reopens_no_sooner_than_retry_after(api):
+    api.list_rv = 3
+    api.watches.put([("throttle", 1)])
+    rec = Recorder()
+    w = watcher(api, rec, max_backoff=0.05)
+    try:
+        wait_for(lambda: len(api.watch_times()) >= 2, 5, "the watch reopened")
+        first, second = api.watch_times()[:2]
+        assert second - first >= 1.0
+        assert api.watch_params()[1]["resourceVersion"] == "3"  # resumed, not relisted
     finally:
         w.stop()

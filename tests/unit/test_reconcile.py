@@ -10,6 +10,7 @@ import threading
 import pytest
 
 import minop
+from minop.apierrors import ApiError
 from minop.reconcile import Result
 from minop.status import FINALIZER, LAST_HANDLED, LAST_HANDLED_FIELD
 
@@ -359,6 +360,18 @@ def test_a_fenced_pass_is_requeued_not_dropped():
     env.retry("x", result.cause)
     assert [c[0] for c in p.calls] == ["create", "create"]
     assert cond(env.status("x"), "Ready")["status"] == "True"
+
+
+def test_api_error_in_a_hook_is_requeued_no_sooner_than_retry_after():
+    """A hook's request still throttled after the client's own retries: the requeue waits
+    for the server's Retry-After, not the (milliseconds) API backoff (found by the chaos
+    throttling scenario)."""
+    p = Plugin()
+    p.fail_with = ApiError(429, "TooManyRequests", "slow down", retry_after=7.0)
+    env = Env(p)
+    env.create("x", {"size": 1})
+    result = env.process("x")
+    assert result.requeue_after is not None and result.requeue_after >= 7.0
 
 
 def test_two_related_declarations_of_one_kind_are_both_tracked():
