@@ -30,7 +30,7 @@ from typing import Any
 from minop import invoke as inv
 from minop import schema, verdict
 from minop import status as st
-from minop.apierrors import ApiError, WritesFenced
+from minop.apierrors import ApiError, NotFound, WritesFenced
 from minop.apply import content_hash
 from minop.conditions import DEGRADED, find
 from minop.context import Context
@@ -93,6 +93,7 @@ class Reconciler:
         # A failed hook is not run again before its retry is due, whatever events come
         # meanwhile (its own status write echoes back at once); a new spec clears it.
         self._not_before: dict[Key, float] = {}
+        self._released: set[tuple[Key, str]] = set()  # (key, uid) whose finalizer we removed
         self._lock = threading.Lock()
 
     def deleted(self, key: Key, last: Obj) -> None:
@@ -210,8 +211,12 @@ class Reconciler:
     # -- finalize / delete -------------------------------------------------------------
 
     def _finalize(self, key: Key, obj: Obj) -> Result:
-        if not st.has_finalizer(obj):
-            return DONE  # someone else's finalizer holds it; DELETED will follow
+        with self._lock:
+            released = (key, _uid(obj)) in self._released
+        if released or not st.has_finalizer(obj):
+            # someone else's finalizer holds it, or the watch has not yet shown our removal
+            # (its response may carry the version the watch holds): DELETED will follow
+            return DONE
         if self.b.finalizes:
             wait = self._backing_off(key, set())
             if wait:
@@ -223,7 +228,12 @@ class Reconciler:
                 # otherwise); past max_tries it shows Degraded with a Warning each time
                 return self._failed(key, obj, "minop_finalize", out, ctx, "finalize")
             ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
-        self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
+        try:
+            self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
+        except NotFound:
+            pass  # gone already: what we wanted
+        with self._lock:
+            self._released.add((key, _uid(obj)))
         self._count("success")
         return DONE
 
@@ -243,6 +253,7 @@ class Reconciler:
         with self._lock:
             self._tried_spec.pop(key, None)
             self._not_before.pop(key, None)
+            self._released = {r for r in self._released if r[0] != key}
         self.hook_backoff.reset(key)
         self.api_backoff.reset(key)
         self.rt.cache.forget(key)

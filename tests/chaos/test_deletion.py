@@ -47,12 +47,6 @@ def exists(api: Any, path: str) -> bool:
     return True
 
 
-@pytest.mark.xfail(
-    strict=False,  # intermittent (about 1 run in 3): strict would fail the runs it passes
-    reason="core defect (issue 13 reconciler): after a restart minop_finalize can run twice "
-    "for one object: a second pass acts on the cached object after our own finalizer "
-    "removal, and its removal patch then gets 404, requeued as an API error",
-)
 def test_deleted_while_the_operator_is_down_is_finalized_on_restart(
     finalizing_crd, api, namespace, tmp_path, figures
 ):

@@ -388,3 +388,22 @@ def test_two_related_declarations_of_one_kind_are_both_tracked():
     env.process("x")
     assert env.cache.referrers(sec, "ns", "cert") == {env.key("x")}
     assert env.cache.referrers(sec, "ns", "pw") == {env.key("x")}
+
+
+def test_finalize_runs_once_even_when_the_removal_response_is_not_newer_than_the_watch():
+    """Found by the chaos suite: after a restart, a second pass on the cached object ran
+    minop_finalize again and its removal answered 404 (retried as API trouble)."""
+    p = FinalizingPlugin()
+    env = Env(p)
+    env.create("x", {"size": 1})
+    live = env.api.live(KIND, "x")
+    live["metadata"]["finalizers"] = [FINALIZER]
+    live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    env.api.objects[(KIND.kind, "ns", "x")] = live
+    env.deliver("x")
+    cached = env.cache.get(KIND, "ns", "x")
+    env.process("x")  # finalized; the API server deleted the object
+    assert (KIND.kind, "ns", "x") not in env.api.objects
+    env.deliver("x", cached)  # the watch still shows it, DELETED not delivered yet
+    assert env.process("x") == Result()
+    assert p.calls == [("finalize",)]
