@@ -19,6 +19,7 @@ request. What an outcome means (conditions, finite retries) is ``verdict``'s.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import threading
@@ -228,10 +229,8 @@ class Reconciler:
                 # otherwise); past max_tries it shows Degraded with a Warning each time
                 return self._failed(key, obj, "minop_finalize", out, ctx, "finalize")
             ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
-        try:
+        with contextlib.suppress(NotFound):  # gone already: what we wanted
             self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
-        except NotFound:
-            pass  # gone already: what we wanted
         with self._lock:
             self._released.add((key, _uid(obj)))
         self._count("success")
