@@ -164,6 +164,15 @@ def field_cases(crd: dict[str, Any]) -> Iterator[Case]:
 NGINX_LISTEN = "server { listen 8080; location / { return 200; } }"
 
 # Cross-field and transition rules (x-kubernetes-validations), by CRD and message.
+QUANTITY = "must be a quantity such as 1Gi or 500m"
+REDIS_OWNED = (
+    "the operator sets this directive: bind, port, dir, daemonize, logfile, protected-mode, "
+    "include, rename-command, user, aclfile, requirepass, masteruser, masterauth, replicaof, "
+    "slaveof, replica-announce-ip, slave-announce-ip, replica-read-only, slave-read-only, "
+    "appendonly, appenddirname, appendfsync, save, maxmemory, maxmemory-policy, "
+    "min-replicas-to-write, min-replicas-max-lag, min-slaves-to-write, min-slaves-max-lag and "
+    "tls-* cannot be set here"
+)
 CEL_CASES: dict[tuple[str, str], Case] = {
     (c.crd, c.message): c
     for c in [
@@ -260,6 +269,63 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             {"memoryLimitMB": 64, "maxItemSizeMB": 33},
             "spec.maxItemSizeMB",
             message="maxItemSizeMB must be at most half of memoryLimitMB",
+        ),
+        Case(
+            "memcacheds.cache.minop.dev",
+            "cel:limits-not-a-quantity",
+            {"resources": {"limits": {"cpu": "1e1.5"}}},
+            "spec.resources.limits[cpu]",
+            message=QUANTITY,
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:requests-not-a-quantity",
+            {"config": NGINX_LISTEN, "resources": {"requests": {"memory": "1e1.5"}}},
+            "spec.resources.requests[memory]",
+            message=QUANTITY,
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:maxMemory-not-a-quantity",
+            {"maxMemory": "1e1.5"},
+            "spec.maxMemory",
+            message=QUANTITY,
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:maxMemory-below-1Mi",
+            {"maxMemory": "1023Ki"},
+            "spec.maxMemory",
+            message="must be at least 1Mi",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:minReplicasToWrite-not-below-replicas",
+            {"replicas": 2, "minReplicasToWrite": 2},
+            "spec.minReplicasToWrite",
+            message="minReplicasToWrite must be below replicas: "
+            "the primary itself is not a replica",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:config-directive-name",
+            {"config": {"Not A Directive": "yes"}},
+            "spec.config",
+            message="directive names are lower-case words such as notify-keyspace-events",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:config-operator-directive",
+            {"config": {"port": "6380"}},
+            "spec.config",
+            message=REDIS_OWNED,
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:config-multi-line-value",
+            {"config": {"notify-keyspace-events": "Ex\nrename-command FLUSHALL x"}},
+            "spec.config",
+            message="a value is one line",
         ),
     ]
 }

@@ -34,7 +34,7 @@ MEMCACHED, REDIS = "memcacheds.cache.minop.dev", "redises.cache.minop.dev"
 # Redis: a headless and a client Service).
 CHILDREN = {
     MEMCACHED: {"deployments": 1, "services": 1},
-    REDIS: {"statefulsets": 1, "services": 2, "configmaps": 1},
+    REDIS: {"statefulsets": 1, "services": 3, "configmaps": 1},  # <name>, -headless, -replicas
 }
 
 
