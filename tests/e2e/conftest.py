@@ -513,6 +513,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     # Skipped, never deselected: the summary (-rs) names every test that did not run.
     if item.get_closest_marker("realpods") and not cluster_runs_pods(os.environ["KUBECONFIG"]):
         pytest.skip("needs real pods: KWOK nodes run no containers (make e2e CLUSTER=kind)")
+    if item.get_closest_marker("kwok") and cluster_runs_pods(os.environ["KUBECONFIG"]):
+        pytest.skip("needs KWOK's simulated pods (the real-pod version is in test_realpods.py)")
 
 
 # -- CRDs and plugins used by other e2e modules ---------------------------------------------------

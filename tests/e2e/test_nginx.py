@@ -235,6 +235,7 @@ def test_nginx_invalid_config_degrades_and_leaves_the_pods_alone(namespace, kube
         assert config_map(kubectl, ns, "web")["data"]["server.conf"].startswith(fixed)
 
 
+@pytest.mark.kwok  # the default image's nginx on kind is 1.22, which refuses http2 itself
 def test_nginx_rolls_out_what_only_the_pods_nginx_can_judge(namespace, kubectl):
     """`http2 on;` is unknown to the operator's nginx: the pods' own check decides."""
     ns = namespace
@@ -272,6 +273,7 @@ def fail_check(kubectl, ns: str, pod: dict, message: str) -> None:
     )  # fmt: skip
 
 
+@pytest.mark.kwok  # writes the init container's failure as the kubelet would
 def test_nginx_pod_rejecting_its_config_degrades_with_nginx_message(namespace, kubectl):
     ns = namespace
     with OperatorRunner({"nginx": nginx}, namespaces=[ns]):

@@ -21,7 +21,8 @@ from conftest import Api
 
 from minop.kit.testing import OperatorRunner, wait_for
 
-pytestmark = pytest.mark.usefixtures("plugin_crds")
+# Control-plane behaviour: on kind it would start hundreds of real memcached containers.
+pytestmark = [pytest.mark.usefixtures("plugin_crds"), pytest.mark.kwok]
 
 N = int(os.environ.get("MINOP_STORM_OBJECTS", "200"))
 SECONDS = float(os.environ.get("MINOP_STORM_SECONDS", "60"))
