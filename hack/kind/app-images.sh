@@ -12,8 +12,10 @@
 # manifests and every CR without spec.image run unchanged on kind: the kubelet finds a
 # non-latest tag already present and never pulls. Those tags stand in for the upstream
 # images, which cannot be reached here (the programs are Debian bookworm's versions).
-# minop/nginx:1.26 is newer than the operator's nginx, as upstream's 1.27 is: the
-# real-pod scenarios that need a newer nginx name it in spec.image.
+# The NGINX default (upstream's 1.27) stands in as minop/nginx:1.26: newer than the
+# operator's own nginx (bookworm's 1.22), as upstream's is, so every NginxServer without
+# spec.image meets the version difference the pods' own `nginx -t` exists for; the
+# scenarios that need the older nginx name minop/nginx:1.22 in spec.image.
 # Prints every image name (ours and the aliases), one a line.
 source "$(dirname "$0")/lib.sh"
 
@@ -64,8 +66,8 @@ run() {
   IMAGE=minop/minop:dev BASE="$BASE_IMAGE" "$HACK_DIR/image.sh" >"$LOGS/operator-image.log" 2>&1 \
     || { tail -30 "$LOGS/operator-image.log" >&2; die "operator image build failed"; }
   alias_image minop/redis:7 redis
-  alias_image minop/nginx:1.22 nginx
-  printf '%s\n' minop/nginx:1.26
+  alias_image minop/nginx:1.26 nginx
+  printf '%s\n' minop/nginx:1.22
   alias_image minop/memcached:1.6 memcached
   alias_image minop/minop:dev minop
   printf '%s\n' minop/redis:6.0-bullseye minop/redis:8.0-trixie minop/valkey:8.1-trixie

@@ -1,0 +1,220 @@
+"""Redis failover with real pods (kind): the primary's pod deleted, then its redis-server
+killed with -9. Each time a replica is promoted within 30 s, writes through the `<name>`
+Service work again, every key acknowledged with `WAIT` before the failure is there, the
+old primary comes back as a replica, and no sample (every second, every pod asked for its
+ROLE) ever finds two masters. The Sentinel objects and labels on KWOK are in
+test_redis_failover.py; a replica loading a full resync that liveness keeps is proven
+against real binaries in plugins/redis/tests."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from test_realpods import (  # noqa: F401 (operator: a fixture)
+    apply,
+    client_pod,
+    first_through_service,
+    get,
+    operator,
+    run_in,
+    wait,
+)
+
+from minop.kit.testing import wait_for
+
+pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("operator")]
+Kubectl = Callable[..., Any]
+PW = "failover-e2e"
+KEYS = 200
+DEADLINE = 30.0  # seconds from the failure to a new primary taking writes
+
+
+class RoleSampler:
+    """Every second, every pod's ROLE, asked from inside the cluster by one long-running
+    loop in the client pod; one line per round: ``<epoch> <role of 0> <role of 1> ...``
+    (``down`` where a pod did not answer)."""
+
+    def __init__(self, kubeconfig: str, ns: str, name: str, replicas: int) -> None:
+        hosts = " ".join(
+            f"{name}-{i}.{name}-headless.{ns}.svc.cluster.local" for i in range(replicas)
+        )
+        script = (
+            "while :; do line=$(date +%s); for h in $0; do "
+            'r=$(timeout 1 redis-cli -h "$h" -a "$1" --no-auth-warning ROLE 2>/dev/null '
+            "| head -1); "
+            'line="$line ${r:-down}"; done; echo "$line"; sleep 1; done'
+        )
+        self.proc = subprocess.Popen(
+            ["kubectl", "--kubeconfig", kubeconfig, "exec", "-n", ns, "client", "--",
+             "bash", "-c", script, hosts, PW],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.rounds: list[tuple[int, list[str]]] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            stamp, *roles = line.split()
+            self.rounds.append((int(stamp), roles))
+
+    def masters(self, since: int = 0) -> list[int]:
+        return [roles.count("master") for stamp, roles in self.rounds if stamp >= since]
+
+    def longest_without_master(self) -> int:
+        """Seconds from the first round without a master to the next round with one."""
+        longest, gap_from = 0, None
+        for stamp, roles in self.rounds:
+            if "master" not in roles:
+                gap_from = stamp if gap_from is None else gap_from
+            elif gap_from is not None:
+                longest, gap_from = max(longest, stamp - gap_from), None
+        return longest
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def sampler(namespace: str, kubectl: Kubectl, kubeconfig: str) -> Iterator[RoleSampler]:
+    client_pod(namespace, kubectl, "minop/redis:7")
+    s = RoleSampler(kubeconfig, namespace, "r", 3)
+    yield s
+    s.stop()
+
+
+def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is_killed(
+    namespace, kubectl, sampler
+):
+    ns = namespace
+    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={PW}")
+    apply(
+        kubectl,
+        ns,
+        "cache.minop.dev/v1alpha1",
+        "Redis",
+        "r",
+        replicas=3,
+        passwordSecretRef={"name": "pw"},
+        storage={"size": "64Mi"},
+        sentinel={"enabled": True},
+        minReplicasToWrite=1,
+    )
+    wait(kubectl, ns, "redis/r", 300)
+
+    def cli(host: str, *args: str, stdin: str | None = None) -> str:
+        cmd = ["redis-cli", "-h", host, "-a", PW, "--no-auth-warning", *args]
+        if stdin is None:
+            return run_in(kubectl, ns, "client", *cmd).strip()
+        script = 'printf "%s" "$0" | "$@"'
+        return run_in(kubectl, ns, "client", "bash", "-c", script, stdin, *cmd).strip()
+
+    def primary() -> str | None:
+        return (get(kubectl, ns, "redis/r").get("status") or {}).get("primary")
+
+    def acknowledged_writes(batch: str) -> None:
+        """KEYS keys through the Service, then WAIT until a replica has them all."""
+        sets = "".join(f"SET {batch}-{i} v{i}\n" for i in range(KEYS))
+        out = first_through_service(
+            lambda: cli("r", stdin=sets + "WAIT 2 5000\n"),
+            lambda out: out.splitlines()[:KEYS] == ["OK"] * KEYS,
+            f"{batch}: writes through the Service",
+        ).splitlines()
+        assert int(out[-1]) >= 1, out  # WAIT: replicas that acknowledged every write
+
+    def keys_present(batch: str) -> None:
+        got = cli("r", "MGET", *(f"{batch}-{i}" for i in range(KEYS))).splitlines()
+        assert got == [f"v{i}" for i in range(KEYS)], f"{batch}: {got.count('')} keys lost"
+
+    def fail_over(old: str, how: str, fail: Callable[[], None]) -> str:
+        started = time.monotonic()
+        fail()
+
+        def promoted() -> str | None:
+            new = primary()
+            if new in (None, old):
+                return None
+            return new if cli("r", "SET", f"after-{how}", "1") == "OK" else None
+
+        try:
+            new = wait_for(promoted, DEADLINE, f"a new primary taking writes after {how}", 1)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{views()}") from None
+        took = time.monotonic() - started
+        print(f"{how}: {new} takes writes through the Service after {took:.1f}s")
+        return str(new)
+
+    def views() -> str:
+        """What each Sentinel names primary, the status and the last ROLE rounds."""
+        lines = []
+        for i in range(3):
+            host = f"r-{i}.r-headless.{ns}.svc.cluster.local"
+            ask = ["-p", "26379", "SENTINEL", "get-master-addr-by-name", "r"]
+            cmd = ["redis-cli", "-h", host, "-a", PW, "--no-auth-warning", *ask]
+            r = kubectl("exec", "-n", ns, "client", "--", *cmd, check=False)
+            lines.append(f"sentinel r-{i}: {(r.stdout + r.stderr).strip()!r}")
+        lines.append(f"status: {get(kubectl, ns, 'redis/r').get('status')}")
+        lines += [f"round {stamp}: {roles}" for stamp, roles in sampler.rounds[-40:]]
+        return "\n".join(lines)
+
+    def back_as_replica(old: str, new: str) -> None:
+        wait(kubectl, ns, f"pod/{old}", 180)
+        host = f"{old}.r-headless.{ns}.svc.cluster.local"
+
+        def following() -> bool:
+            info = cli(host, "INFO", "replication")
+            return "role:slave" in info and "master_link_status:up" in info
+
+        wait_for(following, 120, f"{old} replicating {new}", 1)
+        assert cli(host, "ROLE").splitlines()[1].startswith(f"{new}.")
+
+    wait_for(lambda: sampler.masters(), 60, "the first ROLE samples")
+    first = primary()
+    assert first is not None
+    acknowledged_writes("before-delete")
+
+    # 1. the primary's pod is deleted
+    since = int(time.time())
+    second = fail_over(
+        first, "pod deleted", lambda: kubectl("delete", "pod", first, "-n", ns, "--wait=false")
+    )
+    keys_present("before-delete")
+    back_as_replica(first, second)
+
+    # 2. the (new) primary's redis-server is killed with -9: the kubelet restarts the
+    # container in the same pod, which must come back as a replica
+    acknowledged_writes("before-kill")
+    pod = get(kubectl, ns, f"pod/{second}")
+    third = fail_over(second, "redis-server killed", lambda: kill_9(pod, "redis"))
+    keys_present("before-delete")
+    keys_present("before-kill")
+    back_as_replica(second, third)
+    restarts = get(kubectl, ns, f"pod/{second}")["status"]["containerStatuses"]
+    assert next(c["restartCount"] for c in restarts if c["name"] == "redis") >= 1
+
+    masters, gap = sampler.masters(since), sampler.longest_without_master()
+    print(f"ROLE rounds: {len(masters)}, without a master: {masters.count(0)}, longest: {gap}s")
+    assert len(masters) >= 20 and max(masters) == 1, masters  # never two
+    assert masters[-1] == 1 and gap <= DEADLINE, masters
+
+
+def kill_9(pod: dict[str, Any], container: str) -> None:
+    """SIGKILL to a container's main process from its kind node (the process is PID 1 in
+    its own namespace, which ignores SIGKILL sent from inside)."""
+    meta = pod["metadata"]
+    find = (
+        'p=$(crictl pods -q --name "$0" --namespace "$1"); '
+        'c=$(crictl ps -q --name "^$2$" --pod "$p"); '
+        "kill -9 $(crictl inspect --output go-template --template '{{.info.pid}}' \"$c\")"
+    )
+    node = pod["spec"]["nodeName"]  # a kind node's container has the node's name
+    subprocess.run(
+        ["docker", "exec", node, "sh", "-c", find, meta["name"], meta["namespace"], container],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
