@@ -137,9 +137,6 @@ STATUS = crd.obj(
         "availableReplicas": crd.integer("Pods ready to serve."),
         "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "podNames": crd.array("Names of the nginx pods, sorted.", crd.string("A pod name.")),
-        "selector": crd.string("Label selector of the pods (for the scale subresource)."),
-        "observedGeneration": crd.integer("Generation last reconciled."),
-        "conditions": crd.conditions(),
     },
 )
 
@@ -154,8 +151,7 @@ DEFINITION = crd.definition(
         crd.Column("Replicas", ".spec.replicas", "integer", "Desired pods."),
         crd.Column("Available", ".status.availableReplicas", "integer", "Ready pods."),
     ],
-    # status.replicas (not availableReplicas): an HPA must count starting pods as current.
-    scale=crd.Scale(".spec.replicas", ".status.replicas"),
+    scale=crd.Scale(".spec.replicas"),
 )
 
 EXAMPLE = {
