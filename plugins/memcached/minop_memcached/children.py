@@ -56,7 +56,7 @@ def deployment(
         spec,
         int(spec.get("size", 1)),
         selector,
-        wl.pod_metadata(spec, labels),
+        labels,
         UID,
         container,
         spread=True,  # a node lost takes one pod's share of the cache, not all of it

@@ -125,17 +125,17 @@ def deployment(
         "livenessProbe": probe(spec),
         **common,
     }
-    # the hash rolls the pods whenever any configuration input changes
-    meta = wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash})
     return wl.deployment(
         name,
         spec,
         int(spec.get("replicas", 1)),
         selector,
-        meta,
+        labels,
         UID,
         container,
         vols,
+        # the hash rolls the pods whenever any configuration input changes
+        pod_annotations={CONFIG_HASH: config_hash},
         init_containers=[check],
         max_unavailable=0,  # old pods serve until a new one passed its check and is ready
         spread=True,
