@@ -10,10 +10,8 @@ import resource
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from minop_memcached import children
@@ -51,11 +49,8 @@ def tcp_probe(container: dict, probe: str) -> None:
 def trixie() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("trixie's memcached needs root (debootstrap): run make unit as root")
-    root = localpod.debian_root("trixie", "memcached")
-    dest = Path(tempfile.mkdtemp(prefix="minop-memcached-trixie-"))  # pytest's are 0700
-    dest.chmod(0o755)  # the pod's user runs it
-    yield str(localpod.debian_programs(root, ["memcached"], dest) / "memcached")
-    shutil.rmtree(dest, ignore_errors=True)
+    with localpod.debian_program("trixie", "memcached", "memcached") as (program, _):
+        yield str(program)
 
 
 @pytest.fixture(params=["bookworm", "trixie"])

@@ -61,11 +61,8 @@ BOOKWORM = Nginx(NGINX, Path("/etc/nginx"))
 def trixie() -> Iterator[Nginx]:
     if os.geteuid() != 0:
         pytest.skip("trixie's nginx needs root (debootstrap): run make unit as root")
-    root = localpod.debian_root("trixie", "nginx")
-    dest = Path(tempfile.mkdtemp(prefix="minop-nginx-trixie-"))  # pytest's are 0700
-    dest.chmod(0o755)  # the pod's user runs it
-    yield Nginx(str(localpod.debian_programs(root, ["nginx"], dest) / "nginx"), root / "etc/nginx")
-    shutil.rmtree(dest, ignore_errors=True)
+    with localpod.debian_program("trixie", "nginx", "nginx") as (program, root):
+        yield Nginx(str(program), root / "etc/nginx")
 
 
 @pytest.fixture(params=["bookworm", "trixie"])
