@@ -21,7 +21,7 @@ NOCACHE = f"{cp.NOCACHE.kind.plural}.{cp.NOCACHE.kind.group}"
 MEMCACHED = "memcacheds.cache.minop.dev"
 
 
-def metric(op: OperatorProcess, name: str, **labels: str) -> float:
+def metric(op: OperatorProcess, name: str, /, **labels: str) -> float:
     code, text = op.get("/metrics")
     assert code == 200, text
     return metric_sum(text, name, **labels)

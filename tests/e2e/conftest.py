@@ -54,8 +54,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.e2e)
 
 
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``, in a /metrics page."""
+def metric_sum(text: str, name: str, /, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (a label may be
+    called name), in a /metrics page."""
     total = 0.0
     for line in text.splitlines():
         m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
@@ -66,7 +67,7 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def metric(runner: OperatorRunner, name: str, **labels: str) -> float:
+def metric(runner: OperatorRunner, name: str, /, **labels: str) -> float:
     """``metric_sum`` of an in-process operator's metrics."""
     return metric_sum(runner.metrics(), name, **labels)
 
