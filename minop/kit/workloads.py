@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from minop import kinds
@@ -25,6 +26,23 @@ SCHEDULING_FIELDS = (
     "priorityClassName",
     "imagePullSecrets",
 )
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One custom resource as its child builders need it, taken from a hook's context
+    (``of``): the builders stay pure functions of it, testable without a cluster."""
+
+    name: str
+    namespace: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]  # minop's labels of the children and pods
+    selector: Mapping[str, str]  # those that select the pods
+    image: str  # the operand image (``operand_image``)
+
+    @classmethod
+    def of(cls, ctx: Context, image: str) -> Instance:
+        return cls(ctx.name, ctx.namespace, ctx.spec, ctx.labels, ctx.selector, image)
 
 
 def scheduling_schema() -> dict[str, crd.Schema]:
@@ -108,11 +126,8 @@ def spread_across_nodes(selector: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 def deployment(
-    name: str,
-    spec: Mapping[str, Any],
+    inst: Instance,
     replicas: int,
-    selector: Mapping[str, str],
-    labels: Mapping[str, str],
     uid: int,
     container: dict[str, Any],
     volumes: list[dict[str, Any]] | None = None,
@@ -122,9 +137,9 @@ def deployment(
     max_unavailable: int | None = None,
     spread: bool = False,
 ) -> dict[str, Any]:
-    """A Deployment of one restricted container, with the spec's scheduling, pod labels
-    and annotations (``pod_metadata``) and ``resources`` (canonical quantities:
-    converged objects cost no write).
+    """A Deployment named like ``inst`` of one restricted container, with the spec's
+    scheduling, pod labels and annotations (``pod_metadata``) and ``resources``
+    (canonical quantities: converged objects cost no write).
 
     ``init_containers`` get the same ``resources`` (the pod's request stays that of
     the container). ``max_unavailable=0`` rolls out by starting each new pod before
@@ -132,6 +147,7 @@ def deployment(
     ``spread``: ``spread_across_nodes`` unless the spec sets ``affinity`` or
     ``topologySpreadConstraints`` itself.
     """
+    spec, selector = inst.spec, inst.selector
     if spec.get("resources"):
         resources = canonical_resources(spec["resources"])
         container = {**container, "resources": resources}
@@ -150,12 +166,12 @@ def deployment(
     out: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
+        "metadata": {"name": inst.name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
             "template": {
-                "metadata": pod_metadata(spec, labels, pod_annotations or {}),
+                "metadata": pod_metadata(spec, inst.labels, pod_annotations or {}),
                 "spec": {**pod, **scheduling(spec)},
             },
         },

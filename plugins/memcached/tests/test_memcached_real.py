@@ -18,6 +18,7 @@ from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
 from minop.kit import localpod
+from minop.kit import workloads as wl
 from minop.kit.testing import free_port
 
 pytestmark = [
@@ -67,7 +68,8 @@ def pod_argv(spec: dict, memcached: str) -> tuple[dict, list[str]]:
     """The pod for ``spec`` and its command line as the pod's user, on ``memcached``."""
     if os.geteuid() != 0:
         pytest.skip("switching to the pod's user needs root")
-    pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+    inst = wl.Instance("mc", "ns", spec, {}, {}, "memcached")
+    pod = children.deployment(inst)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     argv = localpod.container_argv(container)
     return pod, [*localpod.run_as(pod, container), memcached, *argv[1:]]

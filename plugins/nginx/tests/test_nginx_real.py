@@ -30,6 +30,7 @@ import pytest
 from minop_nginx import children, config
 
 from minop.kit import localpod
+from minop.kit import workloads as wl
 from minop.kit.testing import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -73,7 +74,7 @@ def nginx(request: pytest.FixtureRequest) -> Nginx:
 
 
 def pod_of(spec: dict) -> dict:
-    d = children.deployment("web", spec, "img", {}, {}, config.files(spec), "h")
+    d = children.deployment(wl.Instance("web", "ns", spec, {}, {}, "img"), config.files(spec), "h")
     return d["spec"]["template"]["spec"]
 
 
