@@ -54,6 +54,11 @@ def object_name(description: str) -> Schema:
     return string(description, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
 
 
+def reference(description: str, name_description: str, *, key: str = "name") -> Schema:
+    """A reference to another object in the namespace: ``{key: its name}``, required."""
+    return obj(description, {key: object_name(name_description)}, required=[key])
+
+
 def integer(
     description: str,
     *,
