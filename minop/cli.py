@@ -22,7 +22,14 @@ from minop.manager import Manager, StartError
 from minop.packaging import bundle, rbac
 from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
-from minop.settings import Settings, SettingsError, add_arguments, from_sources
+from minop.settings import (
+    Settings,
+    SettingsError,
+    add_arguments,
+    from_sources,
+    namespace_flag,
+    plugin_flag,
+)
 from minop.status import has_finalizer, remove_finalizer
 
 logger = logging.getLogger("minop")
@@ -49,15 +56,7 @@ def parser() -> argparse.ArgumentParser:
         help="remove minop's finalizer from every object of the plugins' kinds "
         "(when the operator is gone for good; finalize hooks do not run)",
     )
-    rmf.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        metavar="NS",
-        help="only these namespaces (default: all)",
-    )
-    rmf.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
+    namespace_flag(rmf, "only these namespaces (default: all)")
     rmf.add_argument("--kubeconfig", help="kubeconfig file [KUBECONFIG]")
     plugins = sub.add_parser("plugins", help="list installed plugins and their kinds")
     bundle = sub.add_parser(
@@ -85,7 +84,6 @@ def parser() -> argparse.ArgumentParser:
         "e.g. quay.io/operator-framework/scorecard-test:v1.42.2",
     )
     bundle.add_argument("--replaces", help="CSV this version upgrades, e.g. minop.v0.0.9")
-    bundle.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
     rbac = sub.add_parser("rbac", help="print least-privilege RBAC for the installed plugins")
     rbac.add_argument(
         "--service-account", default="minop", help="the operator's ServiceAccount (default: minop)"
@@ -95,23 +93,9 @@ def parser() -> argparse.ArgumentParser:
         default="minop-system",
         help="where the operator and its Lease run (default: minop-system)",
     )
-    rbac.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        metavar="NS",
-        help="watched namespaces: Roles there instead of a ClusterRole",
-    )
-    rbac.add_argument("--plugin", action="append", dest="plugins", metavar="NAME")
-    for s in (crds, plugins):
-        s.add_argument(
-            "--plugin",
-            action="append",
-            dest="plugins",
-            metavar="NAME",
-            help="only these plugins (repeatable) [MINOP_PLUGINS]",
-        )
+    namespace_flag(rbac, "watched namespaces: Roles there instead of a ClusterRole")
+    for s in (crds, rmf, plugins, bundle, rbac):
+        plugin_flag(s, "only these plugins (repeatable) [MINOP_PLUGINS]")
     return p
 
 

@@ -169,7 +169,7 @@ class Controller:
                     result = self.reconciler.process(key, causes)
             except Exception:
                 log.exception("%s: reconcile crashed; retrying", key)
-                result = Result(self.reconciler.api_backoff.next(key), "retry")
+                result = Result(self.reconciler.failures.api_backoff.next(key), "retry")
             finally:
                 self._busy.pop(me, None)
                 self.metrics.active_workers.dec(controller=self.name)

@@ -14,7 +14,8 @@ watch event with anything:
 
 Hooks get a deep copy. The status write after a hook carries the hook body's
 generation as ``observedGeneration`` and, for create/spec, the handled spec: one
-request. What an outcome means (conditions, finite retries) is ``verdict``'s.
+request. What an outcome means (conditions, finite retries) is ``verdict``'s; what a
+failure shows and when its hook runs again, ``failures``'.
 """
 
 from __future__ import annotations
@@ -32,17 +33,14 @@ from minop import invoke as inv
 from minop import schema, verdict
 from minop import status as st
 from minop.apierrors import ApiError, NotFound, WritesFenced
-from minop.apply import content_hash
 from minop.conditions import DEGRADED, find
 from minop.context import Context
 from minop.diff import diff
-from minop.errors import PermanentError
-from minop.events import NORMAL, WARNING
+from minop.events import NORMAL
+from minop.failures import FENCED_RETRY, Failures, log_fields
 from minop.keys import Key
 from minop.kube import Obj
-from minop.log import fields
 from minop.plugin.manager import PluginManager
-from minop.queue import Backoff
 from minop.resource import Kind, Resource
 from minop.runtime import Runtime
 
@@ -50,7 +48,6 @@ log = logging.getLogger("minop.reconcile")
 
 # Causes that call minop_update on an unchanged spec, by precedence.
 TRIGGERS = ("child", "related", "resync")
-FENCED_RETRY = 2.0  # seconds before a fenced pass is tried again (leadership may return)
 
 
 @dataclass(frozen=True)
@@ -84,16 +81,12 @@ class Reconciler:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rt, self.plugins, self.b = runtime, plugins, binding
-        self._clock = clock
         self.due_timers = timers  # names of this key's timers due now (and re-armed)
         self.controller = binding.resource.kind.kind.lower()
-        self.api_backoff = Backoff(0.005, 1000.0)  # API trouble: never uses up hook tries
-        self.hook_backoff = Backoff(1.0, 300.0)  # TemporaryError and hook failures
+        self.failures = Failures(
+            runtime, binding.plugin, binding.resource, self._write_status, clock
+        )
         self.tombstones: dict[Key, Obj] = {}  # last body of a deleted (or replaced) object
-        self._tried_spec: dict[Key, str] = {}
-        # A failed hook is not run again before its retry is due, whatever events come
-        # meanwhile (its own status write echoes back at once); a new spec clears it.
-        self._not_before: dict[Key, float] = {}
         self._released: set[tuple[Key, str]] = set()  # (key, uid) whose finalizer we removed
         self._lock = threading.Lock()
 
@@ -113,7 +106,7 @@ class Reconciler:
             log.warning("%s: writes fenced (leadership in doubt); requeued", key)
             return Result(FENCED_RETRY, _retry_cause(causes))
         except ApiError as e:  # our own writes (finalizer, status, ...) failed: API regime
-            delay = self._api_delay(key, e)
+            delay = self.failures.api_delay(key, e)
             log.warning("%s: API error, retrying in %.3fs: %s", key, delay, e, extra=self._x(key))
             self._count("requeue")
             return Result(delay, _retry_cause(causes))
@@ -167,11 +160,10 @@ class Reconciler:
             return DONE
         invalid = schema.check(self.b.resource.crd, obj, self.b.resource.spec_fields)
         if invalid:  # stored before the CRD was tightened: no hook may act on it
-            out = inv.Outcome(inv.PERMANENT, [], PermanentError(invalid))
-            self._report(key, obj, hook, out, verdict.failure(out, 1, 1, True, lambda: 0.0))
+            self.failures.rejected(key, obj, hook, invalid)
             return DONE
-        self._reset_tries_on_new_spec(key, spec)
-        wait = self._backing_off(key, causes)
+        self.failures.new_spec(key, spec)
+        wait = self.failures.due_in(key, causes)
         if wait:
             return Result(wait, _retry_cause(causes))
         if self.b.finalizes and not st.has_finalizer(obj):
@@ -181,7 +173,7 @@ class Reconciler:
         ctx = self._context(obj, cause, old=last, new=copy.deepcopy(spec), diff=changes)
         out = self._call(hook, ctx)
         if out.kind != inv.OK:
-            return self._failed(key, obj, hook, out, ctx, cause)
+            return self._failed(key, obj, hook, out, cause)
         handled = spec if cause in ("create", "spec") else None
         self._succeeded(key, obj, out.results, ctx, handled)
         return DONE
@@ -191,23 +183,6 @@ class Reconciler:
         if not cond or cond.get("status") != "True" or cond.get("reason") not in verdict.STICKY:
             return False
         return cond.get("observedGeneration") == obj["metadata"].get("generation")
-
-    def _reset_tries_on_new_spec(self, key: Key, spec: dict[str, Any]) -> None:
-        h = content_hash(spec)
-        with self._lock:
-            if self._tried_spec.get(key) != h:
-                self._tried_spec[key] = h
-                self._not_before.pop(key, None)
-                self.hook_backoff.reset(key)
-
-    def _backing_off(self, key: Key, causes: set[str]) -> float:
-        """Seconds until a failed hook's retry is due (0: go). A referenced object that
-        changed may be the fix, so it is tried at once."""
-        with self._lock:
-            at = self._not_before.get(key)
-        if at is None or "related" in causes:
-            return 0.0
-        return max(0.0, at - self._clock())
 
     # -- finalize / delete -------------------------------------------------------------
 
@@ -219,7 +194,7 @@ class Reconciler:
             # (its response may carry the version the watch holds): DELETED will follow
             return DONE
         if self.b.finalizes:
-            wait = self._backing_off(key, set())
+            wait = self.failures.due_in(key, set())
             if wait:
                 return Result(wait, "finalize")
             ctx = self._context(obj, "finalize")
@@ -227,7 +202,7 @@ class Reconciler:
             if out.kind != inv.OK:
                 # finalizers are retried for as long as it takes (the object cannot go
                 # otherwise); past max_tries it shows Degraded with a Warning each time
-                return self._failed(key, obj, "minop_finalize", out, ctx, "finalize")
+                return self._failed(key, obj, "minop_finalize", out, "finalize")
             ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
         with contextlib.suppress(NotFound):  # gone already: what we wanted
             self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
@@ -250,11 +225,8 @@ class Reconciler:
 
     def _forget(self, key: Key) -> None:
         with self._lock:
-            self._tried_spec.pop(key, None)
-            self._not_before.pop(key, None)
             self._released = {r for r in self._released if r[0] != key}
-        self.hook_backoff.reset(key)
-        self.api_backoff.reset(key)
+        self.failures.forget(key)
         self.rt.cache.forget(key)
 
     # -- timers ---------------------------------------------------------------------------
@@ -271,18 +243,7 @@ class Reconciler:
                 continue
             if out.kind == inv.FENCED:
                 return Result(FENCED_RETRY, "retry")
-            message = str(out.error) or type(out.error).__name__
-            log.warning(
-                "%s: timer %s of plugin %s failed (%s): %s",
-                key,
-                name,
-                self.b.plugin,
-                out.kind,
-                message,
-                exc_info=out.error if out.kind == inv.ERROR else None,
-                extra=self._x(key, "minop_timer"),
-            )
-            self.rt.recorder.event(obj, WARNING, "TimerFailed", f"timer {name}: {message}")
+            self.failures.timer_failed(key, obj, name, out)
             if out.kind == inv.TIMEOUT:
                 return Result(None, hold=out.thread)
         return None
@@ -305,16 +266,11 @@ class Reconciler:
     def _context(self, obj: Obj, cause: str, **kw: Any) -> Context:
         """A hook's context on a deep copy: a hook can never change what is cached."""
         key = Key.of(self.b.resource.kind, obj)
-        retry = 0 if cause in ("delete", "timer") else self.hook_backoff.failures(key)
+        retry = 0 if cause in ("delete", "timer") else self.failures.tries(key)
         body = copy.deepcopy(obj)
         return Context(
             self.rt, self.b.plugin, self.b.resource, body, cause=cause, retry=retry, **kw
         )
-
-    def _api_delay(self, key: Key, error: BaseException | None) -> float:
-        """The API backoff, but never sooner than the server's Retry-After."""
-        asked = getattr(error, "retry_after", None) or 0.0
-        return max(self.api_backoff.next(key), asked)
 
     def _call(self, hook: str, ctx: Context) -> inv.Outcome:
         r = self.b.resource
@@ -323,74 +279,14 @@ class Reconciler:
     def _succeeded(
         self, key: Key, obj: Obj, results: list[Any], ctx: Context, handled: dict | None
     ) -> None:
-        self.hook_backoff.reset(key)
-        self.api_backoff.reset(key)
-        with self._lock:
-            self._not_before.pop(key, None)
+        self.failures.succeeded(key)
         conditions = verdict.success(ctx.conditions)
         self._write_status(obj, st.new_status(obj, results, conditions, handled=handled))
         self._count("success")
 
-    def _failed(
-        self, key: Key, obj: Obj, hook: str, out: inv.Outcome, ctx: Context, cause: str
-    ) -> Result:
-        retry_cause = "retry" if cause in ("create", "spec") else cause
-        if out.kind == inv.FENCED:
-            log.warning("%s: writes fenced (leadership in doubt); requeued", key)
-            return Result(FENCED_RETRY, retry_cause)
-        if out.kind == inv.API:
-            backoff = self._api_delay(key, out.error)
-            log.warning(
-                "%s: API error in %s, retrying in %.3fs: %s",
-                key,
-                hook,
-                backoff,
-                out.error,
-                extra=self._x(key, hook),
-            )
-            self._count("requeue")
-            return Result(backoff, retry_cause)
-        tries = self.hook_backoff.failures(key) + 1
-        v = verdict.failure(
-            out, tries, self.b.resource.max_tries, True, lambda: self.hook_backoff.next(key)
-        )
-        self._report(key, obj, hook, out, v)
-        delay: float | None = v.delay
-        if hook == "minop_finalize" and delay is None and out.kind != inv.PERMANENT:
-            delay = self.hook_backoff.next(key)  # past the limit: on, at the capped backoff
-        if delay is not None:
-            with self._lock:
-                self._not_before[key] = self._clock() + delay
-        if out.kind == inv.TIMEOUT and out.thread is not None:
-            return Result(delay, retry_cause, hold=out.thread)
-        return Result(delay, retry_cause)
-
-    def _report(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, v: verdict.Verdict) -> None:
-        """Status, Event, log and metrics for a failed hook."""
-        extra = self._x(key, hook)
-        if out.kind in (inv.TEMPORARY, inv.PERMANENT):
-            log.warning(
-                "%s: %s of plugin %s: %s: %s", key, hook, self.b.plugin, v.reason, v.message,
-                extra=extra,
-            )  # fmt: skip
-        else:
-            log.error(
-                "%s: %s of plugin %s failed (%s): %s",
-                key,
-                hook,
-                self.b.plugin,
-                v.reason,
-                v.message,
-                exc_info=out.error if out.kind == inv.ERROR else None,
-                extra=extra,
-            )
-        self.rt.recorder.event(
-            obj, WARNING, v.reason, f"{hook.removeprefix('minop_')}: {v.message}"
-        )
-        self._write_status(obj, st.new_status(obj, [], v.conditions))
-        self._count("requeue_after" if out.kind == inv.TEMPORARY and v.delay else "error")
-        if out.kind != inv.TEMPORARY or v.delay is None:
-            self.rt.metrics.reconcile_errors.inc(controller=self.controller)
+    def _failed(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, cause: str) -> Result:
+        delay, hold = self.failures.failed(key, obj, hook, out)
+        return Result(delay, "retry" if cause in ("create", "spec") else cause, hold=hold)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -406,10 +302,7 @@ class Reconciler:
         self.rt.metrics.reconcile_total.inc(controller=self.controller, result=result)
 
     def _x(self, key: Key, hook: str = "") -> dict[str, str]:
-        return fields(
-            kind=key.kind.kind, namespace=key.namespace, name=key.name, plugin=self.b.plugin,
-            hook=hook,
-        )  # fmt: skip
+        return log_fields(key, self.b.plugin, hook)
 
 
 def _unobserved(obj: Obj) -> bool:

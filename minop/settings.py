@@ -60,18 +60,23 @@ ENV["namespaces"] = "MINOP_NAMESPACE"
 ENV["kubeconfig"] = "MINOP_KUBECONFIG"  # KUBECONFIG itself is read by kubeconfig.py
 
 
+def namespace_flag(p: argparse._ActionsContainer, help: str) -> None:
+    """``-n/--namespace NS`` (repeatable, or comma-separated): ``Settings.namespaces``."""
+    p.add_argument("-n", "--namespace", action="append", dest="namespaces", metavar="NS", help=help)
+
+
+def plugin_flag(p: argparse._ActionsContainer, help: str) -> None:
+    """``--plugin NAME`` (repeatable, or comma-separated): ``Settings.plugins``."""
+    p.add_argument("--plugin", action="append", dest="plugins", metavar="NAME", help=help)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Flags of ``minop run``; each default comes from its MINOP_* variable, then the dataclass."""
     d = Settings()
     scope = p.add_mutually_exclusive_group()
-    scope.add_argument(
-        "-n",
-        "--namespace",
-        action="append",
-        dest="namespaces",
-        metavar="NS",
-        help="watch this namespace (repeatable, or comma-separated) "
-        "[MINOP_NAMESPACE; default: all]",
+    namespace_flag(
+        scope,
+        "watch this namespace (repeatable, or comma-separated) [MINOP_NAMESPACE; default: all]",
     )
     scope.add_argument(
         "-A",
@@ -105,13 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--log-level", help=f"DEBUG, INFO, WARNING, ERROR [MINOP_LOG_LEVEL; {d.log_level}]"
     )
-    p.add_argument(
-        "--plugin",
-        action="append",
-        dest="plugins",
-        metavar="NAME",
-        help="serve only these plugins (repeatable) [MINOP_PLUGINS; default: all]",
-    )
+    plugin_flag(p, "serve only these plugins (repeatable) [MINOP_PLUGINS; default: all]")
     p.add_argument("--kubeconfig", help="kubeconfig file [KUBECONFIG; then in-cluster]")
     p.add_argument("--context", help="kubeconfig context")
     p.add_argument(

@@ -54,6 +54,11 @@ def object_name(description: str) -> Schema:
     return string(description, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=253)
 
 
+def reference(description: str, name_description: str, *, key: str = "name") -> Schema:
+    """A reference to another object in the namespace: ``{key: its name}``, required."""
+    return obj(description, {key: object_name(name_description)}, required=[key])
+
+
 def integer(
     description: str,
     *,
@@ -228,8 +233,9 @@ READY = Column("Ready", '.status.conditions[?(@.type=="Ready")].status')
 @dataclass(frozen=True)
 class Scale:
     spec_path: str  # e.g. .spec.size
-    status_path: str  # e.g. .status.readyReplicas
-    selector_path: str | None = ".status.selector"
+    # status.replicas, not readyReplicas: an HPA must count starting pods as current
+    status_path: str = ".status.replicas"
+    selector_path: str | None = ".status.selector"  # declared in the status by ``definition``
 
 
 def definition(
@@ -243,19 +249,25 @@ def definition(
     scale: Scale | None = None,
     categories: Sequence[str] = ("minop",),
 ) -> dict[str, Any]:
-    """A complete apiextensions.k8s.io/v1 CRD with /status (and /scale)."""
+    """A complete apiextensions.k8s.io/v1 CRD with /status (and /scale).
+
+    The status declares, unless ``status`` does, what the core writes in every one
+    (``observedGeneration``, ``conditions``, the spec last handled) and the selector
+    ``scale`` points at: an undeclared field would be pruned by the API server.
+    """
     if not kind.group:
         raise ValueError(f"{kind}: a CRD needs an API group")
-    # Every status carries the spec its hooks last handled (the core writes it).
-    status = {
-        **status,
-        "properties": {
-            **(status.get("properties") or {}),
-            LAST_HANDLED_FIELD: string(
-                "The spec the operator last handled, as compact JSON (written by minop)."
-            ),
-        },
-    }
+    fields = dict(status.get("properties") or {})
+    if scale and scale.selector_path == ".status.selector":
+        fields.setdefault(
+            "selector", string("Label selector of the pods (for the scale subresource).")
+        )
+    fields.setdefault("observedGeneration", integer("Generation last reconciled."))
+    fields.setdefault("conditions", conditions())
+    fields[LAST_HANDLED_FIELD] = string(
+        "The spec the operator last handled, as compact JSON (written by minop)."
+    )
+    status = {**status, "properties": fields}
     subresources: Schema = {"status": {}}
     if scale:
         subresources["scale"] = {

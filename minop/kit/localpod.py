@@ -5,11 +5,13 @@ programs of other Debian releases run from a debootstrapped root."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterable, Mapping
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +112,20 @@ def debian_root(suite: str, *packages: str) -> Path:
         [str(script), suite, *packages], check=True, capture_output=True, text=True
     )
     return Path(out.stdout.strip())
+
+
+@contextlib.contextmanager
+def debian_program(suite: str, package: str, program: str) -> Iterator[tuple[Path, Path]]:
+    """``program`` of Debian ``suite``'s ``package`` (``debian_programs``) in a temporary
+    directory any user (the pod's) can reach, removed afterwards: (the program, the
+    suite's root, for the files the package ships)."""
+    root = debian_root(suite, package)
+    dest = Path(tempfile.mkdtemp(prefix=f"minop-{package}-{suite}-"))
+    try:
+        dest.chmod(0o755)  # mkdtemp makes it 0700
+        yield debian_programs(root, [program], dest) / program, root
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
 
 
 def debian_programs(root: Path, programs: Iterable[str], dest: Path) -> Path:

@@ -1,18 +1,20 @@
 """Pieces every workload plugin needs: pod security, scheduling pass-through, PDBs,
-pod readiness. Shared here so plugins never copy them from one another."""
+pod readiness, quantities (``minop.kit.quantity``'s, re-exported). Shared here so
+plugins never copy them from one another."""
 
 from __future__ import annotations
 
-import math
 import os
-import re
 from collections.abc import Mapping
-from fractions import Fraction
+from dataclasses import dataclass
 from typing import Any
 
 from minop import kinds
 from minop.context import Context
 from minop.kit import crd
+from minop.kit.quantity import canonical_quantity as canonical_quantity  # re-exported
+from minop.kit.quantity import quantity as quantity
+from minop.kit.quantity import quantity_value as quantity_value
 from minop.kube import Obj
 
 # Spec fields passed through to the pod template unchanged.
@@ -24,6 +26,23 @@ SCHEDULING_FIELDS = (
     "priorityClassName",
     "imagePullSecrets",
 )
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One custom resource as its child builders need it, taken from a hook's context
+    (``of``): the builders stay pure functions of it, testable without a cluster."""
+
+    name: str
+    namespace: str
+    spec: Mapping[str, Any]
+    labels: Mapping[str, str]  # minop's labels of the children and pods
+    selector: Mapping[str, str]  # those that select the pods
+    image: str  # the operand image (``operand_image``)
+
+    @classmethod
+    def of(cls, ctx: Context, image: str) -> Instance:
+        return cls(ctx.name, ctx.namespace, ctx.spec, ctx.labels, ctx.selector, image)
 
 
 def scheduling_schema() -> dict[str, crd.Schema]:
@@ -107,21 +126,20 @@ def spread_across_nodes(selector: Mapping[str, str]) -> list[dict[str, Any]]:
 
 
 def deployment(
-    name: str,
-    spec: Mapping[str, Any],
+    inst: Instance,
     replicas: int,
-    selector: Mapping[str, str],
-    template_metadata: Mapping[str, Any],
     uid: int,
     container: dict[str, Any],
     volumes: list[dict[str, Any]] | None = None,
     *,
+    pod_annotations: Mapping[str, str] | None = None,
     init_containers: list[dict[str, Any]] | None = None,
     max_unavailable: int | None = None,
     spread: bool = False,
 ) -> dict[str, Any]:
-    """A Deployment of one restricted container, with the spec's scheduling and
-    ``resources`` (canonical quantities: converged objects cost no write).
+    """A Deployment named like ``inst`` of one restricted container, with the spec's
+    scheduling, pod labels and annotations (``pod_metadata``) and ``resources``
+    (canonical quantities: converged objects cost no write).
 
     ``init_containers`` get the same ``resources`` (the pod's request stays that of
     the container). ``max_unavailable=0`` rolls out by starting each new pod before
@@ -129,6 +147,7 @@ def deployment(
     ``spread``: ``spread_across_nodes`` unless the spec sets ``affinity`` or
     ``topologySpreadConstraints`` itself.
     """
+    spec, selector = inst.spec, inst.selector
     if spec.get("resources"):
         resources = canonical_resources(spec["resources"])
         container = {**container, "resources": resources}
@@ -147,11 +166,14 @@ def deployment(
     out: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name},
+        "metadata": {"name": inst.name},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": dict(selector)},
-            "template": {"metadata": dict(template_metadata), "spec": {**pod, **scheduling(spec)}},
+            "template": {
+                "metadata": pod_metadata(spec, inst.labels, pod_annotations or {}),
+                "spec": {**pod, **scheduling(spec)},
+            },
         },
     }
     if max_unavailable is not None:
@@ -287,107 +309,6 @@ def probe_port(port: int) -> dict[str, Any]:
         "timeoutSeconds": 2,
         "failureThreshold": 3,
     }
-
-
-_SUFFIX = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-    "m": 10**-3,
-}
-
-
-def quantity(q: str | int) -> float:
-    """A Kubernetes quantity (``1Gi``, ``500M``, ``100m``, ``2``) as a number."""
-    text = str(q).strip()
-    for suffix in sorted(_SUFFIX, key=len, reverse=True):
-        if suffix and text.endswith(suffix):
-            return float(text[: -len(suffix)]) * _SUFFIX[suffix]
-    return float(text)
-
-
-def quantity_value(q: str | int) -> int:
-    """``q`` as a whole number, rounded up (away from zero) like apimachinery's
-    ``Quantity.Value()``: ``0.5`` is 1, ``1.5Mi`` is 1572864; exact for any size."""
-    text = str(q).strip()
-    m = _QUANTITY_RE.match(text)
-    if not m or not (m.group(2) or m.group(3)):
-        raise ValueError(f"not a quantity: {q!r}")
-    sign, whole, frac, suffix = m.group(1), m.group(2), m.group(3) or "", m.group(4) or ""
-    value = Fraction(int((whole + frac) or "0"), 10 ** len(frac))
-    if suffix and suffix in _BINARY:
-        value *= 1024 ** _BINARY.index(suffix)
-    else:
-        value *= Fraction(10) ** (_DECIMAL[suffix] if suffix in _DECIMAL else int(suffix[1:]))
-    return -math.ceil(value) if sign == "-" else math.ceil(value)
-
-
-_QUANTITY_RE = re.compile(
-    r"^([+-]?)([0-9]*)(?:\.([0-9]*))?(Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[numkMGTPE])?$"
-)
-_BINARY = ("", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei")
-_DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
-_DECIMAL_SUFFIX = {v: k for k, v in _DECIMAL.items()}
-
-
-def canonical_quantity(q: str | int) -> str:
-    """``q`` as the API server returns it in a ResourceList (``1024Mi`` → ``1Gi``,
-    ``0.5`` → ``500m``, ``1.5G`` → ``1500M``), so ``ctx.apply`` sees no change.
-
-    Mirrors apimachinery's Quantity: rounded up to milli precision, verbatim when
-    ParseQuantity keeps the string, else the largest exact suffix of its format.
-    """
-    text = str(q).strip()
-    m = _QUANTITY_RE.match(text)
-    if not m or not (m.group(2) or m.group(3)):
-        raise ValueError(f"not a quantity: {q!r}")
-    sign, whole, frac, suffix = m.group(1), m.group(2), m.group(3) or "", m.group(4) or ""
-    value = Fraction(int((whole + frac) or "0"), 10 ** len(frac))
-    whole = whole.lstrip("0") or "0"
-    if suffix and suffix in _BINARY:
-        power = _BINARY.index(suffix)
-        if not frac and 14 - len(whole) - 3 * power >= 0 and int(whole) % 8:
-            return text
-        value, fmt = value * 1024**power, "binary"
-    else:
-        fmt = "decimal" if suffix in _DECIMAL else "exponent"
-        exponent = _DECIMAL[suffix] if fmt == "decimal" else int(suffix[1:])
-        shifted, scale = whole + frac, exponent - len(frac)
-        if (
-            len(shifted) <= 18
-            and scale >= -3
-            and scale % 3 == 0
-            and not shifted.endswith("000")
-            and not shifted.startswith("0")
-        ):
-            return text
-        value *= Fraction(10) ** exponent
-    value = Fraction(math.ceil(value * 1000), 1000)
-    if value == 0:
-        return "0"
-    sign = "-" if sign == "-" else ""
-    if fmt == "binary" and value >= 1024 and value.denominator == 1:
-        n, power = int(value), 0
-        while power < 6 and n % 1024 == 0:
-            n, power = n // 1024, power + 1
-        return f"{sign}{n}{_BINARY[power]}"
-    n, exp = int(value * 1000), -3
-    while n % 10 == 0:
-        n, exp = n // 10, exp + 1
-    while exp % 3:
-        n, exp = n * 10, exp - 1
-    out = _DECIMAL_SUFFIX.get(exp) if fmt != "exponent" else ("" if exp == 0 else None)
-    return f"{sign}{n}{out if out is not None else f'e{exp}'}"
 
 
 def canonical_resources(resources: Mapping[str, Any]) -> dict[str, Any]:

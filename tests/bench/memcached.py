@@ -15,7 +15,7 @@ from typing import Any
 from minop_memcached import children
 from minop_memcached.crd import DEFAULT_IMAGE
 
-from minop.kit.workloads import operand_image, rollout_pending
+from minop.kit.workloads import Instance, operand_image, rollout_pending
 
 Obj = dict[str, Any]
 NAME, INSTANCE, MANAGED_BY = (
@@ -38,7 +38,7 @@ def deployment(cr: Mapping[str, Any], manager: str) -> Obj:
     name, spec = cr["metadata"]["name"], cr.get("spec") or {}
     lab = labels(name, manager)
     image = operand_image(spec, "MEMCACHED_IMAGE", DEFAULT_IMAGE)
-    dep = children.deployment(name, spec, image, lab, lab)
+    dep = children.deployment(Instance(name, "", spec, lab, lab, image))
     dep["metadata"]["labels"] = lab
     return dep
 
@@ -46,7 +46,7 @@ def deployment(cr: Mapping[str, Any], manager: str) -> Obj:
 def service(cr: Mapping[str, Any], manager: str) -> Obj:
     name, spec = cr["metadata"]["name"], cr.get("spec") or {}
     lab = labels(name, manager)
-    svc = children.service(name, spec, lab)
+    svc = children.service(Instance(name, "", spec, lab, lab, ""))
     svc["metadata"]["labels"] = lab
     return svc
 

@@ -10,14 +10,12 @@ import os
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from e2e_conftest import Api, AuditLog, install_entry_points
+from e2e_conftest import Api, AuditLog, http_get, install_entry_points
 
 from minop.kit.testing import free_port, wait_for
 
@@ -40,16 +38,6 @@ def plugin_env(workdir: Path) -> dict[str, str]:
         "PYTHONPATH": os.pathsep.join([path, str(HERE)]),
         "MINOP_CHAOS_CREATES": str(workdir / "creates.log"),
     }
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
 
 
 class OperatorProcess:

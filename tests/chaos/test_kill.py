@@ -6,11 +6,12 @@ object whose create was already recorded, and deleting everything leaves nothing
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ def manifest(kind: str, name: str) -> dict[str, Any]:
     return {"apiVersion": "cache.minop.dev/v1alpha1", "kind": kind, "metadata": meta, "spec": spec}
 
 
-def burst(
+def kill_burst(
     api: Any,
     namespace: str,
     tmp_path: Any,
@@ -176,34 +177,23 @@ def room_for_600_pods(kubectl: Any, namespace: str) -> Iterator[None]:
     kubectl("delete", "node", *names, "--ignore-not-found", check=False)
 
 
-@pytest.mark.chaos_fast
-def test_kill_9_once_mid_burst(plugin_crds, api, namespace, tmp_path, audit_log, figures):
-    burst(
-        api,
-        namespace,
-        tmp_path,
-        audit_log,
-        figures,
-        memcached=20,
-        redis=2,
-        kills=1,
-        seed=random.randrange(1 << 30),
-        timeout=240,
+@pytest.fixture
+def burst(
+    api: Any, namespace: str, tmp_path: Path, audit_log: Any, figures: Any
+) -> Callable[..., None]:
+    """``burst(memcached=, redis=, kills=, timeout=)``: ``kill_burst`` in this test's
+    namespace, with a new random seed (noted in its figures)."""
+    return functools.partial(
+        kill_burst, api, namespace, tmp_path, audit_log, figures, seed=random.randrange(1 << 30)
     )
+
+
+@pytest.mark.chaos_fast
+def test_kill_9_once_mid_burst(plugin_crds, burst):
+    burst(memcached=20, redis=2, kills=1, timeout=240)
 
 
 def test_kill_9_ten_times_while_500_memcached_and_20_redis_are_created(
-    plugin_crds, room_for_600_pods, api, namespace, tmp_path, audit_log, figures
+    plugin_crds, room_for_600_pods, burst
 ):
-    burst(
-        api,
-        namespace,
-        tmp_path,
-        audit_log,
-        figures,
-        memcached=500,
-        redis=20,
-        kills=10,
-        seed=random.randrange(1 << 30),
-        timeout=900,
-    )
+    burst(memcached=500, redis=20, kills=10, timeout=900)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -12,8 +11,9 @@ from typing import Any
 import chaos_plugins as cp
 import pytest
 from chaosops import OperatorProcess, creates, items, plugin_env, ready, wait_converged
-from e2e_conftest import ApiError
-from faults import ChaosProxy, apiserver, compact_etcd, upstream_of
+from e2e_conftest import ApiError, metric_sum
+from faults import apiserver, compact_etcd
+from proxy import Proxy, upstream_of
 
 from minop.kit.testing import wait_for
 
@@ -21,17 +21,10 @@ NOCACHE = f"{cp.NOCACHE.kind.plural}.{cp.NOCACHE.kind.group}"
 MEMCACHED = "memcacheds.cache.minop.dev"
 
 
-def metric(op: OperatorProcess, name: str, **labels: str) -> float:
+def metric(op: OperatorProcess, name: str, /, **labels: str) -> float:
     code, text = op.get("/metrics")
     assert code == 200, text
-    total = 0.0
-    for line in text.splitlines():
-        m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
-        if m:
-            have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
-            if all(have.get(k) == v for k, v in labels.items()):
-                total += float(m.group(2))
-    return total
+    return metric_sum(text, name, **labels)
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +34,8 @@ def nocache_crd(kubectl) -> None:
 
 
 @pytest.fixture
-def proxy(kubeconfig: str) -> Iterator[ChaosProxy]:
-    p = ChaosProxy(upstream_of(kubeconfig))
+def proxy(kubeconfig: str) -> Iterator[Proxy]:
+    p = Proxy(upstream_of(kubeconfig))
     yield p
     p.close()
 

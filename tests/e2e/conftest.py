@@ -3,8 +3,9 @@ control plane, on kind, or on any cluster; every test gets its own namespace.
 
 Helpers for tests: ``Api`` (a tiny HTTP client for the kubeconfig's cluster), ``Watch``
 (records watch events from a known resourceVersion, so no event after its start is missed),
-``AuditLog`` (the cluster's audit entries since a point in time), ``metric`` (an in-process
-operator's metrics). Fixtures: ``kubeconfig``, ``kubectl``, ``namespace``, ``api``, ``watch``,
+``AuditLog`` (the cluster's audit entries since a point in time), ``metric_sum`` (samples of
+a /metrics page) and ``metric`` (an in-process operator's), ``http_get`` (a probe or
+metrics endpoint). Fixtures: ``kubeconfig``, ``kubectl``, ``namespace``, ``api``, ``watch``,
 ``audit_log``/``maybe_audit_log``, ``expandable_storage_class``, ``test_crds``,
 ``plugin_crds``. Tests marked ``realpods`` are skipped where pods do not really run (KWOK).
 """
@@ -21,6 +22,8 @@ import socket
 import ssl
 import subprocess
 import threading
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,16 +54,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.e2e)
 
 
-def metric(runner: OperatorRunner, name: str, **labels: str) -> float:
-    """Sum of an in-process operator's samples of ``name`` whose labels include ``labels``."""
+def metric_sum(text: str, name: str, /, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels`` (a label may be
+    called name), in a /metrics page."""
     total = 0.0
-    for line in runner.metrics().splitlines():
+    for line in text.splitlines():
         m = re.match(rf"^{name}(?:\{{(.*)\}})? (\S+)$", line)
         if m:
             have = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
             if all(have.get(k) == v for k, v in labels.items()):
                 total += float(m.group(2))
     return total
+
+
+def metric(runner: OperatorRunner, name: str, /, **labels: str) -> float:
+    """``metric_sum`` of an in-process operator's metrics."""
+    return metric_sum(runner.metrics(), name, **labels)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET (an HTTP error's too); status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
 
 
 # -- the cluster -------------------------------------------------------------------------

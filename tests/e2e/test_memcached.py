@@ -127,6 +127,27 @@ def rs_names(kubectl, ns: str, name: str) -> set[str]:
     return {rs["metadata"]["name"] for rs in replicasets(kubectl, ns, name)}
 
 
+Settled = Callable[[Any, str, str, int], bool]  # (kubectl, ns, name, pods): Ready and true
+
+
+def check_scale(kubectl, ns: str, kind: str, name: str, field: str, settled: Settled) -> None:
+    """Scale through the spec's ``field`` to 3 pods, then through the scale subresource
+    to 1, where the PDB goes."""
+    patch_spec(kubectl, ns, f"{kind}/{name}", {field: 3})
+    wait_for(lambda: settled(kubectl, ns, name, 3), 60, "3 pods")
+    kubectl("scale", f"{kind}/{name}", "-n", ns, "--replicas=1")
+    wait_for(lambda: settled(kubectl, ns, name, 1), 60, "1 pod")
+    wait_for(lambda: get(kubectl, ns, f"pdb/{name}", missing_ok=True) is None, 20, "PDB removed")
+
+
+def check_image_roll(kubectl, ns: str, kind: str, name: str, image: str, settled: Settled):
+    """An image change rolls the (one) pod onto a new ReplicaSet."""
+    old = rs_names(kubectl, ns, name)
+    patch_spec(kubectl, ns, f"{kind}/{name}", {"image": image})
+    wait_rolled(kubectl, ns, name, old, lambda p: p["spec"]["containers"][0]["image"] == image)
+    wait_for(lambda: settled(kubectl, ns, name, 1), 60, "settled after the image roll")
+
+
 def check_drift_repair(kubectl, ns: str, name: str, deleted: str) -> None:
     """A child deleted comes back; a field we own, changed by another field manager, is
     reverted within 10 s; an annotation a user added survives."""
@@ -302,12 +323,7 @@ def test_memcached_lifecycle(namespace, kubectl):
         assert table[0].split() == ["NAME", "SIZE", "READY", "AGE"]
         assert table[1].split()[:3] == ["mc", "2", "2"]
 
-        # scale through the spec, then through the scale subresource
-        patch_spec(kubectl, ns, "memcached/mc", {"size": 3})
-        wait_for(lambda: settled(kubectl, ns, "mc", 3), 60, "3 pods")
-        kubectl("scale", "memcached/mc", "-n", ns, "--replicas=1")
-        wait_for(lambda: settled(kubectl, ns, "mc", 1), 60, "1 pod")
-        wait_for(lambda: get(kubectl, ns, "pdb/mc", missing_ok=True) is None, 20, "PDB removed")
+        check_scale(kubectl, ns, "memcached", "mc", "size", settled)
         scale = json.loads(
             kubectl("get", "memcached/mc", "-n", ns, "--subresource=scale", "-o", "json").stdout
         )
@@ -317,17 +333,7 @@ def test_memcached_lifecycle(namespace, kubectl):
             "app.kubernetes.io/name=memcached"
         )
 
-        # an image change rolls the pods onto a new ReplicaSet
-        old = rs_names(kubectl, ns, "mc")
-        patch_spec(kubectl, ns, "memcached/mc", {"image": OTHER_IMAGE["memcached"]})
-        wait_rolled(
-            kubectl,
-            ns,
-            "mc",
-            old,
-            lambda p: p["spec"]["containers"][0]["image"] == OTHER_IMAGE["memcached"],
-        )
-        wait_for(lambda: settled(kubectl, ns, "mc", 1), 60, "settled after the image roll")
+        check_image_roll(kubectl, ns, "memcached", "mc", OTHER_IMAGE["memcached"], settled)
 
         # a configuration change rolls them too
         old = rs_names(kubectl, ns, "mc")

@@ -17,7 +17,9 @@ from test_memcached import (
     assert_restricted_pod_template,
     check_admission,
     check_drift_repair,
+    check_image_roll,
     check_invalid,
+    check_scale,
     condition,
     get,
     live_pods,
@@ -129,24 +131,8 @@ def test_nginx_lifecycle(namespace, kubectl):
         assert table[0].split() == ["NAME", "REPLICAS", "AVAILABLE", "AGE"]
         assert table[1].split()[:3] == ["web", "2", "2"]
 
-        # scale through the spec, then through the scale subresource
-        patch_spec(kubectl, ns, "nginxserver/web", {"replicas": 3})
-        wait_for(lambda: settled(kubectl, ns, "web", 3), 60, "3 pods")
-        kubectl("scale", "nginxserver/web", "-n", ns, "--replicas=1")
-        wait_for(lambda: settled(kubectl, ns, "web", 1), 60, "1 pod")
-        wait_for(lambda: get(kubectl, ns, "pdb/web", missing_ok=True) is None, 20, "PDB removed")
-
-        # an image change rolls the pods onto a new ReplicaSet
-        old = rs_names(kubectl, ns, "web")
-        patch_spec(kubectl, ns, "nginxserver/web", {"image": OTHER_IMAGE["nginx"]})
-        wait_rolled(
-            kubectl,
-            ns,
-            "web",
-            old,
-            lambda p: p["spec"]["containers"][0]["image"] == OTHER_IMAGE["nginx"],
-        )
-        wait_for(lambda: settled(kubectl, ns, "web", 1), 60, "settled after the image roll")
+        check_scale(kubectl, ns, "nginxserver", "web", "replicas", settled)
+        check_image_roll(kubectl, ns, "nginxserver", "web", OTHER_IMAGE["nginx"], settled)
 
         # a configuration change rolls them through the template's hash annotation
         old, before = rs_names(kubectl, ns, "web"), template_hash(kubectl, ns, "web")

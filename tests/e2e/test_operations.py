@@ -9,41 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 import widgets
-import yaml
-from conftest import AuditLog, install_entry_points
+from conftest import AuditLog, http_get, install_entry_points, metric_sum
 from prometheus_client.parser import text_string_to_metric_families
-from proxy import PausableProxy
+from proxy import Proxy, upstream_of
 from test_core import calls, condition, create, get
 
 from minop.kit.testing import OperatorRunner, free_port, wait_for
 
 pytestmark = pytest.mark.usefixtures("test_crds")
 LEASE, RENEW, RETRY = 15, 10, 2
-
-
-def http_get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
-
-
-def metric(text: str, sample: str, **labels: str) -> float:
-    total = 0.0
-    for fam in text_string_to_metric_families(text):
-        for s in fam.samples:
-            if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
-                total += s.value
-    return total
 
 
 class OperatorProcess:
@@ -82,7 +60,7 @@ class OperatorProcess:
 
     def metric(self, sample: str, **labels: str) -> float:
         code, text = http_get(self.url("/metrics"))
-        return metric(text, sample, **labels) if code == 200 else -1.0
+        return metric_sum(text, sample, **labels) if code == 200 else -1.0
 
     def leading(self) -> bool:
         return self.metric("leader_election_master_status") == 1
@@ -199,15 +177,9 @@ def test_sigterm_lets_a_slow_hook_finish_and_releases_the_lease(
 
 
 def test_probes_follow_the_api_connection(namespace, kubectl, kubeconfig, tmp_path):
-    cfg = yaml.safe_load(Path(kubeconfig).read_text())
-    server = cfg["clusters"][0]["cluster"]["server"]
-    host, port = server.removeprefix("https://").rsplit(":", 1)
-    proxy = PausableProxy((host, int(port)))
-    for c in cfg["clusters"]:
-        c["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    proxied = tmp_path / "kubeconfig"
-    proxied.write_text(yaml.safe_dump(cfg))
-    proxy.pause()
+    proxy = Proxy(upstream_of(kubeconfig))
+    proxied = proxy.kubeconfig(kubeconfig, tmp_path / "kubeconfig")
+    proxy.cut()
     runner = OperatorRunner(
         {"widgets": widgets.Widgets(), "slow": widgets.Hanging(widgets.SLOW, timeout=1)},
         namespaces=[namespace],
@@ -228,10 +200,10 @@ def test_probes_follow_the_api_connection(namespace, kubectl, kubeconfig, tmp_pa
         # a stalled API connection: the watchdog restarts the stream within the inactivity
         # limit, while liveness stays healthy (restarting the pod would not help; the
         # informers keep trying), and a change made meanwhile is applied after it
-        proxy.pause()
+        proxy.cut()
         stalled = time.monotonic()
         wait_for(
-            lambda: metric(runner.metrics(), "minop_watch_restarts_total", reason="inactivity"),
+            lambda: metric_sum(runner.metrics(), "minop_watch_restarts_total", reason="inactivity"),
             15,
             "the stalled watch restarted",
         )
@@ -295,7 +267,7 @@ def test_metrics_after_a_scripted_scenario(namespace, kubectl):
             "minop_hook_calls",
             "rest_client_requests",
         } <= families
-        m = lambda sample, **kw: metric(text, sample, **kw)  # noqa: E731
+        m = lambda sample, **kw: metric_sum(text, sample, **kw)  # noqa: E731
         assert m("controller_runtime_reconcile_total", controller="widget", result="success") >= 1
         assert (
             m("controller_runtime_reconcile_total", controller="flaky", result="requeue_after") == 3
@@ -358,13 +330,8 @@ def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
     runs: it stops writing at its renew deadline and exits; the standby takes over
     only after the lease expired; the audit log never shows both writing."""
     ns = namespace
-    cfg = yaml.safe_load(Path(kubeconfig).read_text())
-    host, port = cfg["clusters"][0]["cluster"]["server"].removeprefix("https://").rsplit(":", 1)
-    proxy = PausableProxy((host, int(port)))
-    for c in cfg["clusters"]:
-        c["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
-    proxied = tmp_path / "proxied-kubeconfig"
-    proxied.write_text(yaml.safe_dump(cfg))
+    proxy = Proxy(upstream_of(kubeconfig))
+    proxied = proxy.kubeconfig(kubeconfig, tmp_path / "proxied-kubeconfig")
     markers = Path(plugin_env["MINOP_TEST_MARKERS"])
     args = [*elect_args(ns), "--plugin", "ops-sleepers"]
     try:
@@ -376,7 +343,7 @@ def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
         wait_for(lambda: http_get(b.url("/readyz"))[0] == 200, 30, "B synced")
         create(kubectl, ns, widgets.SLEEPER, "s1", sleep=12)
         wait_for(lambda: (markers / "s1.started").exists(), 30, "A's hook running")
-        proxy.pause()  # A can neither renew nor write from now on
+        proxy.cut()  # A can neither renew nor write from now on
         cut = time.monotonic()
         assert a.proc.wait(RENEW + 10) == 1  # deposed: exits, as no thread can be stopped
         assert time.monotonic() - cut < LEASE  # ...before B may lead

@@ -188,6 +188,19 @@ class Env:
         obj["spec"] = spec
         return self.api.put(KIND, obj)
 
+    def change(self, name: str, spec: dict[str, Any]) -> None:
+        """A user's spec edit, delivered by the watch."""
+        self.edit(name, spec)
+        self.deliver(name)
+
+    def set_metadata(self, name: str, **fields: Any) -> None:
+        """Metadata fields set as the API server would (finalizers, deletionTimestamp),
+        delivered by the watch."""
+        live = self.api.live(KIND, name)
+        live["metadata"].update(fields)
+        self.api.objects[(KIND.kind, NS, name)] = live
+        self.deliver(name)
+
     def deliver(self, name: str, obj: dict[str, Any] | None = None) -> None:
         """The watch delivers ``obj`` (default: the object as it is now)."""
         self.informers[KIND].store.upsert(copy.deepcopy(obj or self.api.live(KIND, name)))

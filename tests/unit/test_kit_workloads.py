@@ -38,7 +38,8 @@ def test_init_failure_is_none_unless_the_last_run_failed():
 
 
 def deployment(spec: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return wl.deployment("d", spec, 2, {"app": "d"}, {}, 1000, {"name": "c"}, **kw)
+    inst = wl.Instance("d", "ns", spec, {}, {"app": "d"}, "img")
+    return wl.deployment(inst, 2, 1000, {"name": "c"}, **kw)
 
 
 def test_spread_across_nodes_is_soft_per_revision_and_yields_to_the_spec():

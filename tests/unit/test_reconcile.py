@@ -55,6 +55,20 @@ def cond(status, ctype):
     return next(c for c in status.get("conditions") or [] if c["type"] == ctype)
 
 
+DELETED_AT = "2026-01-01T00:00:00Z"
+
+
+def annotated(annotations):
+    """Widget x at size 1 with ``annotations``, as minop 0.1 (or a user) left it."""
+    meta = {"name": "x", "namespace": "ns", "annotations": annotations}
+    return {
+        "apiVersion": KIND.api_version,
+        "kind": KIND.kind,
+        "metadata": meta,
+        "spec": {"size": 1},
+    }
+
+
 def test_create_records_spec_generation_and_conditions_in_one_status_write():
     p = Plugin()
     env = Env(p)
@@ -152,8 +166,7 @@ def test_spec_change_calls_update_with_diff_and_status_only_change_does_not():
     env = Env(p)
     env.create("x", {"size": 1})
     env.process("x")
-    env.edit("x", {"size": 2})
-    env.deliver("x")
+    env.change("x", {"size": 2})
     env.process("x")
     assert p.calls[-1] == ("update", "spec", [("spec", "size")])
     live = env.api.live(KIND, "x")
@@ -201,8 +214,7 @@ def test_temporary_error_gives_up_after_max_tries_until_spec_changes():
     assert cond(env.status("x"), "Degraded")["reason"] == "RetriesExhausted"
     env.process("x", "child")
     assert len(p.calls) == 3  # sticky: children changing does not retry
-    env.edit("x", {"size": 2})
-    env.deliver("x")
+    env.change("x", {"size": 2})
     p.fail_with = None
     env.process("x")
     assert len(p.calls) == 4
@@ -222,10 +234,7 @@ def test_finalizer_added_in_its_own_pass_before_create_and_removed_after_finaliz
     p = FinalizingPlugin()
     env = Env(p)
     env.create("x", {"size": 1})
-    live = env.api.live(KIND, "x")
-    live["metadata"]["finalizers"] = ["other.io/keep"]
-    env.api.objects[(KIND.kind, "ns", "x")] = live
-    env.deliver("x")
+    env.set_metadata("x", finalizers=["other.io/keep"])
     first = env.process("x")
     assert first.requeue_after == 0.0 and p.calls == []
     patch = env.writes("patch/json")[0]
@@ -233,10 +242,7 @@ def test_finalizer_added_in_its_own_pass_before_create_and_removed_after_finaliz
     env.process("x", first.cause)
     assert p.calls == [("create", "create", 1)]
     assert env.api.live(KIND, "x")["metadata"]["finalizers"] == ["other.io/keep", FINALIZER]
-    live = env.api.live(KIND, "x")
-    live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    env.api.objects[(KIND.kind, "ns", "x")] = live
-    env.deliver("x")
+    env.set_metadata("x", deletionTimestamp=DELETED_AT)
     env.process("x")
     assert p.calls[-1] == ("finalize",)
     assert env.api.live(KIND, "x")["metadata"]["finalizers"] == ["other.io/keep"]
@@ -248,11 +254,7 @@ def test_finalize_retries_past_max_tries_with_degraded_and_a_warning():
     p.fail_with = RuntimeError("cloud API down")
     env = Env(p, minop.Resource(kind=KIND, max_tries=2))
     env.create("x", {"size": 1})
-    live = env.api.live(KIND, "x")
-    live["metadata"]["finalizers"] = [FINALIZER]
-    live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    env.api.objects[(KIND.kind, "ns", "x")] = live
-    env.deliver("x")
+    env.set_metadata("x", finalizers=[FINALIZER], deletionTimestamp=DELETED_AT)
     delays = [env.retry("x", "finalize").requeue_after for _ in range(4)]
     assert all(d is not None and d > 0 for d in delays)
     assert len(p.calls) == 4
@@ -298,13 +300,7 @@ def test_timeout_holds_the_key_until_the_hook_thread_ends():
 def test_mangled_last_handled_annotation_means_create_again(bad):
     p = Plugin()
     env = Env(p)
-    body = {"apiVersion": KIND.api_version, "kind": KIND.kind, "spec": {"size": 1}}
-    body["metadata"] = {
-        "name": "x",
-        "namespace": "ns",
-        "annotations": {LAST_HANDLED: bad} if bad else {},
-    }
-    env.api.put(KIND, body)
+    env.api.put(KIND, annotated({LAST_HANDLED: bad} if bad else {}))
     env.deliver("x")
     env.process("x")
     assert [c[0] for c in p.calls] == ["create"]
@@ -313,13 +309,7 @@ def test_mangled_last_handled_annotation_means_create_again(bad):
 def test_last_handled_annotation_of_minop_0_1_is_still_honoured():
     p = Plugin()
     env = Env(p)
-    body = {"apiVersion": KIND.api_version, "kind": KIND.kind, "spec": {"size": 1}}
-    body["metadata"] = {
-        "name": "x",
-        "namespace": "ns",
-        "annotations": {LAST_HANDLED: json.dumps({"spec": {"size": 1}})},
-    }
-    obj = env.api.put(KIND, body)
+    obj = env.api.put(KIND, annotated({LAST_HANDLED: json.dumps({"spec": {"size": 1}})}))
     obj["status"] = {"observedGeneration": 1}
     env.api.objects[(KIND.kind, "ns", "x")] = obj
     env.deliver("x")
@@ -332,12 +322,10 @@ def test_reverting_to_the_last_handled_spec_after_a_refused_change_reconciles():
     env = Env(p)
     env.create("x", {"size": 1})
     env.process("x")
-    env.edit("x", {"size": 0})
-    env.deliver("x")
+    env.change("x", {"size": 0})
     p.fail_with = minop.PermanentError("size 0")
     env.process("x")
-    env.edit("x", {"size": 1})  # back to the handled spec
-    env.deliver("x")
+    env.change("x", {"size": 1})  # back to the handled spec
     p.fail_with = None
     env.process("x")
     assert p.calls[-1] == ("update", "spec", [])
@@ -396,11 +384,7 @@ def test_finalize_runs_once_even_when_the_removal_response_is_not_newer_than_the
     p = FinalizingPlugin()
     env = Env(p)
     env.create("x", {"size": 1})
-    live = env.api.live(KIND, "x")
-    live["metadata"]["finalizers"] = [FINALIZER]
-    live["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
-    env.api.objects[(KIND.kind, "ns", "x")] = live
-    env.deliver("x")
+    env.set_metadata("x", finalizers=[FINALIZER], deletionTimestamp=DELETED_AT)
     cached = env.cache.get(KIND, "ns", "x")
     env.process("x")  # finalized; the API server deleted the object
     assert (KIND.kind, "ns", "x") not in env.api.objects

@@ -34,16 +34,11 @@ def command(spec: Mapping[str, Any]) -> list[str]:
     return argv
 
 
-def deployment(
-    name: str,
-    spec: Mapping[str, Any],
-    image: str,
-    labels: Mapping[str, str],
-    selector: Mapping[str, str],
-) -> dict[str, Any]:
+def deployment(inst: wl.Instance) -> dict[str, Any]:
+    spec = inst.spec
     container: dict[str, Any] = {
         "name": "memcached",
-        "image": image,
+        "image": inst.image,
         "command": command(spec),
         "ports": [{"name": "memcached", "containerPort": port(spec), "protocol": "TCP"}],
         "livenessProbe": wl.probe_port(port(spec)),
@@ -52,18 +47,15 @@ def deployment(
         "securityContext": wl.restricted_container_security(),
     }
     return wl.deployment(
-        name,
-        spec,
+        inst,
         int(spec.get("size", 1)),
-        selector,
-        wl.pod_metadata(spec, labels),
         UID,
         container,
         spread=True,  # a node lost takes one pod's share of the cache, not all of it
     )
 
 
-def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
+def service(inst: wl.Instance) -> dict[str, Any]:
     """A headless Service: its DNS name resolves to every ready pod.
 
     Memcached clients shard keys over the servers themselves (consistent
@@ -74,14 +66,14 @@ def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> 
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": name},
+        "metadata": {"name": inst.name},
         "spec": {
             "clusterIP": "None",
-            "selector": dict(selector),
+            "selector": dict(inst.selector),
             "ports": [
                 {
                     "name": "memcached",
-                    "port": port(spec),
+                    "port": port(inst.spec),
                     "targetPort": "memcached",
                     "protocol": "TCP",
                 }

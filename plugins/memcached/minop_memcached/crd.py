@@ -88,9 +88,6 @@ STATUS = crd.obj(
         "nodes": crd.array("Names of the memcached pods, sorted.", crd.string("A pod name.")),
         "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "readyReplicas": crd.integer("Pods ready to serve."),
-        "selector": crd.string("Label selector of the pods (for the scale subresource)."),
-        "observedGeneration": crd.integer("Generation last reconciled."),
-        "conditions": crd.conditions(),
     },
 )
 
@@ -104,8 +101,7 @@ DEFINITION = crd.definition(
         crd.Column("Size", ".spec.size", "integer", "Desired pods."),
         crd.Column("Ready", ".status.readyReplicas", "integer", "Ready pods."),
     ],
-    # status.replicas (not readyReplicas): an HPA must count starting pods as current.
-    scale=crd.Scale(".spec.size", ".status.replicas"),
+    scale=crd.Scale(".spec.size"),
 )
 
 EXAMPLE = {

@@ -34,9 +34,9 @@ def minop_resources() -> list[minop.Resource]:
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
     size = int(spec.get("size", 1))
-    image = wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE)
-    ctx.apply(children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector))
-    ctx.apply(children.service(ctx.name, spec, ctx.selector))
+    inst = wl.Instance.of(ctx, wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE))
+    ctx.apply(children.deployment(inst))
+    ctx.apply(children.service(inst))
     wl.sync_pdb(ctx, size)
     ready, names = wl.report_deployment(ctx, size)
     return {

@@ -4,14 +4,18 @@ from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
 from minop.kit.crd import undocumented
-from minop.kit.workloads import rollout_pending
+from minop.kit.workloads import Instance, rollout_pending
 
 LABELS = {"app.kubernetes.io/instance": "mc", "app.kubernetes.io/part-of": "memcached"}
 SELECTOR = {"app.kubernetes.io/instance": "mc"}
 
 
+def inst(spec, image="memcached:1"):
+    return Instance("mc", "ns", spec, LABELS, SELECTOR, image)
+
+
 def pod_of(spec, image="memcached:1"):
-    return children.deployment("mc", spec, image, LABELS, SELECTOR)["spec"]["template"]
+    return children.deployment(inst(spec, image))["spec"]["template"]
 
 
 def test_command_line_carries_memory_connections_and_port():
@@ -68,7 +72,7 @@ def test_size_image_and_scheduling_reach_the_deployment():
         "podAnnotations": {"a": "b"},
         "podLabels": {"team": "x", "app.kubernetes.io/instance": "hijack"},
     }
-    d = children.deployment("mc", spec, "memcached:9", LABELS, SELECTOR)
+    d = children.deployment(inst(spec, "memcached:9"))
     template = d["spec"]["template"]
     assert d["spec"]["replicas"] == 3
     assert d["spec"]["selector"] == {"matchLabels": SELECTOR}
@@ -88,7 +92,7 @@ def test_resources_are_canonical_so_converged_objects_cost_no_writes():
 
 
 def test_service_is_headless_on_the_port():
-    svc = children.service("mc", {"port": 11311}, SELECTOR)
+    svc = children.service(inst({"port": 11311}))
     assert svc["spec"]["clusterIP"] == "None"
     assert svc["spec"]["selector"] == SELECTOR
     assert svc["spec"]["ports"] == [

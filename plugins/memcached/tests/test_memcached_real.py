@@ -10,16 +10,15 @@ import resource
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from minop_memcached import children
 from minop_memcached.crd import DEFINITION
 
 from minop.kit import localpod
+from minop.kit import workloads as wl
 from minop.kit.testing import free_port
 
 pytestmark = [
@@ -51,11 +50,8 @@ def tcp_probe(container: dict, probe: str) -> None:
 def trixie() -> Iterator[str]:
     if os.geteuid() != 0:
         pytest.skip("trixie's memcached needs root (debootstrap): run make unit as root")
-    root = localpod.debian_root("trixie", "memcached")
-    dest = Path(tempfile.mkdtemp(prefix="minop-memcached-trixie-"))  # pytest's are 0700
-    dest.chmod(0o755)  # the pod's user runs it
-    yield str(localpod.debian_programs(root, ["memcached"], dest) / "memcached")
-    shutil.rmtree(dest, ignore_errors=True)
+    with localpod.debian_program("trixie", "memcached", "memcached") as (program, _):
+        yield str(program)
 
 
 @pytest.fixture(params=["bookworm", "trixie"])
@@ -72,7 +68,8 @@ def pod_argv(spec: dict, memcached: str) -> tuple[dict, list[str]]:
     """The pod for ``spec`` and its command line as the pod's user, on ``memcached``."""
     if os.geteuid() != 0:
         pytest.skip("switching to the pod's user needs root")
-    pod = children.deployment("mc", spec, "memcached", {}, {})["spec"]["template"]["spec"]
+    inst = wl.Instance("mc", "ns", spec, {}, {}, "memcached")
+    pod = children.deployment(inst)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     argv = localpod.container_argv(container)
     return pod, [*localpod.run_as(pod, container), memcached, *argv[1:]]

@@ -95,20 +95,13 @@ def volumes(
     return vols, mounts
 
 
-def deployment(
-    name: str,
-    spec: Mapping[str, Any],
-    image: str,
-    labels: Mapping[str, str],
-    selector: Mapping[str, str],
-    data: Mapping[str, str],
-    config_hash: str,
-) -> dict[str, Any]:
-    vols, mounts = volumes(name, spec, data)
+def deployment(inst: wl.Instance, data: Mapping[str, str], config_hash: str) -> dict[str, Any]:
+    spec = inst.spec
+    vols, mounts = volumes(inst.name, spec, data)
     # -e stderr: never open the compiled-in error log path on a read-only root
     command = ["nginx", "-c", CONF, "-e", "stderr", "-g", "daemon off;"]
     common: dict[str, Any] = {
-        "image": image,
+        "image": inst.image,
         "volumeMounts": mounts,
         "securityContext": wl.restricted_container_security(),
         # nginx writes its errors to stderr: they become the container's status message
@@ -125,27 +118,25 @@ def deployment(
         "livenessProbe": probe(spec),
         **common,
     }
-    # the hash rolls the pods whenever any configuration input changes
-    meta = wl.pod_metadata(spec, labels, {CONFIG_HASH: config_hash})
     return wl.deployment(
-        name,
-        spec,
+        inst,
         int(spec.get("replicas", 1)),
-        selector,
-        meta,
         UID,
         container,
         vols,
+        # the hash rolls the pods whenever any configuration input changes
+        pod_annotations={CONFIG_HASH: config_hash},
         init_containers=[check],
         max_unavailable=0,  # old pods serve until a new one passed its check and is ready
         spread=True,
     )
 
 
-def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> dict[str, Any]:
+def service(inst: wl.Instance) -> dict[str, Any]:
+    spec = inst.spec
     svc = spec.get("service") or {}
     tls = bool(spec.get("tls"))
-    meta: dict[str, Any] = {"name": name}
+    meta: dict[str, Any] = {"name": inst.name}
     if svc.get("annotations"):
         meta["annotations"] = dict(svc["annotations"])
     return {
@@ -154,7 +145,7 @@ def service(name: str, spec: Mapping[str, Any], selector: Mapping[str, str]) -> 
         "metadata": meta,
         "spec": {
             "type": svc.get("type") or spec.get("serviceType") or "ClusterIP",
-            "selector": dict(selector),
+            "selector": dict(inst.selector),
             "ports": [
                 {
                     "name": "https" if tls else "http",

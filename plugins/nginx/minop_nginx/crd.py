@@ -58,33 +58,31 @@ SPEC = crd.obj(
             min_length=1,
             max_length=65536,
         ),
-        "configMapRef": crd.obj(
+        "configMapRef": crd.reference(
             "A ConfigMap whose *.conf keys hold the http-block configuration (server blocks), "
             "in place of `config`; editing it rolls the pods. Not checked with `nginx -t`.",
-            {"name": crd.object_name("Name of the ConfigMap, in the same namespace.")},
-            required=["name"],
+            "Name of the ConfigMap, in the same namespace.",
         ),
-        "tls": crd.obj(
+        "tls": crd.reference(
             "Serve HTTPS on `port` with a kubernetes.io/tls Secret, every key mounted at "
             "/etc/nginx/tls (tls.crt, tls.key, ca.crt for ssl_client_certificate, ...); editing "
             "the Secret rolls the pods.",
-            {"secretName": crd.object_name("Secret with tls.crt and tls.key.")},
-            required=["secretName"],
+            "Secret with tls.crt and tls.key.",
+            key="secretName",
         ),
         "content": crd.obj(
             "Static content served from /usr/share/nginx/html (the default server block's "
             "root), read-only: a ConfigMap or a PersistentVolumeClaim, exactly one.",
             {
-                "configMapRef": crd.obj(
+                "configMapRef": crd.reference(
                     "A ConfigMap whose keys are the files; editing it rolls the pods.",
-                    {"name": crd.object_name("Name of the ConfigMap, in the same namespace.")},
-                    required=["name"],
+                    "Name of the ConfigMap, in the same namespace.",
                 ),
-                "persistentVolumeClaim": crd.obj(
+                "persistentVolumeClaim": crd.reference(
                     "A PersistentVolumeClaim holding the files, mounted read-only (with "
                     "more than one replica, its access mode must allow several nodes).",
-                    {"claimName": crd.object_name("Name of the claim, in the same namespace.")},
-                    required=["claimName"],
+                    "Name of the claim, in the same namespace.",
+                    key="claimName",
                 ),
             },
             rules=[
@@ -137,9 +135,6 @@ STATUS = crd.obj(
         "availableReplicas": crd.integer("Pods ready to serve."),
         "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "podNames": crd.array("Names of the nginx pods, sorted.", crd.string("A pod name.")),
-        "selector": crd.string("Label selector of the pods (for the scale subresource)."),
-        "observedGeneration": crd.integer("Generation last reconciled."),
-        "conditions": crd.conditions(),
     },
 )
 
@@ -154,8 +149,7 @@ DEFINITION = crd.definition(
         crd.Column("Replicas", ".spec.replicas", "integer", "Desired pods."),
         crd.Column("Available", ".status.availableReplicas", "integer", "Ready pods."),
     ],
-    # status.replicas (not availableReplicas): an HPA must count starting pods as current.
-    scale=crd.Scale(".spec.replicas", ".status.replicas"),
+    scale=crd.Scale(".spec.replicas"),
 )
 
 EXAMPLE = {

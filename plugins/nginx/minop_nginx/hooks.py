@@ -80,7 +80,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     data = config.files(spec)
     image = wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE)
     digest = _inputs_hash(ctx, data, image)
-    deployment = children.deployment(ctx.name, spec, image, ctx.labels, ctx.selector, data, digest)
+    inst = wl.Instance.of(ctx, image)
+    deployment = children.deployment(inst, data, digest)
     field = (
         "spec.config"
         if spec.get("config")
@@ -97,7 +98,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     configmap = children.configmap(ctx.name, data)
     ctx.apply(configmap)
     ctx.apply(deployment)
-    ctx.apply(children.service(ctx.name, spec, ctx.selector))
+    ctx.apply(children.service(inst))
     replicas = int(spec.get("replicas", 1))
     wl.sync_pdb(ctx, replicas)
     ready, names = wl.report_deployment(ctx, replicas)

@@ -5,12 +5,17 @@ from minop_nginx import children, config
 from minop_nginx.crd import DEFINITION
 
 from minop.kit.crd import undocumented
+from minop.kit.workloads import Instance
 
 LABELS = {"app.kubernetes.io/instance": "web"}
 
 
+def inst(spec):
+    return Instance("web", "ns", spec, LABELS, LABELS, "img")
+
+
 def deployment(spec, digest="h"):
-    return children.deployment("web", spec, "img", LABELS, LABELS, config.files(spec), digest)
+    return children.deployment(inst(spec), config.files(spec), digest)
 
 
 def template(spec, digest="h"):
@@ -169,7 +174,7 @@ def test_config_hash_scheduling_and_resources_reach_the_pods():
     ],
 )
 def test_service_listens_on_80_or_443_mapped_to_the_named_container_port(spec, kind, port, name):
-    svc = children.service("web", spec, LABELS)
+    svc = children.service(inst(spec))
     assert svc["spec"]["type"] == kind
     assert svc["spec"]["ports"] == [
         {"name": name, "port": port, "targetPort": "http", "protocol": "TCP"}
@@ -179,7 +184,7 @@ def test_service_listens_on_80_or_443_mapped_to_the_named_container_port(spec, k
 
 def test_service_annotations():
     lb = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
-    svc = children.service("web", {"service": {"annotations": lb}}, LABELS)
+    svc = children.service(inst({"service": {"annotations": lb}}))
     assert svc["metadata"]["annotations"] == lb
 
 

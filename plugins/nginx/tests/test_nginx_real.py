@@ -30,6 +30,7 @@ import pytest
 from minop_nginx import children, config
 
 from minop.kit import localpod
+from minop.kit import workloads as wl
 from minop.kit.testing import free_port
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
@@ -61,11 +62,8 @@ BOOKWORM = Nginx(NGINX, Path("/etc/nginx"))
 def trixie() -> Iterator[Nginx]:
     if os.geteuid() != 0:
         pytest.skip("trixie's nginx needs root (debootstrap): run make unit as root")
-    root = localpod.debian_root("trixie", "nginx")
-    dest = Path(tempfile.mkdtemp(prefix="minop-nginx-trixie-"))  # pytest's are 0700
-    dest.chmod(0o755)  # the pod's user runs it
-    yield Nginx(str(localpod.debian_programs(root, ["nginx"], dest) / "nginx"), root / "etc/nginx")
-    shutil.rmtree(dest, ignore_errors=True)
+    with localpod.debian_program("trixie", "nginx", "nginx") as (program, root):
+        yield Nginx(str(program), root / "etc/nginx")
 
 
 @pytest.fixture(params=["bookworm", "trixie"])
@@ -76,7 +74,7 @@ def nginx(request: pytest.FixtureRequest) -> Nginx:
 
 
 def pod_of(spec: dict) -> dict:
-    d = children.deployment("web", spec, "img", {}, {}, config.files(spec), "h")
+    d = children.deployment(wl.Instance("web", "ns", spec, {}, {}, "img"), config.files(spec), "h")
     return d["spec"]["template"]["spec"]
 
 
