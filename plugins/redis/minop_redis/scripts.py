@@ -9,13 +9,14 @@ probes take whichever program the image has.
 
 from __future__ import annotations
 
-# The image's CLI as ``rcli``: with spec.tls over TLS, presenting the pod's own
-# certificate (needed when clients must present one, harmless when not).
+# The image's CLI ``$cli`` and, with spec.tls, its TLS options ``$tls``: the pod's
+# own certificate too (needed when clients must present one, harmless when not).
+# A variable, not a function, so that `timeout` can run it; used unquoted: the
+# mount path has no spaces.
 CLI = (
-    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; "
-    'rcli() { if [ -n "${REDIS_TLS_DIR:-}" ]; then "$cli" --tls --cacert "$REDIS_TLS_DIR/ca.crt" '
-    '--cert "$REDIS_TLS_DIR/tls.crt" --key "$REDIS_TLS_DIR/tls.key" "$@"; '
-    'else "$cli" "$@"; fi; }; '
+    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; tls=''; "
+    'if [ -n "${REDIS_TLS_DIR:-}" ]; then d="$REDIS_TLS_DIR"; '
+    'tls="--tls --cacert $d/ca.crt --cert $d/tls.crt --key $d/tls.key"; fi; '
 )
 
 # The init container's script.
@@ -97,7 +98,7 @@ listen_lines() {
 # Sentinel that knows one answers), nothing if none answers (a new Redis).
 ask_sentinels() {
   for peer in $REDIS_SENTINEL_PEERS; do
-    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 rcli --user sentinel \
+    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 "$cli" $tls --user sentinel \
       -h "${peer%:*}" -p "${peer##*:}" sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" \
       2>/dev/null | tr '\n' ' ')" || true
     set -- $answer
@@ -225,7 +226,7 @@ SENTINEL = f'umask 077; set -- "$0" --sentinel; {SERVER}'
 # the probes never fail during a password rotation; prints the server's answer.
 _PING = (
     f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
-    'rcli --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
+    '"$cli" $tls --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
 )
 # Ready: the server answers commands.
 READY = f"{_PING} | grep -qx PONG"
@@ -235,5 +236,5 @@ ALIVE = f"{_PING} | grep -qE '^(PONG|LOADING)'"
 # The Sentinel answers (as user sentinel: the internal password never changes).
 SENTINEL_READY = (
     f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
-    'rcli --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'
+    '"$cli" $tls --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'
 )
