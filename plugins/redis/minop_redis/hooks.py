@@ -25,7 +25,8 @@ def _user_secrets(body: Mapping[str, Any]) -> list[str]:
     spec = body.get("spec") or {}
     ref = spec.get("passwordSecretRef") or {}
     names = [ref["name"]] if ref.get("name") else []
-    return names + [t["secretName"] for t in [tls.settings(spec)] if t]
+    cert = tls.settings(spec)
+    return names + ([cert["secretName"]] if cert else [])
 
 
 def default_image() -> str:
