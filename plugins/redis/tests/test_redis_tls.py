@@ -115,3 +115,13 @@ def test_the_secret_is_read_once_per_content_and_referenced_for_watching():
     # the certificate (loaded: the key matches it)
     context = tls.client_context(renewed, True)
     assert context.verify_mode == ssl.CERT_REQUIRED and not context.check_hostname
+
+
+def test_a_missing_secret_fails_the_update_once_and_the_failover_timer_stays_quiet():
+    ctx = FakeContext({"replicas": 3, "tls": TLS, "sentinel": {"enabled": True}}, {})
+    ctx.labels = ctx.selector = {"app.kubernetes.io/instance": "r"}
+    with pytest.raises(minop.PermanentError, match=r"spec\.tls\.secretName"):
+        hooks.minop_update(ctx)  # reported as Degraded (PermanentError) by the core
+    assert ctx.applied == []  # nothing changed while the Secret is missing
+    # the timer (every 2 s) adds no TimerFailed Event: the update re-runs on the Secret
+    assert hooks.minop_timer(ctx) is None
