@@ -14,6 +14,8 @@ audit log tells runners apart.
 from __future__ import annotations
 
 import socket
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -21,6 +23,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -38,6 +41,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def tls_secret_data(cn: str, hosts: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, str]:
+    """A throw-away CA and a certificate it signed for ``hosts`` (IP addresses or DNS
+    names), usable by servers and clients (both extended key usages): the keys of a
+    kubernetes.io/tls Secret as cert-manager writes it (ca.crt, tls.crt, tls.key).
+    Needs the openssl command."""
+    sans = ",".join(f"IP:{h}" if h.replace(".", "").isdigit() else f"DNS:{h}" for h in hosts)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    with tempfile.TemporaryDirectory(prefix="minop-tls-") as tmp:
+
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+
+        ca = ["-subj", f"/CN={cn} CA", "-keyout", "ca.key", "-out", "ca.crt"]
+        openssl("req", "-x509", *ec, "-days", "2", *ca)
+        openssl("req", *ec, "-subj", f"/CN={cn}", "-keyout", "tls.key", "-out", "tls.csr")
+        Path(tmp, "ext").write_text(
+            f"subjectAltName={sans}\nextendedKeyUsage=serverAuth,clientAuth\n"
+        )
+        sign = ["-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-extfile", "ext"]
+        openssl("x509", "-req", "-in", "tls.csr", *sign, "-days", "2", "-out", "tls.crt")
+        return {k: Path(tmp, k).read_text() for k in ("ca.crt", "tls.crt", "tls.key")}
 
 
 def wait_for(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop.kit import workloads as wl
-from minop_redis import scripts
+from minop_redis import scripts, tls
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379
@@ -118,73 +118,6 @@ def configmap(inst: Instance) -> dict[str, Any]:
     }
 
 
-def _ports(inst: Instance, redis: bool = True) -> list[dict[str, Any]]:
-    ports = [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
-    if not redis:
-        ports = []
-    if inst.sentinel:
-        ports.append(
-            {"name": "sentinel", "port": SENTINEL_PORT, "targetPort": "sentinel", "protocol": "TCP"}
-        )
-    return ports
-
-
-def headless_service(inst: Instance) -> dict[str, Any]:
-    """Stable DNS for every pod: <name>-<i>.<name>-headless.<ns>.svc.
-
-    Not-ready pods are published too: a replica must find the primary while
-    either of them is still starting.
-    """
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": inst.headless},
-        "spec": {
-            "clusterIP": "None",
-            "publishNotReadyAddresses": True,
-            "selector": dict(inst.selector),
-            "ports": _ports(inst),
-        },
-    }
-
-
-def client_service(inst: Instance) -> dict[str, Any]:
-    """Clients reach the primary, the only pod that takes writes: pod 0, or with
-    failover the pod the operator labelled as the Sentinels' primary."""
-    if inst.sentinel:
-        primary = {**inst.selector, ROLE_LABEL: "master"}
-    else:
-        primary = {**inst.selector, "statefulset.kubernetes.io/pod-name": f"{inst.name}-0"}
-    ports = [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": inst.name},
-        "spec": {"selector": primary, "ports": ports},
-    }
-
-
-def replicas_service(inst: Instance) -> dict[str, Any]:
-    """Read-only clients: every replica (the operator labels the pods' roles)."""
-    ports = [{"name": "redis", "port": PORT, "targetPort": "redis", "protocol": "TCP"}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": f"{inst.name}-replicas"},
-        "spec": {"selector": {**inst.selector, ROLE_LABEL: "replica"}, "ports": ports},
-    }
-
-
-def sentinel_service(inst: Instance) -> dict[str, Any]:
-    """Every ready Sentinel, for clients that ask SENTINEL get-master-addr-by-name."""
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": f"{inst.name}-sentinel"},
-        "spec": {"selector": dict(inst.selector), "ports": _ports(inst, redis=False)},
-    }
-
-
 def init_env(inst: Instance) -> list[dict[str, Any]]:
     """What init.sh reads (the real-program tests swap these values only)."""
     return [
@@ -197,6 +130,7 @@ def init_env(inst: Instance) -> list[dict[str, Any]]:
         {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
         {"name": "REDIS_RUN_DIR", "value": RUN_DIR},
         {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
+        *tls.env(inst.spec),
         *sentinel_env(inst),
     ]
 
@@ -229,12 +163,14 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
         "env": [
             {"name": "REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
             {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
+            *tls.env(inst.spec),
         ],
         "readinessProbe": probe,
         "livenessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 6},
         "volumeMounts": [
             {"name": "run", "mountPath": RUN_DIR},
             {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+            *tls.mounts(inst.spec),
         ],
         "securityContext": security,
     }
@@ -285,9 +221,10 @@ def statefulset(
     auth_hash: str,
     claim_size: str,
     storage_class: str | None,
+    tls_hash: str | None = None,
 ) -> dict[str, Any]:
-    """The StatefulSet. Both hashes are pod-template annotations: a config or
-    password change makes a new revision, which rolls the pods."""
+    """The StatefulSet. The hashes are pod-template annotations: a change of the
+    config, the passwords or the TLS Secret makes a new revision, which rolls the pods."""
     spec = inst.spec
     retention = spec.get("pvcRetention") or {}
     resources = wl.canonical_resources(spec["resources"]) if spec.get("resources") else None
@@ -301,7 +238,7 @@ def statefulset(
         "image": inst.image,
         "command": ["sh", f"{CONFIG_DIR}/init.sh"],
         "env": init_env(inst),
-        "volumeMounts": [config, auth, run],
+        "volumeMounts": [config, auth, run, *tls.mounts(spec)],
         "securityContext": security,
     }
     container: dict[str, Any] = {
@@ -313,7 +250,7 @@ def statefulset(
         "startupProbe": _probe(scripts.READY, STARTUP_PERIOD, startup_failures(claim_size)),
         "readinessProbe": _probe(scripts.READY, 5, 2),
         "livenessProbe": _probe(scripts.ALIVE, 10, 6),
-        "volumeMounts": [data, run, auth, config],
+        "volumeMounts": [data, run, auth, config, *tls.mounts(spec)],
         "securityContext": security,
     }
     containers = [container]
@@ -324,6 +261,8 @@ def statefulset(
     sched = wl.scheduling(spec)
     sched.setdefault("affinity", spread(inst.selector))
     annotations = {CONFIG_HASH: config_hash, AUTH_HASH: auth_hash}
+    if tls_hash is not None:
+        annotations[tls.HASH] = tls_hash
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -360,6 +299,7 @@ def statefulset(
                         },
                         # the generated config holds masterauth: keep it off the node's disk
                         {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+                        *tls.volumes(spec),
                     ],
                     **sched,
                 },

@@ -3,6 +3,7 @@
 from minop import Kind
 from minop.kit import crd
 from minop.kit.workloads import scheduling_schema
+from minop_redis import tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -239,6 +240,7 @@ SPEC = crd.obj(
             },
             required=["name"],
         ),
+        "tls": tls.SCHEMA,
         "resources": crd.resources(),
         "maxMemory": crd.quantity(
             "Memory for data per pod (Redis maxmemory), e.g. 256Mi, at least 1Mi (rounded "

@@ -1,16 +1,17 @@
-"""Redis hooks: passwords, config, Services, StatefulSet, volume expansion, status."""
+"""Redis hooks: passwords, TLS, config, Services, StatefulSet, volume expansion, status."""
 
 from __future__ import annotations
 
 import base64
 import os
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
 import minop
 from minop import HASH_KEY, ApiError, Obj, content_hash, kinds
 from minop.kit import workloads as wl
-from minop_redis import auth, children, roles, status
+from minop_redis import auth, children, roles, services, status, tls
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 
@@ -18,9 +19,14 @@ UNKNOWN = "unknown"  # the user's Secret is not (yet) in the cache
 ROLES_INTERVAL = 2.0  # seconds between reads of the Sentinels (failover enabled only)
 
 
-def _password_secret(body: Mapping[str, Any]) -> list[str]:
-    ref = (body.get("spec") or {}).get("passwordSecretRef") or {}
-    return [ref["name"]] if ref.get("name") else []
+def _user_secrets(body: Mapping[str, Any]) -> list[str]:
+    """The user's Secrets the pods depend on: the password's and the TLS one (one
+    Related for both: the core tracks a kind's names per Related)."""
+    spec = body.get("spec") or {}
+    ref = spec.get("passwordSecretRef") or {}
+    names = [ref["name"]] if ref.get("name") else []
+    cert = tls.settings(spec)
+    return names + ([cert["secretName"]] if cert else [])
 
 
 def default_image() -> str:
@@ -35,7 +41,7 @@ def minop_resources() -> list[minop.Resource]:
             crd=DEFINITION,
             children=(kinds.STATEFULSET, kinds.SERVICE, kinds.CONFIGMAP, kinds.SECRET, kinds.PDB),
             observes=(kinds.POD, kinds.PVC),
-            related=(minop.Related(kinds.SECRET, _password_secret),),
+            related=(minop.Related(kinds.SECRET, _user_secrets),),
             images={"redis": default_image()},
             # with failover, who is primary can change without any Kubernetes event
             timers=(minop.Timer(ROLES_INTERVAL, name="roles"),),
@@ -209,15 +215,17 @@ def _instance(ctx: minop.Context) -> Instance:
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
     inst = _instance(ctx)
+    # first: while the TLS Secret is missing nothing changes (running pods keep theirs)
+    cert = tls.material(ctx)
     sts = ctx.child(kinds.STATEFULSET, inst.name)
     pods = ctx.children(kinds.POD)
     config = children.configmap(inst)
     ctx.apply(config)
-    ctx.apply(children.headless_service(inst))
-    ctx.apply(children.client_service(inst))
-    ctx.apply(children.replicas_service(inst))
+    ctx.apply(services.headless_service(inst))
+    ctx.apply(services.client_service(inst))
+    ctx.apply(services.replicas_service(inst))
     if inst.sentinel:
-        ctx.apply(children.sentinel_service(inst))
+        ctx.apply(services.sentinel_service(inst))
     digest, previous, problem = sync_auth(ctx, inst, sts, pods)
     out: dict[str, Any] = {"selector": wl.selector_string(inst.selector)}
     if digest is None:  # no password to configure the pods with yet: wait for the Secret
@@ -233,6 +241,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
             auth_hash=digest,
             claim_size=size,
             storage_class=storage_class,
+            tls_hash=cert.hash if cert else None,
         )
     )
     budget = spec.get("podDisruptionBudget") or {}
@@ -245,7 +254,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
         ctx.condition("Degraded", True, "ConfigurationProblem", "; ".join(problems))
     out.update(r.fields)
     if inst.sentinel:
-        out.update(sync_roles(ctx, inst, pods))
+        context = tls.client_context(cert, tls.client_auth(spec)) if cert else None
+        out.update(sync_roles(ctx, inst, pods, context))
     else:  # pod 0 is the primary; the labels feed the <name>-replicas Service
         label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
     out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
@@ -288,12 +298,15 @@ def label(ctx: minop.Context, changes: list[tuple[str, str]]) -> None:
                 raise
 
 
-def sync_roles(ctx: minop.Context, inst: Instance, pods: list[Obj]) -> dict[str, Any]:
-    """Label the Sentinels' primary for the <name> Service; status.primary/members."""
+def sync_roles(
+    ctx: minop.Context, inst: Instance, pods: list[Obj], context: ssl.SSLContext | None
+) -> dict[str, Any]:
+    """Label the Sentinels' primary for the <name> Service; status.primary/members.
+    ``context``: TLS to the pods (spec.tls)."""
     password = _internal_password(ctx, inst)
     if password is None:
         return {"primary": None, "members": []}
-    primary, members = roles.observe(inst, pods, password)
+    primary, members = roles.observe(inst, pods, password, tls=context)
     label(ctx, roles.label_changes(pods, primary))
     before = ctx.status.get("primary")
     if primary is None:  # nothing readable now: report the labelled pod, if any
@@ -332,4 +345,11 @@ minop_update = minop_create  # level-triggered: the same desired state for every
 def minop_timer(ctx: minop.Context) -> dict[str, Any] | None:
     """With failover, the whole reconcile: roles, labels and status follow the
     Sentinels even when no Kubernetes object changes. Without, nothing to do."""
-    return reconcile(ctx) if _instance(ctx).sentinel else None
+    if not _instance(ctx).sentinel:
+        return None
+    try:
+        return reconcile(ctx)
+    except minop.PermanentError:
+        # the update reported it (Degraded) and runs again when the TLS Secret is fixed;
+        # a TimerFailed Event every 2 s would say nothing new
+        return None

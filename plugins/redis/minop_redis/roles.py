@@ -3,15 +3,17 @@ and the role label the <name> Service selects.
 
 The operator asks every pod's Sentinel whom it names primary and every Redis for
 its replication state (as user ``sentinel``, with the internal password of the
-<name>-auth Secret). A pod is labelled ``master`` only when a majority of the
-Sentinels name it AND it reports the master role itself; every other pod loses
-the label first, so the Service never selects two pods. When nothing can be
-read, labels stay as they are: the Sentinels keep working without the operator.
+<name>-auth Secret; with spec.tls over TLS). A pod is labelled ``master`` only
+when a majority of the Sentinels name it AND it reports the master role itself;
+every other pod loses the label first, so the Service never selects two pods.
+When nothing can be read, labels stay as they are: the Sentinels keep working
+without the operator.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,9 +29,12 @@ class RespError(Exception):
     """An error reply, or no (valid) answer."""
 
 
-def call(host: str, port: int, password: bytes, *args: str | bytes) -> Any:
-    """One command as user sentinel over a fresh connection (RESP2)."""
-    with socket.create_connection((host, port), TIMEOUT) as sock:
+def call(
+    host: str, port: int, password: bytes, *args: str | bytes, tls: ssl.SSLContext | None = None
+) -> Any:
+    """One command as user sentinel over a fresh connection (RESP2), with ``tls`` over TLS."""
+    with socket.create_connection((host, port), TIMEOUT) as raw:
+        sock = tls.wrap_socket(raw) if tls is not None else raw
         sock.settimeout(TIMEOUT)
         reader = sock.makefile("rb")
         for command in (("AUTH", "sentinel", password), args):
@@ -98,6 +103,7 @@ def observe(
     pods: list[Obj],
     password: bytes,
     addresses: Callable[[Instance, Obj], Addresses | None] = pod_addresses,
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[str | None, list[Member]]:
     """The pod a majority of the answering Sentinels name primary, if it also reports
     the master role itself (else None), and every pod's replication state."""
@@ -111,15 +117,16 @@ def observe(
             continue
         announced[where.announced] = name
         try:
-            addr = call(*where.sentinel, password, "SENTINEL", "get-master-addr-by-name", inst.name)
+            ask = ("SENTINEL", "get-master-addr-by-name", inst.name)
+            addr = call(*where.sentinel, password, *ask, tls=tls)
             if isinstance(addr, list) and len(addr) == 2:
                 votes[(str(addr[0]), int(addr[1]))] += 1
-        except OSError:  # the pod is unreachable (e.g. KWOK): do not wait for it twice
+        except OSError:  # unreachable (e.g. KWOK), or TLS refused: do not wait for it twice
             members.append(Member(name, "unknown"))
             continue
         except (RespError, ValueError):
             pass
-        members.append(_member(name, where.redis, password))
+        members.append(_member(name, where.redis, password, tls))
     if not votes:
         return None, members
     (named, count) = votes.most_common(1)[0]
@@ -128,9 +135,11 @@ def observe(
     return (primary if confirmed and count * 2 > sum(votes.values()) else None), members
 
 
-def _member(name: str, redis: tuple[str, int], password: bytes) -> Member:
+def _member(
+    name: str, redis: tuple[str, int], password: bytes, tls: ssl.SSLContext | None
+) -> Member:
     try:
-        info = call(*redis, password, "INFO", "replication")
+        info = call(*redis, password, "INFO", "replication", tls=tls)
     except (OSError, RespError, ValueError):
         return Member(name, "unknown")
     fields = dict(

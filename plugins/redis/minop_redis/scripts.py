@@ -9,8 +9,19 @@ probes take whichever program the image has.
 
 from __future__ import annotations
 
+# The image's CLI ``$cli`` and, with spec.tls, its TLS options ``$tls``: the pod's
+# own certificate too (needed when clients must present one, harmless when not).
+# A variable, not a function, so that `timeout` can run it; used unquoted: the
+# mount path has no spaces.
+CLI = (
+    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; tls=''; "
+    'if [ -n "${REDIS_TLS_DIR:-}" ]; then d="$REDIS_TLS_DIR"; '
+    'tls="--tls --cacert $d/ca.crt --cert $d/tls.crt --key $d/tls.key"; fi; '
+)
+
 # The init container's script.
-INIT = r"""#!/bin/sh
+INIT = (
+    r"""#!/bin/sh
 # Writes this pod's redis.conf and, with failover, sentinel.conf (minop's Redis
 # init container; the redis container runs it again on every start). Pod 0 is
 # the first primary, every other pod replicates it; with Sentinel, the primary
@@ -38,6 +49,14 @@ if ! since 6 0; then
   echo "init: $server $version is too old: minop supports Redis 6.0 and later" >&2; exit 1
 fi
 echo "init: $server $version"
+"""
+    + CLI
+    + r"""
+# A build without TLS would only say "Bad directive" about tls-port.
+if [ -n "${REDIS_TLS_DIR:-}" ] && ! "$cli" --tls --version >/dev/null 2>&1; then
+  echo "init: spec.tls needs a Redis built with TLS; $server $version of this image is not" >&2
+  exit 1
+fi
 sha() { sha256sum < "$1" | cut -c1-64; }
 # Pub/Sub channel rules (&*) exist from 6.2; 6.0 lets every user use every channel.
 channels=""
@@ -63,11 +82,23 @@ bind_line() {
   # without a bind line 6.0 listens on every IPv4 and IPv6 address it can.
   if since 6 2 || [ "$REDIS_BIND" != "* -::*" ]; then echo "bind $REDIS_BIND"; fi
 }
+# listen_lines PORT: where the server listens. With spec.tls only TLS (port 0: no
+# plain listener), and TLS to the primary, the replicas and the other Sentinels.
+listen_lines() {
+  if [ -z "${REDIS_TLS_DIR:-}" ]; then echo "port $1"; return; fi
+  echo "port 0"
+  echo "tls-port $1"
+  echo "tls-cert-file $REDIS_TLS_DIR/tls.crt"
+  echo "tls-key-file $REDIS_TLS_DIR/tls.key"
+  echo "tls-ca-cert-file $REDIS_TLS_DIR/ca.crt"
+  echo "tls-auth-clients $REDIS_TLS_AUTH_CLIENTS"
+  echo "tls-replication yes"
+}
 # ask_sentinels: "host port" of the primary the Sentinels agree on (the first
 # Sentinel that knows one answers), nothing if none answers (a new Redis).
 ask_sentinels() {
   for peer in $REDIS_SENTINEL_PEERS; do
-    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 "$cli" --user sentinel \
+    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 "$cli" $tls --user sentinel \
       -h "${peer%:*}" -p "${peer##*:}" sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" \
       2>/dev/null | tr '\n' ' ')" || true
     set -- $answer
@@ -84,7 +115,6 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
       "and ACL users); $server is $version" >&2
     exit 1
   fi
-  cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli
   # Whom the Sentinels elected wins over the ordinal: after a failover pod 0 is
   # a replica like any other, and it must never come back as a second primary.
   me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"
@@ -114,7 +144,7 @@ conf="$REDIS_RUN_DIR/redis.conf"
 {
   cat "$REDIS_CONFIG_DIR/redis.conf"
   bind_line
-  echo "port $REDIS_PORT"
+  listen_lines "$REDIS_PORT"
   echo "dir $REDIS_DATA_DIR"
   # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
   if since 7 0; then echo 'appenddirname "appendonlydir"'; fi
@@ -147,7 +177,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
   m="$REDIS_MASTER_NAME"
   {
     bind_line
-    echo "port $REDIS_SENTINEL_PORT"
+    listen_lines "$REDIS_SENTINEL_PORT"
     echo "dir $REDIS_RUN_DIR"
     echo 'logfile ""'
     echo "protected-mode no"
@@ -171,6 +201,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
   mv "$sentinel_conf.tmp" "$sentinel_conf"
 fi
 """
+)
 
 # ``sh -c SERVER <program> <args>``: runs the image's server program with the args.
 SERVER = (
@@ -194,9 +225,8 @@ SENTINEL = f'umask 077; set -- "$0" --sentinel; {SERVER}'
 # PING as the replication user (allowed +ping), whose password never changes, so
 # the probes never fail during a password rotation; prints the server's answer.
 _PING = (
-    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; "
-    'REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
-    '"$cli" --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
+    f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
+    '"$cli" $tls --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
 )
 # Ready: the server answers commands.
 READY = f"{_PING} | grep -qx PONG"
@@ -205,7 +235,6 @@ READY = f"{_PING} | grep -qx PONG"
 ALIVE = f"{_PING} | grep -qE '^(PONG|LOADING)'"
 # The Sentinel answers (as user sentinel: the internal password never changes).
 SENTINEL_READY = (
-    "cli=redis-cli; command -v $cli >/dev/null || cli=valkey-cli; "
-    'REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
-    '"$cli" --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'
+    f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
+    '"$cli" $tls --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minop_redis import children
+from minop_redis import children, services
 from minop_redis.children import Instance
 from minop_redis.crd import DEFINITION, EXAMPLE
 
@@ -130,11 +130,11 @@ def test_replicas_prefer_different_nodes_unless_the_user_says_otherwise() -> Non
 
 
 def test_services_point_at_every_pod_and_at_the_primary() -> None:
-    headless = children.headless_service(inst())
+    headless = services.headless_service(inst())
     assert headless["metadata"]["name"] == "r-headless"
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["selector"] == SEL
     assert headless["spec"]["publishNotReadyAddresses"] is True
-    client = children.client_service(inst())
+    client = services.client_service(inst())
     assert client["spec"]["selector"] == {**SEL, "statefulset.kubernetes.io/pod-name": "r-0"}
 
 

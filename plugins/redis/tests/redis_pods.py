@@ -1,0 +1,331 @@
+"""Pods of a Redis as local processes, for the real-program checks
+(test_redis_real_*.py) on every server minop supports (redis_servers.py).
+
+What runs is what the StatefulSet runs: the init container's command (init.sh from
+the ConfigMap), then the redis container's command, and the probes' exec command,
+as the pod's numeric user (uid 999, gid = fsGroup 999) when the tests run as root.
+What a node would provide differs, and only through the environment variables the
+pod spec sets (the test fails if a name is not in the pod spec):
+
+* ``REDIS_BIND`` 127.0.0.1 instead of every interface; ``REDIS_PORT`` a free port
+  per "pod"; ``REDIS_PRIMARY_HOST``/``REDIS_PRIMARY_PORT`` 127.0.0.1 and pod 0's
+  port instead of ``<name>-0.<name>-headless.<ns>.svc:6379``;
+* ``REDIS_CONFIG_DIR``, ``REDIS_AUTH_DIR``, ``REDIS_RUN_DIR``, ``REDIS_DATA_DIR``:
+  temporary directories laid out like the ConfigMap, Secret (files 0440, group
+  999, as the kubelet writes them with fsGroup), emptyDir and PVC mounts; the
+  same prefixes are swapped in the two commands' file arguments;
+* with spec.tls ``REDIS_TLS_DIR``: the TLS Secret's files (0440, group 999), a CA
+  and a certificate for 127.0.0.1 that ``write_tls`` generates.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from minop_redis import auth, children, roles, tls
+from minop_redis.children import Instance
+from redis_servers import AS_ROOT, Server
+
+from minop.kit import localpod
+from minop.kit.testing import free_port, tls_secret_data
+
+SELECTOR = {"app.kubernetes.io/instance": "r"}
+
+
+def wait(fn: Callable[[], Any], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not fn():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+class Cluster:
+    """The "mounts" all pods share (ConfigMap, Secrets) and the pods themselves."""
+
+    def __init__(self, root: Path, spec: dict[str, Any], server: Server) -> None:
+        self.root, self.server = root, server
+        self.inst = Instance("r", "ns", spec, SELECTOR, SELECTOR, "redis")
+        sts = children.statefulset(
+            self.inst, config_hash="c", auth_hash="a", claim_size="1Gi", storage_class=None
+        )
+        self.pod_spec = sts["spec"]["template"]["spec"]
+        sec = self.pod_spec["securityContext"]
+        self.uid, self.gid = sec["runAsUser"], sec["fsGroup"]
+        self.config, self.auth = root / "config", root / "auth"
+        self.config.mkdir()
+        for key, value in children.configmap(self.inst)["data"].items():
+            (self.config / key).write_text(value)
+        self.tls_dir = root / "tls"
+        self.tls: dict[str, str] | None = None  # the TLS Secret's files (spec.tls)
+        if tls.settings(spec):
+            self.write_tls(tls_secret_data("r"))
+        self.pods: list[Pod] = []
+        # every pod's Sentinel port is in every pod's environment: known up front
+        self.sentinel_ports = [free_port() for _ in range(self.inst.replicas)]
+
+    def write_secret(self, state: auth.State) -> None:
+        """Replace the Secret volume's files, as the kubelet does when the Secret changes."""
+        data = auth.secret("r-auth", state)["data"]
+        self._secret_volume(self.auth, {k: base64.b64decode(v) for k, v in data.items()})
+
+    def write_tls(self, files: dict[str, str]) -> None:
+        """The TLS Secret's volume (tls.crt, tls.key, ca.crt)."""
+        self.tls = files
+        self._secret_volume(self.tls_dir, {k: v.encode() for k, v in files.items()})
+
+    def _secret_volume(self, where: Path, files: dict[str, bytes]) -> None:
+        """Files 0440 of group fsGroup, as the kubelet writes a Secret with defaultMode 0440."""
+        shutil.rmtree(where, ignore_errors=True)
+        where.mkdir()
+        for key, value in files.items():
+            f = where / key
+            f.write_bytes(value)
+            f.chmod(0o440)
+            if AS_ROOT:
+                os.chown(f, 0, self.gid)
+
+    def client_tls(self, cert: bool = True) -> list[str]:
+        """redis-cli's TLS options for a client trusting the CA (``cert``: presenting
+        the Secret's certificate too); none without spec.tls."""
+        if self.tls is None:
+            return []
+        d = self.tls_dir
+        own = ["--cert", str(d / "tls.crt"), "--key", str(d / "tls.key")] if cert else []
+        return ["--tls", "--cacert", str(d / "ca.crt"), *own]
+
+    def operator_tls(self) -> ssl.SSLContext | None:
+        """The TLS the operator speaks to the pods (hooks.reconcile's context)."""
+        if self.tls is None:
+            return None
+        f = {k: v.encode() for k, v in self.tls.items()}
+        m = tls.Material("test", f["ca.crt"], f["tls.crt"], f["tls.key"])
+        return tls.client_context(m, tls.client_auth(self.inst.spec))
+
+    def as_pod_user(self, cmd: list[str], container: dict[str, Any] | None = None) -> list[str]:
+        """As the container's securityContext says (user, fsGroup, no privilege
+        escalation, no capabilities); as the current user when not root."""
+        if not AS_ROOT:
+            return cmd
+        return [*localpod.run_as(self.pod_spec, container or self.pod_spec["containers"][0]), *cmd]
+
+    def start(self, *ordinals: int) -> None:
+        for i in ordinals:
+            if len(self.pods) <= i:
+                self.pods.append(Pod(self, i))
+            self.pods[i].start()
+
+    def restart(self, i: int) -> None:
+        self.pods[i].stop()
+        self.pods[i].start()
+
+    @property
+    def primary(self) -> Pod:
+        return self.pods[0]
+
+    def replicating(self, *passwords: bytes | None) -> bool:
+        """Every replica's link to the primary is up (asked with whichever of
+        ``passwords`` it accepts: during a rotation pods differ)."""
+        return all(
+            any(
+                "master_link_status:up" in p.cli("info", "replication", password=pw)
+                for pw in passwords
+            )
+            for p in self.pods[1:]
+        )
+
+    def stop(self) -> None:
+        for p in self.pods:
+            p.stop()
+
+
+class Pod:
+    def __init__(self, cluster: Cluster, ordinal: int) -> None:
+        self.c, self.ordinal, self.name = cluster, ordinal, f"r-{ordinal}"
+        self.port = free_port()
+        self.run, self.data = cluster.root / f"run-{ordinal}", cluster.root / f"data-{ordinal}"
+        for d in (self.run, self.data):
+            d.mkdir()
+            if AS_ROOT:
+                os.chown(d, cluster.uid, cluster.gid)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sentinel: subprocess.Popen[bytes] | None = None
+
+    def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
+        """The container's environment with the node-specific values swapped (None:
+        kept as the pod spec sets it)."""
+        peers = " ".join(f"127.0.0.1:{p}" for p in self.c.sentinel_ports)
+        swap: dict[str, str | None] = {
+            "POD_NAME": self.name,
+            "REDIS_BIND": "127.0.0.1",
+            "REDIS_PORT": str(self.port),
+            "REDIS_PRIMARY_HOST": "127.0.0.1",
+            "REDIS_PRIMARY_PORT": str(self.c.primary.port if self.c.pods else self.port),
+            "REDIS_CONFIG_DIR": str(self.c.config),
+            "REDIS_AUTH_DIR": str(self.c.auth),
+            "REDIS_RUN_DIR": str(self.run),
+            "REDIS_DATA_DIR": str(self.data),
+            "REDIS_ANNOUNCE_HOST": "127.0.0.1",
+            "REDIS_SENTINEL_PORT": str(self.c.sentinel_ports[self.ordinal]),
+            "REDIS_SENTINEL_PEERS": peers,
+            "REDIS_SENTINEL_QUORUM": None,
+            "REDIS_SENTINEL_DOWN_AFTER_MS": None,
+            "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": None,
+            "REDIS_MASTER_NAME": None,
+            "REDIS_TLS_DIR": str(self.c.tls_dir),
+            "REDIS_TLS_AUTH_CLIENTS": None,
+        }
+        out = {"PATH": self.c.server.path}
+        for var in pod_env:
+            assert var["name"] in swap, f"{var['name']} is new: decide what the test swaps"
+            out[var["name"]] = swap[var["name"]] or var["value"]
+        return out
+
+    def paths(self, cmd: list[str]) -> list[str]:
+        swap = {children.CONFIG_DIR: str(self.c.config), children.RUN_DIR: str(self.run)}
+        out = []
+        for arg in cmd:
+            for old, new in swap.items():
+                if arg.startswith(old + "/"):
+                    arg = new + arg[len(old) :]
+            out.append(arg)
+        return out
+
+    def start(self, slow_load: bool = False) -> None:
+        """Init container, then the server; waits for its startup probe unless
+        ``slow_load`` (the test's own change to the generated config: loading data
+        takes 1 ms per key, so a load is long enough to watch)."""
+        init = self.c.pod_spec["initContainers"][0]
+        main = self.c.pod_spec["containers"][0]
+        cmd = self.c.as_pod_user(self.paths(init["command"]), init)
+        with (self.c.root / f"{self.name}-init.log").open("ab") as log:
+            subprocess.run(
+                cmd, env=self.env(init["env"]), check=True, timeout=30, stdout=log, stderr=log
+            )
+        if slow_load:
+            with (self.run / "redis.conf").open("a") as conf:
+                conf.write("key-load-delay 1000\n")
+                if self.c.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
+                    conf.write("loading-process-events-interval-bytes 65536\n")
+        self.proc = self.container(main)
+        sentinel = self.c.pod_spec["containers"][1:]
+        if sentinel and self.sentinel is None:
+            self.sentinel = self.container(sentinel[0])
+        if not slow_load:
+            wait(self.probe, f"{self.name} to pass its startup probe", 15)
+
+    def container(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
+        """Starts a container's command (the pod's log gets its output)."""
+        with (self.c.root / f"{self.name}-{spec['name']}.log").open("ab") as log:
+            return subprocess.Popen(
+                self.c.as_pod_user(self.paths(spec["command"]), spec),
+                env=self.env(spec["env"]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # a container: its processes go together
+            )
+
+    def crash(self) -> None:
+        """kill -9 of redis-server; the kubelet restarts the container (not the pod:
+        no init container, the Sentinel keeps running)."""
+        assert self.proc is not None
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+        self.proc = self.container(self.c.pod_spec["containers"][0])
+
+    def sentinel_cli(self, *args: str) -> str:
+        """Asks this pod's Sentinel, as the operator does (user sentinel)."""
+        password = (self.c.auth / "replication").read_bytes()
+        port = self.c.sentinel_ports[self.ordinal]
+        return self.cli(*args, password=password, user="sentinel", port=port)
+
+    def probe(self, kind: str = "readinessProbe") -> bool:
+        """The pod's exec probe, run as the pod's user with the container's environment."""
+        main = self.c.pod_spec["containers"][0]
+        cmd = self.c.as_pod_user(main[kind]["exec"]["command"], main)
+        r = subprocess.run(cmd, env=self.env(main["env"]), capture_output=True, timeout=10)
+        return r.returncode == 0
+
+    def cli(
+        self,
+        *args: str,
+        password: bytes | None = None,
+        user: str | None = None,
+        port: int | None = None,
+        tls: list[str] | None = None,
+    ) -> str:
+        """redis-cli against this pod; ``tls``: its TLS options (default: the cluster's
+        client, over TLS with spec.tls)."""
+        env = {"PATH": self.c.server.path}
+        if password is not None:
+            env["REDISCLI_AUTH"] = password.decode()
+        who = ["--user", user] if user else []
+        where = ["-h", "127.0.0.1", "-p", str(port or self.port)]
+        secure = self.c.client_tls() if tls is None else tls
+        r = subprocess.run(
+            [str(self.c.server.cli), *where, *secure, *who, *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=10,
+        )
+        return (r.stdout + r.stderr).strip()
+
+    def stop(self) -> None:
+        """SIGTERM, as the kubelet sends: Redis flushes the AOF and exits. A replica
+        that is still writing its first AOF after a full sync ignores it ("Writing
+        initial AOF, can't exit"); the kubelet would SIGKILL after the grace period,
+        the test asks again instead."""
+        for proc in (self.proc, self.sentinel):
+            deadline = time.monotonic() + 30
+            while proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                        proc.wait(5)
+        self.proc = self.sentinel = None
+
+
+def refused(out: str) -> bool:
+    """The server refused the password (6.0's redis-cli only warns, then gets NOAUTH)."""
+    return "WRONGPASS" in out or "AUTH failed" in out
+
+
+FIRST = b'first "pass" word\\ with spaces'  # hashed in redis.conf: no quoting trouble
+SECOND = b"second-password"
+FAILOVER = {"enabled": True, "downAfterMilliseconds": 2000, "failoverTimeoutMilliseconds": 10000}
+
+
+def operator_view(c: Cluster) -> tuple[str | None, list[roles.Member]]:
+    """What the operator reads (roles.observe), with the test's loopback addresses."""
+
+    def addresses(inst: Instance, pod: dict[str, Any]) -> roles.Addresses:
+        p = c.pods[int(pod["metadata"]["name"].rsplit("-", 1)[1])]
+        sentinel = ("127.0.0.1", c.sentinel_ports[p.ordinal])
+        return roles.Addresses(("127.0.0.1", p.port), sentinel, ("127.0.0.1", p.port))
+
+    pods = [{"metadata": {"name": p.name}} for p in c.pods]
+    password = (c.auth / "replication").read_bytes()
+    return roles.observe(c.inst, pods, password, addresses, c.operator_tls())
+
+
+def roles_of(c: Cluster) -> list[str]:
+    """Each pod's role as it reports it ('down': not answering)."""
+    out = []
+    for p in c.pods:
+        info = p.cli("info", "replication", password=FIRST)
+        role = re.search(r"^role:(\w+)", info, re.M)
+        out.append(role.group(1) if role else "down")
+    return out

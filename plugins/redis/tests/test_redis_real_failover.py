@@ -1,0 +1,94 @@
+"""Failover by the generated Sentinels on every supported server that has it (6.2
+and later): a crashed primary replaced, nothing acknowledged lost, never two
+masters, and what the operator reads from the Sentinels."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from typing import Any
+
+import pytest
+from minop_redis import auth, children, roles
+from redis_pods import FAILOVER, FIRST, Pod, operator_view, roles_of, wait
+
+
+def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_cluster, server):
+    if not server.at_least(6, 2):
+        init_refuses_failover_on_6_0(make_cluster)
+        return
+    c = make_cluster(
+        {"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": FAILOVER}
+        | {"minReplicasToWrite": 1}
+    )
+    c.write_secret(auth.step(None, FIRST, "v1", rolled=False))
+    c.start(0, 1, 2)
+    wait(lambda: c.replicating(FIRST), "replication")
+
+    def sentinels_see_everyone() -> bool:
+        for p in c.pods:
+            info = p.sentinel_cli("info", "sentinel")
+            if "slaves=2,sentinels=3" not in info:
+                return False
+        return True
+
+    wait(sentinels_see_everyone, "every Sentinel sees 2 replicas and 3 Sentinels", 60)
+    primary, members = operator_view(c)
+    assert primary == "r-0" and [m.role for m in members] == ["master", "replica", "replica"]
+    assert all(m.link_up for m in members[1:])
+    # acknowledged by a replica before the crash: must survive it
+    for i in range(50):
+        assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
+    assert int(c.primary.cli("wait", "1", "5000", password=FIRST)) >= 1
+
+    samples: list[list[str]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append(roles_of(c))
+            stop.wait(0.5)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        old = c.pods[0]
+        old.crash()
+        t0 = time.monotonic()
+        wait(lambda: roles_of(c)[1:].count("master") == 1, "a replica promoted", 30)
+        promoted = c.pods[1 + roles_of(c)[1:].index("master")]
+        assert time.monotonic() - t0 < 30
+
+        # what clients asking any Sentinel get (they agree within a moment)
+        def told(p: Pod) -> bool:
+            answer = p.sentinel_cli("sentinel", "get-master-addr-by-name", "r").split()
+            return answer == ["127.0.0.1", str(promoted.port)]
+
+        wait(lambda: all(told(p) for p in c.pods), "every Sentinel names the new primary", 15)
+        # the operator moves the Service's label: off the old primary, then onto the new
+        wait(lambda: operator_view(c)[0] == promoted.name, "the operator sees it", 15)
+        labelled = [{"metadata": {"name": "r-0", "labels": {children.ROLE_LABEL: "master"}}}]
+        labelled += [{"metadata": {"name": p.name}} for p in c.pods[1:]]
+        changes = roles.label_changes(labelled, promoted.name)
+        assert changes[0] == ("r-0", "replica") and changes[-1] == (promoted.name, "master")
+        # writes succeed on the new primary, every acknowledged key is there
+        wait(lambda: promoted.cli("set", "after", "1", password=FIRST) == "OK", "writes", 30)
+        for i in range(50):
+            assert promoted.cli("get", f"k{i}", password=FIRST) == str(i)
+        # the old primary comes back, as a replica of the new one, with the new data
+        wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
+        wait(lambda: old.cli("get", "after", password=FIRST) == "1", "replicated to it", 30)
+        assert "READONLY" in old.cli("set", "x", "1", password=FIRST)
+    finally:
+        stop.set()
+        sampler.join()
+    assert samples and all(s.count("master") <= 1 for s in samples), samples
+
+
+def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
+    c = make_cluster({"replicas": 1, "sentinel": FAILOVER})
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    with pytest.raises(subprocess.CalledProcessError):
+        c.start(0)
+    assert "needs Redis 6.2 or later" in (c.root / "r-0-init.log").read_text()
