@@ -33,6 +33,13 @@ def test_sentinels_services_and_the_primary_label(namespace, kubectl):
         assert sentinel["ports"] == [
             {"name": "sentinel", "containerPort": 26379, "protocol": "TCP"}
         ]
+        # a CPU request keeps Sentinel's timer on time (late by 2 s: TILT, no failover);
+        # the API server's default, visible in the spec; no limit, which would throttle it
+        requests = {"cpu": "100m", "memory": "32Mi"}
+        assert get(kubectl, ns, "redis/r")["spec"]["sentinel"]["resources"] == {
+            "requests": requests
+        }
+        assert sentinel["resources"] == {"requests": requests}
         env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
         assert env["REDIS_SENTINEL_QUORUM"] == "2"  # a majority of 3
         assert env["REDIS_SENTINEL_PEERS"].split() == [

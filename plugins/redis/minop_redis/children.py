@@ -15,6 +15,7 @@ from typing import Any
 
 from minop.kit import workloads as wl
 from minop_redis import scripts, tls
+from minop_redis.crd import SENTINEL_RESOURCES
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379
@@ -173,6 +174,9 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
             *tls.mounts(inst.spec),
         ],
         "securityContext": security,
+        "resources": wl.canonical_resources(
+            (inst.sentinel or {}).get("resources", SENTINEL_RESOURCES)
+        ),
     }
 
 

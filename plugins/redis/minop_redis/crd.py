@@ -7,6 +7,8 @@ from minop_redis import tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
+# A request (CPU shares over best-effort pods) keeps Sentinel's timer on time; no limit.
+SENTINEL_RESOURCES = {"requests": {"cpu": "100m", "memory": "32Mi"}}
 MAX_MEMORY_POLICIES = (
     "noeviction",
     "allkeys-lru",
@@ -270,6 +272,15 @@ SPEC = crd.obj(
                     minimum=1000,
                     default=20000,
                 ),
+                "resources": {
+                    **crd.resources(
+                        "Compute resources of each Sentinel container. A Sentinel whose "
+                        "timer runs more than 2 s late (a starved or CPU-throttled process) "
+                        "enters TILT mode and does not fail over for 30 s: keep a CPU "
+                        "request, and set no CPU limit."
+                    ),
+                    "default": SENTINEL_RESOURCES,
+                },
             },
             default={},
         ),
