@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 from minop import kinds
 from minop.context import Context
@@ -41,7 +41,7 @@ class Instance:
     image: str  # the operand image (``operand_image``)
 
     @classmethod
-    def of(cls, ctx: Context, image: str) -> Instance:
+    def of(cls, ctx: Context, image: str) -> Self:
         return cls(ctx.name, ctx.namespace, ctx.spec, ctx.labels, ctx.selector, image)
 
 

@@ -34,15 +34,8 @@ STARTUP_PERIOD = 5  # seconds between startup probes
 
 
 @dataclass(frozen=True)
-class Instance:
+class Instance(wl.Instance):
     """One Redis object, as the builders need it."""
-
-    name: str
-    namespace: str
-    spec: Mapping[str, Any]
-    labels: Mapping[str, str]
-    selector: Mapping[str, str]
-    image: str
 
     @property
     def replicas(self) -> int:

@@ -365,13 +365,10 @@ STATUS = crd.obj(
             ),
         ),
         "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
-        "selector": crd.string("Label selector of the pods (for the scale subresource)."),
         "passwordRotation": crd.string(
             "Set while a password change is in progress: which passwords the pods accept and "
             "what the rotation waits for."
         ),
-        "observedGeneration": crd.integer("Generation last reconciled."),
-        "conditions": crd.conditions(),
     },
 )
 
@@ -391,7 +388,7 @@ DEFINITION = crd.definition(
         ),
         crd.Column("Revision", ".status.updateRevision", "string", "Update revision.", priority=1),
     ],
-    scale=crd.Scale(".spec.replicas", ".status.replicas"),
+    scale=crd.Scale(".spec.replicas"),
 )
 
 EXAMPLE = {

@@ -208,8 +208,7 @@ def spec_problems(spec: Mapping[str, Any]) -> list[str]:
 
 
 def _instance(ctx: minop.Context) -> Instance:
-    image = wl.operand_image(ctx.spec, "REDIS_IMAGE", DEFAULT_IMAGE)
-    return Instance(ctx.name, ctx.namespace, ctx.spec, ctx.labels, ctx.selector, image)
+    return Instance.of(ctx, wl.operand_image(ctx.spec, "REDIS_IMAGE", DEFAULT_IMAGE))
 
 
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
