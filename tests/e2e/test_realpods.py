@@ -171,6 +171,34 @@ def test_redis_replicates_requires_its_password_and_keeps_data_across_pod_loss(
     assert cli(0, "CONFIG", "GET", "appendonly").split() == ["appendonly", "yes"]
 
 
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("minop/redis:6.0-bullseye", "redis_version:6.0."),
+        ("minop/redis:8.0-trixie", "redis_version:8.0."),
+        ("minop/valkey:8.1-trixie", "valkey_version:8.1."),
+    ],
+)
+def test_redis_of_another_version_replicates_with_its_password(
+    namespace, kubectl, operator, client, image, version
+):
+    """The Debian releases' servers (hack/kind/app-images.sh) run the generated files."""
+    ns, pw = namespace, "versions-e2e"
+    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={pw}")
+    spec = {"replicas": 2, "image": image, "passwordSecretRef": {"name": "pw"}}
+    apply(kubectl, ns, "cache.minop.dev/v1alpha1", "Redis", "r", storage={"size": "64Mi"}, **spec)
+    wait(kubectl, ns, "redis/r", 300)
+
+    def cli(i: int, *args: str) -> str:
+        host = f"r-{i}.r-headless.{ns}.svc.cluster.local"
+        return client("redis-cli", "-h", host, "-a", pw, "--no-auth-warning", *args).strip()
+
+    assert version in cli(0, "INFO", "server")
+    assert cli(0, "SET", "greeting", "hello") == "OK"
+    wait_for(lambda: cli(1, "GET", "greeting") == "hello", 30, "the key on r-1")
+    assert "role:slave" in cli(1, "INFO", "replication")
+
+
 def test_nginx_serves_its_health_path_and_rolls_to_a_new_config(
     namespace, kubectl, operator, client
 ):

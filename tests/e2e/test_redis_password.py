@@ -32,6 +32,9 @@ from minop.kit.testing import wait_for
 pytestmark = pytest.mark.usefixtures("redis_crd")
 FIRST, SECOND = "e2e-first-9c2f41e0", "e2e-second-51aa07b3"
 REF = {"name": "pw"}
+# A rotation rolls every pod twice: real pods (kind, 4 tests at a time on 2 cores) need
+# minutes for that; on KWOK seconds.
+ROLLS = 300
 
 
 def set_password(kubectl, ns, value, create=False):
@@ -85,7 +88,7 @@ def test_password_change_rolls_the_pods_and_drops_the_old_one(namespace, kubectl
             finished = data.get("password") == SECOND and previous(kubectl, ns) == []
             return finished and rev != before and set(revs.values()) == {rev} and len(revs) == 3
 
-        wait_for(done, 120, "the rotation to finish")
+        wait_for(done, ROLLS, "the rotation to finish")
         wait_ready(kubectl, ns, "r")
         # two rolls: every pod was replaced at least twice (phase 1 accepts both, phase 2 only
         # SECOND). At least: KWOK finishes a pod's deletion by name, and now and then deletes
@@ -125,7 +128,7 @@ def test_rotation_waits_for_a_held_partition(namespace, kubectl):
             rolled = rev != first and revs.get("r-1") == rev == revs.get("r-2")
             return rev if rolled and revs.get("r-0") == first else None
 
-        phase1 = wait_for(phase1_rolled, 90, "pods 2 and 1 on the phase-1 revision")
+        phase1 = wait_for(phase1_rolled, ROLLS, "pods 2 and 1 on the phase-1 revision")
         wait_ready(kubectl, ns, "r")  # the held partition is a Ready state
         assert condition(kubectl, ns, "r")["reason"] == "PartitionHeld"
         wait_for(
@@ -144,7 +147,7 @@ def test_rotation_waits_for_a_held_partition(namespace, kubectl):
             revs = revisions(kubectl, ns)
             return previous(kubectl, ns) == [] and rev != phase1 and set(revs.values()) == {rev}
 
-        wait_for(finished, 120, "phase 2 after the partition was lowered")
+        wait_for(finished, ROLLS, "phase 2 after the partition was lowered")
         wait_for(lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 30, "Ready")
         assert "passwordRotation" not in get(kubectl, ns, "redis/r")["status"]
 
@@ -176,7 +179,7 @@ def test_rotation_with_on_delete_moves_on_as_the_user_deletes_pods(namespace, ku
                 kubectl("delete", "pod", n, "-n", ns)
                 wait_for(
                     lambda n=n: revisions(kubectl, ns).get(n) == revision,
-                    60,
+                    ROLLS,
                     f"{n} back on {revision}",
                 )
 
