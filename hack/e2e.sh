@@ -11,16 +11,16 @@
 # the tests install minop from a catalog, upgrade and uninstall it (and, where pods run,
 # operator-sdk scorecard); OLM is stopped again afterwards.
 # Env: E2E_WORKERS (4), PYTEST_ARGS (extra pytest arguments; a later -m wins),
-#      E2E_SUITE: all (default for local) | main (default for kind and existing) | olm.
+#      E2E_SUITE: all (default for local and kind) | main (default for existing) | olm.
 # The exit status is pytest's.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
 
 CLUSTER_DIR="$(realpath -m "$CLUSTER_DIR")" # a relative CLUSTER_DIR would break KUBECONFIG
 CLUSTER="${CLUSTER:-local}"
-# The OLM stage by default on the local cluster only: someone else's cluster may run an OLM
-# of its own, and on kind it is `make olm-e2e CLUSTER=kind` until verified there.
-if [ "$CLUSTER" = local ]; then SUITE="${E2E_SUITE:-all}"; else SUITE="${E2E_SUITE:-main}"; fi
+# The OLM stage by default on the clusters started here (local, kind): someone else's
+# cluster may run an OLM of its own.
+if [ "$CLUSTER" = existing ]; then SUITE="${E2E_SUITE:-main}"; else SUITE="${E2E_SUITE:-all}"; fi
 case "$SUITE" in all | main | olm) ;; *) die "unknown E2E_SUITE=$SUITE (all, main, olm)" ;; esac
 PY="$REPO_DIR/.venv/bin/python"
 [ -x "$PY" ] || die "no $PY: run make venv"
