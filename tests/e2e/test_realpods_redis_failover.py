@@ -46,11 +46,13 @@ class RoleSampler:
         hosts = " ".join(
             f"{name}-{i}.{name}-headless.{ns}.svc.cluster.local" for i in range(replicas)
         )
+        # the pods are asked at once (one late answer does not stretch the round)
         script = (
             "while :; do line=$(date +%s); for h in $0; do "
-            'r=$(timeout 1 redis-cli -h "$h" -a "$1" --no-auth-warning ROLE 2>/dev/null '
-            "| head -1); "
-            'line="$line ${r:-down}"; done; echo "$line"; sleep 1; done'
+            '(timeout 1 redis-cli -h "$h" -a "$1" --no-auth-warning ROLE 2>/dev/null '
+            '| head -1 > "/tmp/role.$h") & done; wait; for h in $0; do '
+            'r=$(cat "/tmp/role.$h"); line="$line ${r:-down}"; done; '
+            'echo "$line"; sleep 1; done'
         )
         self.proc = subprocess.Popen(
             ["kubectl", "--kubeconfig", kubeconfig, "exec", "-n", ns, "client", "--",
@@ -216,7 +218,9 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
 
     masters, gap = sampler.masters(since), sampler.longest_without_master()
     print(f"ROLE rounds: {len(masters)}, without a master: {masters.count(0)}, longest: {gap}s")
-    assert len(masters) >= 20 and max(masters) == 1, masters  # never two
+    # a round each second, or a few seconds where the machine is busy
+    assert len(masters) >= (time.time() - since) / 4, masters
+    assert max(masters) == 1, masters  # never two
     assert masters[-1] == 1 and gap <= DEADLINE, masters
 
 

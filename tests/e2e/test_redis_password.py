@@ -148,7 +148,7 @@ def test_rotation_waits_for_a_held_partition(namespace, kubectl):
             return previous(kubectl, ns) == [] and rev != phase1 and set(revs.values()) == {rev}
 
         wait_for(finished, ROLLS, "phase 2 after the partition was lowered")
-        wait_for(lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 30, "Ready")
+        wait_for(lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 120, "Ready")
         assert "passwordRotation" not in get(kubectl, ns, "redis/r")["status"]
 
 
@@ -189,7 +189,7 @@ def test_rotation_with_on_delete_moves_on_as_the_user_deletes_pods(namespace, ku
         )
         assert previous(kubectl, ns) == [] and auth_data(kubectl, ns)["password"] == SECOND
         delete_and_wait(["r-1", "r-0"], phase2)
-        wait_for(lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 30, "Ready")
+        wait_for(lambda: condition(kubectl, ns, "r")["reason"] == "AllPodsReady", 120, "Ready")
         assert set(revisions(kubectl, ns).values()) == {phase2}
 
 
