@@ -104,6 +104,14 @@ def get(kubectl: Kubectl, ns: str, what: str) -> Any:
     return json.loads(kubectl("get", what, "-n", ns, "-o", "json").stdout)
 
 
+def redis_with_password(kubectl: Kubectl, ns: str, pw: str, **spec: Any) -> None:
+    """Redis ``r`` with the password from Secret ``pw``, 64Mi volumes, Ready."""
+    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={pw}")
+    spec = {"passwordSecretRef": {"name": "pw"}, "storage": {"size": "64Mi"}, **spec}
+    apply(kubectl, ns, "cache.minop.dev/v1alpha1", "Redis", "r", **spec)
+    wait(kubectl, ns, "redis/r", 300)
+
+
 def first_through_service(fetch: Callable[[], str], ok: Callable[[str], bool], what: str) -> str:
     """The first answer through a new Service's ClusterIP. Until kube-proxy has programmed
     the address (seconds under load) the packets leave the node: on the CI machines an
@@ -124,18 +132,7 @@ def test_redis_replicates_requires_its_password_and_keeps_data_across_pod_loss(
     namespace, kubectl, operator, client
 ):
     ns, pw = namespace, "s3cret-e2e"
-    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={pw}")
-    apply(
-        kubectl,
-        ns,
-        "cache.minop.dev/v1alpha1",
-        "Redis",
-        "r",
-        replicas=3,
-        passwordSecretRef={"name": "pw"},
-        storage={"size": "64Mi"},
-    )
-    wait(kubectl, ns, "redis/r", 300)
+    redis_with_password(kubectl, ns, pw, replicas=3)
 
     def cli(i: int, *args: str, auth: bool = True) -> str:
         host = f"r-{i}.r-headless.{ns}.svc.cluster.local"
@@ -184,10 +181,7 @@ def test_redis_of_another_version_replicates_with_its_password(
 ):
     """The Debian releases' servers (hack/kind/app-images.sh) run the generated files."""
     ns, pw = namespace, "versions-e2e"
-    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={pw}")
-    spec = {"replicas": 2, "image": image, "passwordSecretRef": {"name": "pw"}}
-    apply(kubectl, ns, "cache.minop.dev/v1alpha1", "Redis", "r", storage={"size": "64Mi"}, **spec)
-    wait(kubectl, ns, "redis/r", 300)
+    redis_with_password(kubectl, ns, pw, replicas=2, image=image)
 
     def cli(i: int, *args: str) -> str:
         host = f"r-{i}.r-headless.{ns}.svc.cluster.local"

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from test_realpods import (  # noqa: F401 (operator: a fixture)
-    apply,
     client_pod,
     first_through_service,
     get,
     operator,
+    redis_with_password,
     run_in,
     wait,
 )
@@ -98,20 +98,9 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
     namespace, kubectl, sampler
 ):
     ns = namespace
-    kubectl("create", "secret", "generic", "pw", "-n", ns, f"--from-literal=password={PW}")
-    apply(
-        kubectl,
-        ns,
-        "cache.minop.dev/v1alpha1",
-        "Redis",
-        "r",
-        replicas=3,
-        passwordSecretRef={"name": "pw"},
-        storage={"size": "64Mi"},
-        sentinel={"enabled": True},
-        minReplicasToWrite=1,
+    redis_with_password(
+        kubectl, ns, PW, replicas=3, sentinel={"enabled": True}, minReplicasToWrite=1
     )
-    wait(kubectl, ns, "redis/r", 300)
 
     def cli(host: str, *args: str, stdin: str | None = None) -> str:
         cmd = ["redis-cli", "-h", host, "-a", PW, "--no-auth-warning", *args]
