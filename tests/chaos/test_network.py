@@ -117,8 +117,13 @@ def test_etcd_compaction_while_cut_off_relists_emits_deletions_and_misses_nothin
         wait_converged(api, [NOCACHE], ns, 60)
         names = {o["metadata"]["name"] for o in items(api, NOCACHE, ns)}
         assert names == {"keep", "change", "added"}
-        deployments = {d["metadata"]["name"] for d in items(api, "deployments", ns)}
-        assert deployments == names  # the Deployment of "gone" went with it (owner reference)
+        # the Deployment of "gone" goes with it: the garbage collector follows its owner
+        # reference, in its own time
+        wait_for(
+            lambda: {d["metadata"]["name"] for d in items(api, "deployments", ns)} == names,
+            60,
+            "the Deployment of gone garbage-collected",
+        )
         assert not op.exited()
     finally:
         op.stop()
