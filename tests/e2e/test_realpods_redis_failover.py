@@ -29,7 +29,7 @@ from test_realpods import (  # noqa: F401 (operator: a fixture)
 
 from minop.kit.testing import wait_for
 
-pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("operator")]
+pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds", "operator")]
 Kubectl = Callable[..., Any]
 PW = "failover-e2e"
 KEYS = 200
