@@ -35,6 +35,12 @@ def apply(kubectl: Kubectl, ns: str, kind: tuple[str, str], spec: dict[str, Any]
         (REDIS, {"storage": {"size": "1e1.5"}}, "spec.storage.size", "must be a quantity"),
         (
             REDIS,
+            {"sentinel": {"resources": {"requests": {"cpu": "1e1.5"}}}},
+            "spec.sentinel.resources.requests[cpu]",
+            "must be a quantity",
+        ),
+        (
+            REDIS,
             {"resources": {"limits": {"memory": "1e1.5"}}},
             "spec.resources.limits[memory]",
             "must be a quantity",
@@ -72,6 +78,7 @@ def test_quantities_no_parser_reads_or_out_of_range_are_refused_naming_the_field
     [
         (REDIS, {"maxMemory": "1Mi", "resources": {"limits": {"memory": "1e9"}}}),
         (REDIS, {"maxMemory": 1048576, "storage": {"size": "1.5Gi"}}),
+        (REDIS, {"sentinel": {"resources": {"requests": {"cpu": "250m", "memory": "64Mi"}}}}),
         (MEMCACHED, {"resources": {"limits": {"cpu": "500m", "memory": "1Gi"}}}),
         (NGINX, {"resources": {"requests": {"cpu": 1, "memory": "64Mi"}}}),
     ],
