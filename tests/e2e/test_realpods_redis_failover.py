@@ -40,33 +40,40 @@ TILT_PERIOD = 30.0  # Sentinel's, fixed
 class RoleSampler:
     """Every second, every pod's ROLE, asked from inside the cluster by one long-running
     loop in the client pod; one line per round: ``<epoch> <role of 0> <role of 1> ...``
-    (``down`` where a pod did not answer)."""
+    (``down`` where a pod did not answer within 2 s)."""
 
     def __init__(self, kubeconfig: str, ns: str, name: str, replicas: int) -> None:
         hosts = " ".join(
             f"{name}-{i}.{name}-headless.{ns}.svc.cluster.local" for i in range(replicas)
         )
-        # the pods are asked at once (one late answer does not stretch the round)
+        # a round starts every second in the background, so slow answers on a busy node
+        # overlap instead of stretching the cadence; within a round the pods are asked
+        # at once; one echo per round keeps a line whole on the pipe
         script = (
-            "while :; do line=$(date +%s); for h in $0; do "
-            '(timeout 1 redis-cli -h "$h" -a "$1" --no-auth-warning ROLE 2>/dev/null '
-            '| head -1 > "/tmp/role.$h") & done; wait; for h in $0; do '
-            'r=$(cat "/tmp/role.$h"); line="$line ${r:-down}"; done; '
-            'echo "$line"; sleep 1; done'
+            "while :; do ( d=/tmp/round.$BASHPID; mkdir $d; line=$(date +%s); "
+            'for h in $0; do (timeout 2 redis-cli -h "$h" -a "$1" --no-auth-warning ROLE '
+            '2>/dev/null | head -1 > "$d/$h") & done; wait; for h in $0; do '
+            'r=$(cat "$d/$h"); line="$line ${r:-down}"; done; rm -rf $d; '
+            'echo "$line" ) & sleep 1; done'
         )
         self.proc = subprocess.Popen(
             ["kubectl", "--kubeconfig", kubeconfig, "exec", "-n", ns, "client", "--",
              "bash", "-c", script, hosts, PW],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-        self.rounds: list[tuple[int, list[str]]] = []
+        self._rounds: list[tuple[int, list[str]]] = []
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             stamp, *roles = line.split()
-            self.rounds.append((int(stamp), roles))
+            self._rounds.append((int(stamp), roles))
+
+    @property
+    def rounds(self) -> list[tuple[int, list[str]]]:
+        """In the order they started (overlapping rounds can finish out of order)."""
+        return sorted(self._rounds, key=lambda r: r[0])
 
     def masters(self, since: int = 0) -> list[int]:
         return [roles.count("master") for stamp, roles in self.rounds if stamp >= since]
@@ -207,10 +214,10 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
 
     masters, gap = sampler.masters(since), sampler.longest_without_master()
     print(f"ROLE rounds: {len(masters)}, without a master: {masters.count(0)}, longest: {gap}s")
-    # a round each second, or a few seconds where the machine is busy
-    assert len(masters) >= (time.time() - since) / 4, masters
+    # a round started each second; a busy node may lose a few
+    assert len(masters) >= (time.time() - since) / 2, masters
     assert max(masters) == 1, masters  # never two
-    # and one now (asked without the sampler's 1 s limit, which a busy node can miss)
+    # and one now (asked without the sampler's 2 s limit, which a busy node can miss)
     roles = [cli(f"r-{i}.r-headless.{ns}.svc.cluster.local", "ROLE") for i in range(3)]
     assert [r.splitlines()[0] for r in roles].count("master") == 1, roles
 
