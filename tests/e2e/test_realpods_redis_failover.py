@@ -4,9 +4,8 @@ Service work again, every key acknowledged with `WAIT` before the failure is the
 old primary comes back as a replica, and no sample (every second, every pod asked for its
 ROLE) ever finds two masters. A Sentinel in TILT mode (CPU-starved: its timer ran over
 2 s late) holds every decision for 30 s; the deadline grows by that only where a Sentinel
-logged it. The Sentinel objects and labels on KWOK are in
-test_redis_failover.py; a replica loading a full resync that liveness keeps is proven
-against real binaries in plugins/redis/tests."""
+logged it. The Sentinel objects and labels on KWOK are in test_redis_failover.py; a
+replica loading a full resync that liveness keeps is in test_realpods_redis_loading.py."""
 
 from __future__ import annotations
 
