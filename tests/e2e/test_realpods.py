@@ -52,6 +52,9 @@ def client_pod(namespace: str, kubectl: Kubectl, image: str) -> Callable[..., st
                     "name": "client",
                     "image": image,
                     "command": ["sleep", "infinity"],
+                    # not best-effort: on a busy node those get almost no CPU, and a
+                    # test's client (the failover test's ROLE sampler) must keep time
+                    "resources": {"requests": {"cpu": "100m", "memory": "32Mi"}},
                     "securityContext": {
                         "allowPrivilegeEscalation": False,
                         "capabilities": {"drop": ["ALL"]},

@@ -213,8 +213,8 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
 
     masters, gap = sampler.masters(since), sampler.longest_without_master()
     print(f"ROLE rounds: {len(masters)}, without a master: {masters.count(0)}, longest: {gap}s")
-    # a round started each second; a busy node may lose a few
-    assert len(masters) >= (time.time() - since) / 2, masters
+    # a round started each second; on a busy node the loop itself runs late
+    assert len(masters) >= (time.time() - since) / 3, masters
     assert max(masters) == 1, masters  # never two
     # and one now (asked without the sampler's 2 s limit, which a busy node can miss)
     roles = [cli(f"r-{i}.r-headless.{ns}.svc.cluster.local", "ROLE") for i in range(3)]

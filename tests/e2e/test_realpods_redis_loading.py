@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from test_realpods import get, operator, redis_with_password  # noqa: F401 (operator: a fixture)
 
+from minop.kit.testing import wait_for
+
 pytestmark = [pytest.mark.realpods, pytest.mark.usefixtures("plugin_crds", "operator")]
 Kubectl = Callable[..., Any]
 PW = "loading-e2e"
@@ -44,10 +46,18 @@ def test_a_replica_loading_longer_than_its_liveness_window_is_not_restarted(name
         statuses = get(kubectl, ns, "pod/r-1")["status"]["containerStatuses"]
         return next(c["restartCount"] for c in statuses if c["name"] == "redis")
 
+    def in_sync(count: int) -> bool:
+        """r-1 follows r-0, its first sync done, holding ``count`` keys (Ready says only
+        that it answers: its first sync may still be pending)."""
+        out = sh("r-1", "redis-cli INFO replication; redis-cli DBSIZE").splitlines()
+        return "master_link_status:up" in [x.strip() for x in out] and out[-1] == str(count)
+
+    wait_for(lambda: in_sync(0), 180, "r-1 in sync with the empty r-0", 1)
     fill = f"for i = 1, {keys} do redis.call('set', 'k' .. i, string.rep('x', {VALUE})) end"
     # uncompressed, so the snapshot's chunks hold the keys the delay is sized for
     script = 'redis-cli CONFIG SET rdbcompression no && redis-cli EVAL "$1" 0'
     assert sh("r-0", script, fill).splitlines()[0] == "OK"
+    wait_for(lambda: in_sync(keys), 120, "r-1 streaming the keys", 1)
     before = restarts()
 
     # a full resync: r-1 leaves, takes a write (its offset passes the primary's, so no

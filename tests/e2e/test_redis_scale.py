@@ -25,6 +25,9 @@ from test_redis import (
 from minop.kit.testing import wait_for
 
 pytestmark = pytest.mark.usefixtures("redis_crd")
+# seconds for pods and claims to come or go: on kind each added pod is a provisioned
+# volume and a started Redis, one after the other (OrderedReady), on a busy node
+PODS = 240
 
 
 @pytest.mark.parametrize("when_scaled", ["Retain", "Delete"])
@@ -39,16 +42,16 @@ def test_scale_up_and_down_in_order_with_pvc_retention(namespace, kubectl, watch
 
         # through the /scale subresource, as `kubectl scale` and an HPA do
         kubectl("scale", "redis/r", "-n", ns, "--replicas=5")
-        wait_for(lambda: sorted(live_pods(kubectl, ns)) == [f"r-{i}" for i in range(5)], 60, "5")
+        wait_for(lambda: sorted(live_pods(kubectl, ns)) == [f"r-{i}" for i in range(5)], PODS, "5")
         wait_ready(kubectl, ns, "r")
         assert added_since(pods, before) == ["r-3", "r-4"]
         names_ready_before_added(pods, 2, 4)
-        wait_for(lambda: len(pvcs(kubectl, ns)) == 5, 60, "5 PVCs Bound")
+        wait_for(lambda: len(pvcs(kubectl, ns)) == 5, PODS, "5 PVCs Bound")
         assert get(kubectl, ns, "redis/r")["status"]["podNames"] == [f"r-{i}" for i in range(5)]
 
         uid = uids(kubectl, ns)
         assert patch_redis(kubectl, ns, "r", {"replicas": 2}).returncode == 0
-        wait_for(lambda: sorted(live_pods(kubectl, ns)) == ["r-0", "r-1"], 60, "2 pods")
+        wait_for(lambda: sorted(live_pods(kubectl, ns)) == ["r-0", "r-1"], PODS, "2 pods")
         wait_for(lambda: len(pods.names("DELETED")) == 3, 30, "3 pods DELETED")
         assert pods.names("DELETED") == ["r-4", "r-3", "r-2"]
         # OrderedReady: each pod is gone before the next one starts terminating
@@ -67,7 +70,7 @@ def test_scale_up_and_down_in_order_with_pvc_retention(namespace, kubectl, watch
             assert pvcs(kubectl, ns) == [f"data-r-{i}" for i in range(5)]
         else:
             kept = ["data-r-0", "data-r-1"]
-            wait_for(lambda: pvcs(kubectl, ns, bound=False) == kept, 60, "scaled PVCs deleted")
+            wait_for(lambda: pvcs(kubectl, ns, bound=False) == kept, PODS, "scaled PVCs deleted")
 
         # scaling back up reuses the retained claims (same PVC, same volume)
         if when_scaled == "Retain":
