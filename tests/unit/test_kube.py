@@ -228,3 +228,22 @@ def test_client_side_rate_limit_is_off_by_default(script):
     s = script([])
     kube = Kube(s.kube.config_doc, agent="a")
     assert kube.limiter.qps == 0
+
+
+def test_the_proxy_environment_is_read_once_when_the_client_is_made(script, monkeypatch):
+    proxy = script([(200, {}, {"via": "proxy"})] * 2)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.httpd.server_address[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    api = script([])
+    monkeypatch.delenv("HTTP_PROXY")  # later changes do not matter, as in client-go
+    assert api.kube.request("GET", "/version") == {"via": "proxy"}
+    server = f"http://127.0.0.1:{api.httpd.server_address[1]}"
+    assert proxy.seen[0][1] == f"{server}/version"  # the absolute form: sent to the proxy
+    assert api.seen == []
+
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.httpd.server_address[1]}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    direct = script([(200, {}, {"via": "direct"})])
+    assert direct.kube.request("GET", "/version") == {"via": "direct"}
+    assert len(proxy.seen) == 1
