@@ -103,7 +103,7 @@ class Failures:
 
     def failed(
         self, key: Key, obj: Obj, hook: str, out: inv.Outcome
-    ) -> tuple[float | None, threading.Thread | None]:
+    ) -> tuple[float | None, inv.Call | None]:
         """Report a failed hook; returns when to try again (None: not until an event)
         and, for a timed-out hook, the thread that keeps its key busy."""
         if out.kind == inv.FENCED:
@@ -132,8 +132,8 @@ class Failures:
         if delay is not None:
             with self._lock:
                 self._not_before[key] = self._clock() + delay
-        if out.kind == inv.TIMEOUT and out.thread is not None:
-            return delay, out.thread
+        if out.kind == inv.TIMEOUT and out.running is not None:
+            return delay, out.running
         return delay, None
 
     def rejected(self, key: Key, obj: Obj, hook: str, invalid: str) -> None:

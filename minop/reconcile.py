@@ -65,7 +65,7 @@ class Result:
 
     requeue_after: float | None = None  # None: nothing more until the next event
     cause: str = "retry"
-    hold: threading.Thread | None = None  # a timed-out hook: keep the key busy until it ends
+    hold: inv.Call | None = None  # a timed-out hook: keep the key busy until it ends
 
 
 DONE = Result()
@@ -245,7 +245,7 @@ class Reconciler:
                 return Result(FENCED_RETRY, "retry")
             self.failures.timer_failed(key, obj, name, out)
             if out.kind == inv.TIMEOUT:
-                return Result(None, hold=out.thread)
+                return Result(None, hold=out.running)
         return None
 
     # -- related objects ---------------------------------------------------------------

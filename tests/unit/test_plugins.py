@@ -82,7 +82,36 @@ def test_hooks_are_called_on_their_own_plugin_only_and_a_hang_times_out():
     out = invoke.invoke(pm, "a", "minop_update", ctx=None, timeout=1, metrics=m)
     assert out.kind == invoke.OK and calls == ["a"]
     out = invoke.invoke(pm, "hangs", "minop_update", ctx=None, timeout=0.1, metrics=m)
-    assert out.kind == invoke.TIMEOUT and out.thread.is_alive()
+    assert out.kind == invoke.TIMEOUT and out.running.is_alive()
     assert calls == ["a"]
     assert m.hook_calls.value(plugin="hangs", hook="minop_update", result="timeout") == 1
     stop.set()
+
+
+def test_hook_threads_are_kept_between_calls_but_never_one_whose_call_still_runs():
+    from minop import invoke
+
+    seen: list[threading.Thread] = []
+    release = threading.Event()
+
+    class P:
+        @minop.hookimpl
+        def minop_update(self, ctx):
+            seen.append(threading.current_thread())
+            if ctx == "slow":
+                release.wait(5)
+
+    pm = PluginManager()
+    pm.register(P(), "p")
+    m = Metrics()
+    for _ in range(20):
+        assert invoke.invoke(pm, "p", "minop_update", ctx=None, timeout=1, metrics=m).kind == "ok"
+    # kept, not one per call (a hook thread of another test ending meanwhile may serve)
+    assert len(set(seen)) <= 2
+    slow = invoke.invoke(pm, "p", "minop_update", ctx="slow", timeout=0.05, metrics=m)
+    assert slow.kind == invoke.TIMEOUT and slow.running is not None
+    other = invoke.invoke(pm, "p", "minop_update", ctx=None, timeout=1, metrics=m)
+    assert other.kind == "ok" and seen[-1] != seen[-2]  # the slow call's thread is busy
+    release.set()
+    slow.running.join(1)
+    assert not slow.running.is_alive()
