@@ -87,6 +87,7 @@ class _Runner(threading.Thread):
                 if keep:
                     self.idle.append(self)
             call.finish()
+            del call  # an idle thread holds no hook's context
             if not keep:
                 return
 
