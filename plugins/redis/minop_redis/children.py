@@ -19,7 +19,7 @@ from minop_redis.crd import SENTINEL_RESOURCES
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379
-CONFIG_DIR = "/etc/redis"  # the ConfigMap: redis.conf (shared part) and init.sh
+CONFIG_DIR = "/etc/redis"  # the ConfigMap: redis.conf (shared part), init.sh, handover.sh
 AUTH_DIR = "/etc/redis-auth"  # the operator's <name>-auth Secret
 RUN_DIR = "/run/redis"  # in-memory emptyDir: this pod's complete redis.conf
 DATA_DIR = "/data"  # the PersistentVolumeClaim data-<name>-<ordinal>
@@ -51,6 +51,10 @@ class Instance(wl.Instance):
     def quorum(self) -> int:
         """Sentinels that must agree the primary is down: a majority by default."""
         return int((self.sentinel or {}).get("quorum") or self.replicas // 2 + 1)
+
+    @property
+    def failover_timeout_ms(self) -> int:
+        return int((self.sentinel or {}).get("failoverTimeoutMilliseconds", 20000))
 
     @property
     def headless(self) -> str:
@@ -104,11 +108,14 @@ def redis_conf(inst: Instance) -> str:
 
 
 def configmap(inst: Instance) -> dict[str, Any]:
+    data = {"redis.conf": redis_conf(inst), "init.sh": scripts.INIT}
+    if inst.sentinel:
+        data["handover.sh"] = scripts.HANDOVER
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": inst.config_map},
-        "data": {"redis.conf": redis_conf(inst), "init.sh": scripts.INIT},
+        "data": data,
     }
 
 
@@ -139,7 +146,7 @@ def sentinel_env(inst: Instance) -> list[dict[str, Any]]:
         "REDIS_SENTINEL_PEERS": peers,
         "REDIS_SENTINEL_QUORUM": inst.quorum,
         "REDIS_SENTINEL_DOWN_AFTER_MS": sentinel.get("downAfterMilliseconds", 5000),
-        "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": sentinel.get("failoverTimeoutMilliseconds", 20000),
+        "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": inst.failover_timeout_ms,
         "REDIS_MASTER_NAME": inst.name,
         # this pod's stable DNS name ($(POD_NAME): the kubelet expands it)
         "REDIS_ANNOUNCE_HOST": f"$(POD_NAME).{inst.headless}.{inst.namespace}.svc",
@@ -171,6 +178,15 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
             (inst.sentinel or {}).get("resources", SENTINEL_RESOURCES)
         ),
     }
+
+
+def grace_seconds(inst: Instance) -> int:
+    """With failover: handover.sh's longest run (3 s per answer it waits for: the
+    role, each other Sentinel, the pause; 10 s for the replicas to catch up; the
+    failover timeout + 5 s for the promotion), then Kubernetes' default 30 s for
+    the server's own shutdown."""
+    handover = 3 * (inst.replicas + 3) + 10 + inst.failover_timeout_ms // 1000 + 5
+    return handover + 30
 
 
 def _probe(script: str, period: int, failures: int) -> dict[str, Any]:
@@ -251,8 +267,12 @@ def statefulset(
         "securityContext": security,
     }
     containers = [container]
+    grace: dict[str, int] = {}
     if inst.sentinel:
         containers.append(sentinel_container(inst, security))
+        hook = {"exec": {"command": ["sh", f"{CONFIG_DIR}/handover.sh"]}}
+        container["lifecycle"] = {"preStop": hook}
+        grace["terminationGracePeriodSeconds"] = grace_seconds(inst)
     if resources:
         init["resources"] = container["resources"] = resources
     sched = wl.scheduling(spec)
@@ -286,6 +306,7 @@ def statefulset(
                     "automountServiceAccountToken": False,
                     # no docker-link variables (a Service "redis" would set REDIS_PORT)
                     "enableServiceLinks": False,
+                    **grace,
                     "initContainers": [init],
                     "containers": containers,
                     "volumes": [

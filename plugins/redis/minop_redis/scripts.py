@@ -156,11 +156,12 @@ conf="$REDIS_RUN_DIR/redis.conf"
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
-    # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads).
+    # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads;
+    # CLIENT PAUSE/UNPAUSE for handover.sh).
     echo "user sentinel reset on #$(sha "$REDIS_AUTH_DIR/replication") resetchannels" \
       "&__sentinel__:hello" \
       "+client|setname +client|kill +subscribe +publish +ping +info +role +multi +exec" \
-      "+slaveof +replicaof +config|rewrite +script|kill"
+      "+slaveof +replicaof +config|rewrite +script|kill +client|pause +client|unpause"
     # Sentinels and replicas find this pod by its stable DNS name, not its IP.
     echo "replica-announce-ip $REDIS_ANNOUNCE_HOST"
   fi
@@ -200,6 +201,73 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
   } > "$sentinel_conf.tmp"
   mv "$sentinel_conf.tmp" "$sentinel_conf"
 fi
+"""
+)
+
+# The redis container's preStop hook with failover (handover.sh in the ConfigMap).
+HANDOVER = (
+    r"""#!/bin/sh
+# A primary whose pod stops (deleted, drained, rolled) hands over before its
+# server gets SIGTERM: writes paused, every replica caught up, the primary made
+# a replica (of nothing yet), then a Sentinel of another pod promotes one
+# (SENTINEL FAILOVER: no election, no waiting for the primary to count as down).
+# No acknowledged write is lost and there are never two primaries: clients of the
+# old primary wait, then get an error, and reconnect. When anything is off it
+# gives up (writes resume) and the Sentinels fail over as for a crash.
+set -u
+"""
+    + CLI
+    + r"""
+export REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")"
+here() { timeout 3 $cli $tls --user sentinel -h 127.0.0.1 -p "$REDIS_PORT" "$@" 2>/dev/null; }
+[ "$(here role | sed -n 1p)" = master ] || exit 0
+# this pod's own Sentinel gets SIGTERM now: ask another pod's
+peer=""
+for p in $REDIS_SENTINEL_PEERS; do
+  if [ "$p" = "$REDIS_ANNOUNCE_HOST:$REDIS_SENTINEL_PORT" ]; then continue; fi
+  if [ "$(timeout 3 $cli $tls --user sentinel -h "${p%:*}" -p "${p##*:}" ping 2>/dev/null)" = PONG ]
+  then peer="$p"; break; fi
+done
+if [ -z "$peer" ]; then echo "handover: no other Sentinel answers"; exit 0; fi
+ask() { timeout 3 $cli $tls --user sentinel -h "${peer%:*}" -p "${peer##*:}" "$@" 2>/dev/null; }
+give_up() { echo "handover: $1"; here client unpause >/dev/null; exit 0; }
+wait_s=$(( REDIS_SENTINEL_FAILOVER_TIMEOUT_MS / 1000 + 5 ))
+# paused longer than this script may run: writes never resume on the old primary
+here client pause $(( (wait_s + 20) * 1000 )) write >/dev/null || give_up "CLIENT PAUSE failed"
+# With writes paused the primary's offset stands still; every replica that is
+# online must have acknowledged it (replicas acknowledge every second), so
+# whichever one the Sentinel promotes has every write.
+caught_up() {
+  info="$(here info replication | tr -d '\r')"
+  top="$(echo "$info" | sed -n 's/^master_repl_offset://p')"
+  online="$(echo "$info" | grep '^slave[0-9]*:.*state=online')" || return 1
+  ! echo "$online" | grep -qv "offset=$top,"
+}
+deadline=$(( $(date +%s) + 10 ))
+until caught_up; do
+  [ "$(date +%s)" -lt "$deadline" ] || give_up "no replica caught up within 10s"
+  sleep 0.2
+done
+# Demoted first (port 1: nothing answers), so at no moment are there two primaries;
+# the Sentinels make it a replica of the promoted one.
+[ "$(here replicaof 127.0.0.1 1)" = OK ] || give_up "REPLICAOF failed"
+answer="$(ask sentinel failover "$REDIS_MASTER_NAME")"
+case "$answer" in
+  OK) ;;
+  *INPROG*) echo "handover: a failover is already in progress"; exit 0 ;;
+  *) here replicaof no one >/dev/null; give_up "SENTINEL FAILOVER: $answer" ;;
+esac
+me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"
+deadline=$(( $(date +%s) + wait_s ))
+while [ "$(ask sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" | tr '\n' ' ')" = "$me " ]
+do
+  if [ "$(date +%s)" -ge "$deadline" ]; then
+    echo "handover: no replica promoted within ${wait_s}s"; exit 0
+  fi
+  sleep 0.2
+done
+new="$(ask sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" | sed -n 1p)"
+echo "handover: the Sentinels promoted $new"
 """
 )
 

@@ -280,22 +280,46 @@ class Pod:
         )
         return (r.stdout + r.stderr).strip()
 
+    def delete(self) -> float:
+        """As the kubelet stops a deleted pod: the redis container's preStop hook,
+        while the Sentinel (no hook) gets SIGTERM at once; then SIGTERM. Returns the
+        hook's seconds (its output: the pod's ``-prestop.log``)."""
+        main = self.c.pod_spec["containers"][0]
+        hook = self.c.as_pod_user(self.paths(main["lifecycle"]["preStop"]["exec"]["command"]))
+        terminate(self.sentinel)
+        started = time.monotonic()
+        with (self.c.root / f"{self.name}-prestop.log").open("ab") as log:
+            subprocess.run(
+                hook,
+                env=self.env(main["env"]),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=self.c.pod_spec["terminationGracePeriodSeconds"],
+            )
+        took = time.monotonic() - started
+        self.stop()
+        return took
+
     def stop(self) -> None:
-        """SIGTERM, as the kubelet sends: Redis flushes the AOF and exits. A replica
-        that is still writing its first AOF after a full sync ignores it ("Writing
-        initial AOF, can't exit"); the kubelet would SIGKILL after the grace period,
-        the test asks again instead."""
-        for proc in (self.proc, self.sentinel):
-            deadline = time.monotonic() + 30
-            while proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(2)
-                except subprocess.TimeoutExpired:
-                    if time.monotonic() > deadline:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                        proc.wait(5)
+        """SIGTERM, as the kubelet sends: Redis flushes the AOF and exits."""
+        terminate(self.proc)
+        terminate(self.sentinel)
         self.proc = self.sentinel = None
+
+
+def terminate(proc: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM until it exits. A replica that is still writing its first AOF after a
+    full sync ignores it ("Writing initial AOF, can't exit"); the kubelet would
+    SIGKILL after the grace period, the test asks again instead."""
+    deadline = time.monotonic() + 30
+    while proc is not None and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(2)
+        except subprocess.TimeoutExpired:
+            if time.monotonic() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
 
 
 def refused(out: str) -> bool:

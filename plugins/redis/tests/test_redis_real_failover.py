@@ -1,23 +1,25 @@
 """Failover by the generated Sentinels on every supported server that has it (6.2
-and later): a crashed primary replaced, nothing acknowledged lost, never two
-masters, and what the operator reads from the Sentinels."""
+and later): a crashed primary replaced, a deleted primary's pod handing over
+first, nothing acknowledged lost, never two masters, and what the operator reads
+from the Sentinels."""
 
 from __future__ import annotations
 
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from minop_redis import auth, children, roles
-from redis_pods import FAILOVER, FIRST, Pod, operator_view, roles_of, wait
+from redis_pods import FAILOVER, FIRST, Cluster, Pod, operator_view, roles_of, wait
 
 
-def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_cluster, server):
-    if not server.at_least(6, 2):
-        init_refuses_failover_on_6_0(make_cluster)
-        return
+def three_with_sentinels(make_cluster: Any) -> Cluster:
+    """Three pods with failover and minReplicasToWrite 1, replicating, every
+    Sentinel seeing every other and both replicas."""
     c = make_cluster(
         {"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": FAILOVER}
         | {"minReplicasToWrite": 1}
@@ -34,14 +36,12 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
         return True
 
     wait(sentinels_see_everyone, "every Sentinel sees 2 replicas and 3 Sentinels", 60)
-    primary, members = operator_view(c)
-    assert primary == "r-0" and [m.role for m in members] == ["master", "replica", "replica"]
-    assert all(m.link_up for m in members[1:])
-    # acknowledged by a replica before the crash: must survive it
-    for i in range(50):
-        assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
-    assert int(c.primary.cli("wait", "1", "5000", password=FIRST)) >= 1
+    return c
 
+
+@contextmanager
+def never_two_masters(c: Cluster) -> Iterator[None]:
+    """Every pod's role sampled twice a second meanwhile: no sample has two masters."""
     samples: list[list[str]] = []
     stop = threading.Event()
 
@@ -53,6 +53,27 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+    assert samples and all(s.count("master") <= 1 for s in samples), samples
+
+
+def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_cluster, server):
+    if not server.at_least(6, 2):
+        init_refuses_failover_on_6_0(make_cluster)
+        return
+    c = three_with_sentinels(make_cluster)
+    primary, members = operator_view(c)
+    assert primary == "r-0" and [m.role for m in members] == ["master", "replica", "replica"]
+    assert all(m.link_up for m in members[1:])
+    # acknowledged by a replica before the crash: must survive it
+    for i in range(50):
+        assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
+    assert int(c.primary.cli("wait", "1", "5000", password=FIRST)) >= 1
+
+    with never_two_masters(c):
         old = c.pods[0]
         old.crash()
         t0 = time.monotonic()
@@ -80,10 +101,57 @@ def test_sentinel_fails_over_a_crashed_primary_and_it_rejoins_as_a_replica(make_
         wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
         wait(lambda: old.cli("get", "after", password=FIRST) == "1", "replicated to it", 30)
         assert "READONLY" in old.cli("set", "x", "1", password=FIRST)
-    finally:
+
+
+def test_a_deleted_primarys_pod_hands_over_before_it_stops_and_loses_no_acknowledged_write(
+    make_cluster, server
+):
+    """Its preStop hook (handover.sh): writes paused, replicas caught up, a Sentinel
+    of another pod promotes one without an election; a client writing all along
+    finds every write it got OK for on the new primary."""
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2 (that 6.0 is refused is the test above)")
+    c = three_with_sentinels(make_cluster)
+    old = c.pods[0]
+    acknowledged: list[str] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        """SET after SET on the old primary, as a client that has not reconnected."""
+        env = {"PATH": server.path, "REDISCLI_AUTH": FIRST.decode()}
+        i = 0
+        while not stop.is_set():
+            cmd = [str(server.cli), "-p", str(old.port), "set", f"w{i}", str(i)]
+            try:
+                r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+            except subprocess.TimeoutExpired:
+                continue
+            if r.stdout.strip() == "OK":
+                acknowledged.append(f"w{i}")
+            i += 1
+
+    writer = threading.Thread(target=client)
+    with never_two_masters(c):
+        writer.start()
+        wait(lambda: len(acknowledged) >= 20, "the client's first writes")
+        took = old.delete()
         stop.set()
-        sampler.join()
-    assert samples and all(s.count("master") <= 1 for s in samples), samples
+        writer.join()
+        log = (c.root / "r-0-prestop.log").read_text()
+        assert "handover: the Sentinels promoted" in log, log
+        promoted = next(p for p in c.pods[1:] if roles_of(c)[p.ordinal] == "master")
+        # no Sentinel counted the old primary down: a hand-over, not a crash failover
+        for p in c.pods:
+            sentinel_log = (c.root / f"{p.name}-sentinel.log").read_text()
+            assert "+odown" not in sentinel_log, sentinel_log
+        got = promoted.cli("mget", *acknowledged, password=FIRST).splitlines()
+        lost = [k for k, v in zip(acknowledged, got, strict=True) if v != k[1:]]
+        assert not lost, f"{len(lost)} of {len(acknowledged)} acknowledged writes lost: {lost}"
+        wait(lambda: promoted.cli("set", "after", "1", password=FIRST) == "OK", "writes", 15)
+        # the pod comes back as a replica of the new primary
+        old.start()
+        wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
+    print(f"{server.version}: hand-over in {took:.1f}s, {len(acknowledged)} writes acknowledged")
 
 
 def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
