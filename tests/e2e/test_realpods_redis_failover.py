@@ -1,5 +1,6 @@
-"""Redis failover with real pods (kind): the primary's pod deleted, then its redis-server
-killed with -9. Each time a replica is promoted within 30 s, writes through the `<name>`
+"""Redis failover with real pods (kind): the primary's pod deleted (it hands over in its
+preStop hook), then its redis-server killed with -9 (the Sentinels elect one to fail
+over). Each time a replica is promoted within 30 s, writes through the `<name>`
 Service work again, every key acknowledged with `WAIT` before the failure is there, the
 old primary comes back as a replica, and no sample (every second, every pod asked for its
 ROLE) ever finds two masters. A Sentinel in TILT mode (CPU-starved: its timer ran over
@@ -198,6 +199,11 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
         first, "pod deleted", lambda: kubectl("delete", "pod", first, "-n", ns, "--wait=false")
     )
     keys_present("before-delete")
+    # a hand-over by the deleted pod's preStop hook, not a failover after an election
+    survivors = [i for i in range(3) if f"r-{i}" != first]
+    asked = [i for i in survivors if any("user requested FAILOVER" in line for line in
+             sentinel_log(i, time.time() - since))]  # fmt: skip
+    assert asked, f"no Sentinel was asked for the hand-over\n{views()}"
     back_as_replica(first, second)
 
     # 2. the (new) primary's redis-server is killed with -9: the kubelet restarts the
