@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from e2e_conftest import Api, AuditLog, http_get, install_entry_points
+from apiclient import Api
+from e2e_conftest import AuditLog, http_get, install_entry_points
 
 from minop.kit.testing import free_port, wait_for
 

@@ -20,7 +20,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"
-# The e2e helper modules (proxy, widgets) and our own (chaosops, results, schema_cases).
+# The e2e helper modules (apiclient, proxy, widgets) and our own (chaosops, results, schema_cases).
 for d in (HERE, E2E):
     if str(d) not in sys.path:
         sys.path.insert(0, str(d))

@@ -12,8 +12,8 @@ import chaos_plugins as cp
 import pytest
 import schema_cases as sc
 import yaml
+from apiclient import ApiError
 from chaosops import condition, items, ready, wait_converged
-from e2e_conftest import ApiError
 
 from minop.kit.testing import OperatorRunner, wait_for
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import chaos_plugins as cp
 import pytest
+from apiclient import ApiError
 from chaosops import OperatorProcess, creates, items, plugin_env, wait_converged
-from e2e_conftest import ApiError
 
 from minop.kit.testing import wait_for
 

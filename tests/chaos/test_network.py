@@ -10,8 +10,9 @@ from typing import Any
 
 import chaos_plugins as cp
 import pytest
+from apiclient import ApiError
 from chaosops import OperatorProcess, creates, items, plugin_env, ready, wait_converged
-from e2e_conftest import ApiError, metric_sum
+from e2e_conftest import metric_sum
 from faults import apiserver, compact_etcd
 from proxy import Proxy, upstream_of
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import incluster
 import pytest
+from apiclient import ApiError
 from chaosops import OperatorProcess, items, wait_converged, writes_by
-from e2e_conftest import ApiError
 from test_security import token_kubeconfig
 
 from minop.kit.testing import wait_for

@@ -10,7 +10,8 @@ import json
 import uuid
 
 import pytest
-from conftest import RUNNABLE_IMAGE, ApiError
+from apiclient import ApiError
+from conftest import RUNNABLE_IMAGE
 
 from minop.kit.testing import wait_for
 

@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import minop_nginx.crd as nginx_crd
 import minop_nginx.hooks as nginx
 import pytest
 from conftest import OTHER_IMAGE
-from test_memcached import (
+from deployment_checks import (
     apply_cr,
     assert_owned,
     assert_restricted_pod_template,
-    check_admission,
     check_drift_repair,
     check_image_roll,
-    check_invalid,
     check_scale,
     condition,
     get,
@@ -27,11 +22,10 @@ from test_memcached import (
     pod_ready,
     restricted,
     rs_names,
-    schema_cases,
     wait_rolled,
 )
 
-from minop.kit.testing import OperatorRunner, wait_for
+from minop.kit.testing import OperatorRunner, tls_secret_data, wait_for
 
 pytestmark = pytest.mark.usefixtures("plugin_crds")
 NGX = "web.minop.dev/v1alpha1"
@@ -309,19 +303,7 @@ def test_nginx_reverting_a_refused_config_clears_degraded(namespace, kubectl):
         )
 
 
-def self_signed(tmp_path: Path, cn: str) -> dict[str, str]:
-    """A throw-away key pair nginx accepts (real pods load it): tls.crt and tls.key."""
-    crt, key = tmp_path / f"{cn}.crt", tmp_path / f"{cn}.key"
-    args = ["-nodes", "-days", "1", "-subj", f"/CN={cn}", "-keyout", str(key), "-out", str(crt)]
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", *args],
-        check=True,
-        capture_output=True,
-    )
-    return {"tls.crt": crt.read_text(), "tls.key": key.read_text()}
-
-
-def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kubectl, tmp_path):
+def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kubectl):
     ns = namespace
     site = "server { listen 8080; location = /healthz { return 200; } }"
     kubectl("create", "configmap", "site", "-n", ns, f"--from-literal=site.conf={site}")
@@ -346,100 +328,18 @@ def test_nginx_referenced_configmap_and_tls_secret_roll_the_pods(namespace, kube
             "kind": "Secret",
             "type": "kubernetes.io/tls",
             "metadata": {"name": "cert"},
-            "stringData": self_signed(tmp_path, "one"),
+            "stringData": tls_secret_data("one", ("localhost",)),
         }
         kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(secret))
         kubectl("wait", "--for=condition=Ready", "nginxserver/secure", "-n", ns, "--timeout=60s")
         probe = get(kubectl, ns, "deployment/secure")["spec"]["template"]["spec"]["containers"][0]
         assert probe["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
         tls_hash, old = template_hash(kubectl, ns, "secure"), rs_names(kubectl, ns, "secure")
-        rotated = {"stringData": self_signed(tmp_path, "two")}
+        rotated = {"stringData": tls_secret_data("two", ("localhost",))}
         kubectl("patch", "secret/cert", "-n", ns, "--type=merge", "-p", json.dumps(rotated))
         wait_rolled(
             kubectl, ns, "secure", old, lambda p: p["metadata"]["annotations"][HASH] != tls_hash
         )
-
-
-@pytest.mark.parametrize(
-    ("spec", "field"),
-    [
-        ({"port": 80}, "spec.port"),
-        ({"port": 65536}, "spec.port"),
-        ({"serviceType": "Magic"}, "spec.serviceType"),
-        ({"replicas": -1}, "spec.replicas"),
-        ({"healthcheckPath": "no-slash"}, "spec.healthcheckPath"),
-        ({"healthcheckPath": "/a;b"}, "spec.healthcheckPath"),
-        ({"config": GOOD, "configMapRef": {"name": "x"}}, "spec.configMapRef"),
-        ({"config": "server { listen 9090; }"}, "spec.config"),
-        ({"config": GOOD, "tls": {"secretName": "cert"}}, "spec.config"),
-        ({"tls": {}}, "spec.tls.secretName"),
-        ({"configMapRef": {"name": "Not_A_Name"}}, "spec.configMapRef.name"),
-    ],
-)
-def test_invalid_nginxserver_is_rejected_naming_the_field(namespace, kubectl, spec, field):
-    check_invalid(kubectl, namespace, NGX, "NginxServer", spec, field)
-
-
-CM, PVC = {"configMapRef": {"name": "site"}}, {"persistentVolumeClaim": {"claimName": "www"}}
-
-
-@pytest.mark.parametrize(
-    ("spec", "field"),
-    [
-        *schema_cases(nginx_crd.DEFINITION, ["service.type", "service.port"], {}),
-        pytest.param({"service": {"annotations": {"a": "b"}}}, None, id="annotations"),
-        pytest.param(
-            {"service": {"annotations": {"a": 1}}},
-            "spec.service.annotations.a",
-            id="annotation-int",
-        ),
-        pytest.param({"serviceType": "NodePort"}, None, id="deprecated-serviceType"),
-        pytest.param(
-            {"serviceType": "NodePort", "service": {"type": "NodePort"}},
-            "spec.serviceType",
-            id="serviceType-and-service.type",
-        ),
-        pytest.param({"serviceType": "NodePort", "service": {"port": 81}}, None, id="type+port"),
-        pytest.param({"content": CM}, None, id="content-configmap"),
-        pytest.param({"content": PVC}, None, id="content-pvc"),
-        pytest.param({"content": {**CM, **PVC}}, "spec.content", id="content-both"),
-        pytest.param({"content": {}}, "spec.content", id="content-neither"),
-        pytest.param(
-            {"content": {"configMapRef": {"name": "Bad_Name"}}},
-            "spec.content.configMapRef.name",
-            id="content-configmap-name",
-        ),
-        pytest.param(
-            {"content": {"persistentVolumeClaim": {}}},
-            "spec.content.persistentVolumeClaim.claimName",
-            id="content-pvc-claim",
-        ),
-        # a listen in a comment is no listen; one before a comment on its line is
-        pytest.param(
-            {"config": "server {\n  # listen 8080;\n  listen 9090;\n}"},
-            "spec.config",
-            id="listen-commented-out",
-        ),
-        pytest.param(
-            {"config": "server { listen 8080; # was: listen 9090\n}"},
-            None,
-            id="listen-then-comment",
-        ),
-        pytest.param(
-            {"config": "server { listen 80; listen [::]:8080; }"}, None, id="listen-second"
-        ),
-        pytest.param(
-            {"config": "server { listen 8080 # ssl\n; }", "tls": {"secretName": "c"}},
-            "spec.config",
-            id="ssl-commented-out",
-        ),
-        pytest.param(
-            {"config": "server { proxy_listen 8080; }"}, "spec.config", id="listen-suffix-only"
-        ),
-    ],
-)
-def test_nginxserver_new_fields_admission(namespace, kubectl, spec, field):
-    check_admission(kubectl, namespace, NGX, "NginxServer", spec, field)
 
 
 def test_nginx_serves_content_from_a_configmap(namespace, kubectl):

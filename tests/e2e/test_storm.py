@@ -17,7 +17,7 @@ import time
 
 import minop_memcached.hooks as memcached
 import pytest
-from conftest import Api
+from apiclient import Api
 
 from minop.kit.testing import OperatorRunner, wait_for
 
