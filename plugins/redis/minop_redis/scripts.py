@@ -257,17 +257,19 @@ case "$answer" in
   *INPROG*) echo "handover: a failover is already in progress"; exit 0 ;;
   *) here replicaof no one >/dev/null; give_up "SENTINEL FAILOVER: $answer" ;;
 esac
+# Until the Sentinel names another primary (or stops answering: every pod is
+# going away, e.g. the Redis was deleted).
 me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"
 deadline=$(( $(date +%s) + wait_s ))
-while [ "$(ask sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" | tr '\n' ' ')" = "$me " ]
-do
+while :; do
+  named="$(ask sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" | tr '\n' ' ')"
+  if [ -z "$named" ]; then echo "handover: the Sentinel stopped answering"; exit 0; fi
+  if [ "$named" != "$me " ]; then echo "handover: the Sentinels promoted ${named% * }"; exit 0; fi
   if [ "$(date +%s)" -ge "$deadline" ]; then
     echo "handover: no replica promoted within ${wait_s}s"; exit 0
   fi
   sleep 0.2
 done
-new="$(ask sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" | sed -n 1p)"
-echo "handover: the Sentinels promoted $new"
 """
 )
 

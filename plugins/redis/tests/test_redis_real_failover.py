@@ -153,6 +153,17 @@ def test_a_deleted_primarys_pod_hands_over_before_it_stops_and_loses_no_acknowle
         wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
     print(f"{server.version}: hand-over in {took:.1f}s, {len(acknowledged)} writes acknowledged")
 
+    # every pod at once (the Redis deleted): nobody is left to hand over to, and no
+    # hook waits for a promotion that cannot come
+    took_each: list[float] = []
+    stops = [threading.Thread(target=lambda p=p: took_each.append(p.delete())) for p in c.pods]
+    for t in stops:
+        t.start()
+    for t in stops:
+        t.join()
+    assert len(took_each) == 3 and max(took_each) < 15, took_each
+    print(f"{server.version}: every pod at once: the hooks took {sorted(took_each)}")
+
 
 def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
     c = make_cluster({"replicas": 1, "sentinel": FAILOVER})
