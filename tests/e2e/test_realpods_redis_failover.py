@@ -110,7 +110,10 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
     )
 
     def cli(host: str, *args: str, stdin: str | None = None) -> str:
-        cmd = ["redis-cli", "-h", host, "-a", PW, "--no-auth-warning", *args]
+        """redis-cli in the client pod, given up after 15 s as a client's timeouts would
+        (fails; wait_for asks again): through the Service, kube-proxy can still send a
+        connection to the IP of a pod that just went away, which never answers."""
+        cmd = ["timeout", "15", "redis-cli", "-h", host, "-a", PW, "--no-auth-warning", *args]
         if stdin is None:
             return run_in(kubectl, ns, "client", *cmd).strip()
         script = 'printf "%s" "$0" | "$@"'

@@ -157,15 +157,18 @@ def _member(
 
 def label_changes(pods: list[Obj], primary: str | None) -> list[tuple[str, str]]:
     """(pod, role) label patches, demotions first: at no moment do two pods carry
-    ``master``. Without a known primary, nothing changes."""
-    if primary is None:
-        return []
+    ``master``. A pod going away loses ``master`` at once: it hands over (handover.sh)
+    or dies, and new clients get a refused connection and retry rather than wait on
+    it. Otherwise, without a known primary, nothing changes."""
     demote: list[tuple[str, str]] = []
     promote: list[tuple[str, str]] = []
     for pod in pods:
         name = pod["metadata"]["name"]
         have = (pod["metadata"].get("labels") or {}).get(ROLE_LABEL)
-        want = "master" if name == primary else "replica"
+        going = bool(pod["metadata"].get("deletionTimestamp"))
+        if primary is None and not (going and have == "master"):
+            continue
+        want = "master" if name == primary and not going else "replica"
         if have != want:
             (promote if want == "master" else demote).append((name, want))
     return demote + promote
