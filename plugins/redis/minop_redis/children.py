@@ -182,10 +182,10 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
 
 def grace_seconds(inst: Instance) -> int:
     """With failover: handover.sh's longest run (3 s per answer it waits for: the
-    role, each other Sentinel, the pause; 10 s for the replicas to catch up; the
-    failover timeout + 5 s for the promotion), then Kubernetes' default 30 s for
-    the server's own shutdown."""
-    handover = 3 * (inst.replicas + 3) + 10 + inst.failover_timeout_ms // 1000 + 5
+    role, each other Sentinel, the pause; 10 s for the replicas to catch up; 10 s
+    asking for the failover; the failover timeout + 5 s for the promotion), then
+    Kubernetes' default 30 s for the server's own shutdown."""
+    handover = 3 * (inst.replicas + 3) + 10 + 10 + inst.failover_timeout_ms // 1000 + 5
     return handover + 30
 
 

