@@ -11,7 +11,10 @@
 # the tests install minop from a catalog, upgrade and uninstall it (and, where pods run,
 # operator-sdk scorecard); OLM is stopped again afterwards.
 # Env: E2E_WORKERS (4), PYTEST_ARGS (extra pytest arguments; a later -m wins),
-#      E2E_SUITE: all (default for local and kind) | main (default for existing) | olm.
+#      E2E_SUITE: all (default for local and kind) | main (default for existing) | olm,
+#      E2E_APIONLY: 1 (default) | 0: leaves out the tests marked apionly (admission, RBAC,
+#        the CLI: nothing about them differs between clusters), as make test does on kind
+#        after they ran on the local cluster.
 # The exit status is pytest's.
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -68,8 +71,15 @@ done
 # The chaos suite's fast subset (tests marked chaos_fast; make chaos runs it all) needs the
 # local control plane (etcd, the audit policy, the apiserver's flags).
 [ "$CLUSTER" != local ] || dirs+=("$REPO_DIR/tests/chaos")
-# -rs: every skipped test and its reason in the summary (e.g. "needs real pods").
-args=(-p xdist -p timeout --dist worksteal --timeout 600 -p no:cacheprovider -rs)
+# -rs: every skipped test and its reason in the summary (e.g. "needs real pods");
+# --durations: the 15 slowest setups, calls and teardowns, to see where the time goes.
+# --dist load --maxschedchunk 1: tests are handed out one by one in collection order,
+# which conftest.py makes slowest first, so the long ones overlap.
+args=(-p xdist -p timeout --dist load --maxschedchunk 1 --timeout 600 -p no:cacheprovider -rs --durations=15)
+if [ "${E2E_APIONLY:-1}" = 0 ]; then
+  args+=(-m "not apionly")
+  log "leaving out the tests marked apionly (E2E_APIONLY=0): they ran on the local cluster"
+fi
 
 # Our kubectl first on PATH, so tests use the version the cluster runs.
 export PATH="$KUBE_BIN:$PATH" MINOP_CLUSTER="$CLUSTER"

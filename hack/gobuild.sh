@@ -108,3 +108,15 @@ module_build() {
   rm -rf "$work" "$out"; mv "$out.tmp" "$out"
   log "${names[*]} in $out"
 }
+
+# mod_install <out> <binary...> -- <go install args...>: `go install pkg@version`
+# into a cache dir; only for modules without replace directives.
+mod_install() {
+  local out="$1" bins=(); shift
+  while [ "$1" != "--" ]; do bins+=("$1"); shift; done; shift
+  all_present "$out" "${bins[@]}" && return
+  log "building ${bins[*]} ($out)"
+  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
+  GOBIN="$out.tmp" go install -trimpath "$@"
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}

@@ -5,7 +5,8 @@
 #   (apiserver-stop/-start: only kube-apiserver, for the chaos suite's API server restart)
 # Env:   MINOP_API_PORT (6443), MINOP_ETCD_PORT (2379), MINOP_ETCD_PEER_PORT (2380),
 #        MINOP_NODES (3), CLUSTER_DIR (<repo>/.cluster), MINOP_CACHE (~/.cache/minop),
-#        MINOP_CLUSTER_PROFILE (default | bench: see PROFILE below).
+#        MINOP_CLUSTER_PROFILE (default | bench: see PROFILE below),
+#        MINOP_FEATURE_GATES (kube-apiserver's --feature-gates, e.g. ShardedListAndWatch=true).
 # State in $CLUSTER_DIR: pki/ (kept across runs), etcd/ (wiped by down), pids/, logs/ (kept),
 # kubeconfig (admin). Only `up` prints to stdout: the `export KUBECONFIG=...` line.
 # shellcheck source=lib.sh
@@ -154,7 +155,8 @@ start_apiserver() {
     --audit-policy-file="$AUDIT_POLICY" --audit-log-path="$LOGS/audit.log" \
     --audit-log-format=json --audit-log-mode=blocking \
     --audit-log-maxsize="$AUDIT_MAXSIZE" --audit-log-maxbackup=2 --audit-log-maxage=7 \
-    --watch-cache-sizes="$NO_WATCH_CACHE#0"
+    --watch-cache-sizes="$NO_WATCH_CACHE#0" \
+    ${MINOP_FEATURE_GATES:+--feature-gates="$MINOP_FEATURE_GATES"}
 }
 
 # -- up / down / status -----------------------------------------------------------------

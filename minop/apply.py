@@ -9,58 +9,28 @@ converged objects cost zero writes.
 
 from __future__ import annotations
 
-import base64
-import copy
-import hashlib
-import json
-import re
 from collections.abc import Mapping
-from decimal import Decimal, InvalidOperation
+from fractions import Fraction
 from typing import Any
 
-from minop.resource import Kind
+from minop import quantity
+from minop.objects import (
+    DATA_FIELDS,
+    HASH_KEY,
+    content_hash,
+    copy_tree,
+    data_hash,
+    owner_reference,
+)
 
-KIND_NAME = "app.kubernetes.io/name"
-INSTANCE = "app.kubernetes.io/instance"
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "minop"
 APPLIED_HASH = "minop.dev/applied-hash"
-MANAGED_SELECTOR = f"{MANAGED_BY}={MANAGER}"
-# Secrets (ours or a user's) are cached as this hash of their content, never their data.
-HASH_KEY = "minop.dev/content-hash"
-DATA_FIELDS = ("data", "stringData", "binaryData")
 
 
-def content_hash(value: Any) -> str:
-    blob = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def standard_labels(owner_kind: Kind, owner_name: str, part_of: str) -> dict[str, str]:
-    """The labels every child and pod of a custom resource carries."""
-    return {**selector_labels(owner_kind, owner_name), "app.kubernetes.io/part-of": part_of}
-
-
-def selector_labels(owner_kind: Kind, owner_name: str) -> dict[str, str]:
-    """The stable subset of the labels, safe for immutable selectors."""
-    return {KIND_NAME: owner_kind.kind.lower(), INSTANCE: owner_name, MANAGED_BY: MANAGER}
-
-
-def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
-    meta = owner["metadata"]
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
-
-
-def prepare(child: Mapping[str, Any], owner: Mapping[str, Any], labels: Mapping[str, str]) -> dict:
+def prepare(
+    child: Mapping[str, Any], owner: Mapping[str, Any], labels: Mapping[str, str]
+) -> dict[str, Any]:
     """Desired child with namespace, labels, owner reference and content hash set."""
-    out = copy.deepcopy(dict(child))
+    out = copy_tree(dict(child))
     meta = out.setdefault("metadata", {})
     if not meta.get("name"):
         raise ValueError(f"child {out.get('kind')} has no metadata.name")
@@ -104,46 +74,14 @@ def subset(desired: Any, live: Any) -> bool:
     return a is not None and a == b
 
 
-_QUANTITY = re.compile(
-    r"^([+-]?[0-9.]+(?:[eE][+-]?[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?$"
-)
-_SUFFIX = {
-    **{s: Decimal(1024) ** (i + 1) for i, s in enumerate(("Ki", "Mi", "Gi", "Ti", "Pi", "Ei"))},
-    **{s: Decimal(10) ** e for s, e in (("n", -9), ("u", -6), ("m", -3), ("", 0))},
-    **{s: Decimal(1000) ** (i + 1) for i, s in enumerate(("k", "M", "G", "T", "P", "E"))},
-}
-
-
-def _quantity(value: Any) -> Decimal | None:
+def _quantity(v: Any) -> Fraction | None:
     """A Kubernetes quantity's value (strings and numbers), None if it is none."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return None
-    m = _QUANTITY.match(str(value))
-    if m is None:
+    if isinstance(v, bool) or not isinstance(v, str | int | float):
         return None
     try:
-        return Decimal(m.group(1)) * _SUFFIX[m.group(2) or ""]
-    except InvalidOperation:
+        return quantity.value(v)
+    except ValueError:
         return None
-
-
-def stored_data(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """The content fields as the API server stores them: ``stringData`` (write-only)
-    folded into ``data`` base64-encoded, which is what a Secret reads back as."""
-    content = {k: obj[k] for k in ("data", "binaryData") if obj.get(k)}
-    if obj.get("stringData"):
-        encoded = {
-            k: base64.b64encode(str(v).encode()).decode() for k, v in obj["stringData"].items()
-        }
-        content["data"] = {**(content.get("data") or {}), **encoded}
-    return content
-
-
-def hash_only(obj: dict[str, Any]) -> dict[str, Any]:
-    """Keep metadata and a hash of the content; drop the data itself."""
-    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
-    out = {k: v for k, v in obj.items() if k not in (*DATA_FIELDS, "metadata")}
-    return {**out, "metadata": meta, HASH_KEY: content_hash(stored_data(obj))}
 
 
 def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> bool:
@@ -153,14 +91,15 @@ def needs_apply(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> b
     have = (live.get("metadata") or {}).get("annotations", {}).get(APPLIED_HASH)
     if want != have:
         return True
+    hashed = HASH_KEY in live
     # cached as a hash: compare the content that way
-    if HASH_KEY in live and content_hash(stored_data(desired)) != live[HASH_KEY]:
+    if hashed and data_hash(desired) != live[HASH_KEY]:
         return True
-    return not subset(_comparable(desired), live)
+    return not subset(_comparable(desired, hashed), live)
 
 
-def _comparable(desired: Mapping[str, Any]) -> dict[str, Any]:
-    # status is never applied; apiVersion may be served in another version; data of
-    # hash-cached kinds was compared above.
-    skip = ("status", "apiVersion", *DATA_FIELDS)
+def _comparable(desired: Mapping[str, Any], hashed: bool) -> dict[str, Any]:
+    # status is never applied; apiVersion may be served in another version; the data
+    # of a child cached as a hash was compared above, a child cached whole compares it here.
+    skip = ("status", "apiVersion", *(DATA_FIELDS if hashed else ()))
     return {k: v for k, v in desired.items() if k not in skip}

@@ -16,13 +16,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from minop.apply import HASH_KEY, INSTANCE, KIND_NAME
 from minop.informer import Informer
-from minop.kube import Obj
+from minop.objects import HASH_KEY, INSTANCE, KIND_NAME, Key, Obj
 from minop.resource import Kind
 from minop.store import Store
 
-Ref = tuple[Kind, str, str]  # (kind, namespace, name) of a referenced object
 BY_INSTANCE = "instance"
 
 
@@ -56,8 +54,8 @@ class Lookup:
 class Cache:
     def __init__(self) -> None:
         self._informers: dict[Kind, dict[str | None, Informer]] = {}
-        self._refs: dict[Ref, set[Any]] = {}  # referenced object -> referrers
-        self._named: dict[Any, set[Ref]] = {}  # referrer -> what it references
+        self._refs: dict[Key, set[Any]] = {}  # referenced object -> referrers
+        self._named: dict[Any, set[Key]] = {}  # referrer -> what it references
         self._lock = threading.Lock()
 
     def add(self, informer: Informer) -> None:
@@ -84,18 +82,27 @@ class Cache:
     def get(self, kind: Kind, namespace: str, name: str) -> Obj | None:
         ns = namespace if kind.namespaced else ""
         store = self.store(kind, ns)
-        return None if store is None else store.get((ns, name))
+        return None if store is None else store.get(Key(kind, ns, name))
 
     def select(self, kind: Kind, namespace: str, labels: Mapping[str, str]) -> list[Obj]:
         """Objects of ``kind`` with ``labels``, by name; the labels must include the
-        name and instance labels (what minop puts on every child and pod)."""
-        store = self.store(kind, namespace)
-        if store is None:
-            return []
-        value = f"{namespace}/{labels[KIND_NAME]}/{labels[INSTANCE]}"
-        return [o for o in store.by_index(BY_INSTANCE, value) if matches(o, labels)]
+        name and instance labels (what minop puts on every child and pod). Namespace
+        ``""`` for a namespaced kind (a cluster-scoped owner's children): in every
+        namespace, by namespace and name."""
+        instance = f"{labels[KIND_NAME]}/{labels[INSTANCE]}"
+        if namespace or not kind.namespaced:
+            store = self.store(kind, namespace)
+            found = [] if store is None else store.by_index(BY_INSTANCE, f"{namespace}/{instance}")
+        else:
+            found = []
+            for informer in self._informers.get(kind, {}).values():
+                for value in informer.store.index_values(BY_INSTANCE):
+                    if value.partition("/")[2] == instance:
+                        found.extend(informer.store.by_index(BY_INSTANCE, value))
+            found.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+        return [o for o in found if matches(o, labels)]
 
-    def keys(self, kind: Kind) -> Iterable[tuple[str, str]]:
+    def keys(self, kind: Kind) -> Iterable[Key]:
         for informer in self._informers.get(kind, {}).values():
             yield from informer.store.keys()
 
@@ -110,15 +117,17 @@ class Cache:
     # -- referenced objects --------------------------------------------------------------
 
     def refer(self, referrer: Any, kind: Kind, namespace: str, names: Iterable[str]) -> None:
-        """``referrer`` now references exactly ``names`` of ``kind``."""
-        wanted = {(kind, namespace, n) for n in names if n}
+        """``referrer`` now references exactly ``names`` of ``kind`` (in ``namespace``
+        unless the kind is cluster-scoped)."""
+        namespace = namespace if kind.namespaced else ""
+        wanted = {Key(kind, namespace, n) for n in names if n}
         with self._lock:
             had = self._named.get(referrer, set())
-            for ref in {r for r in had if r[0] == kind} - wanted:
+            for ref in {r for r in had if r.kind == kind} - wanted:
                 self._unrefer(ref, referrer)
             for ref in wanted:
                 self._refs.setdefault(ref, set()).add(referrer)
-            rest = {r for r in had if r[0] != kind}
+            rest = {r for r in had if r.kind != kind}
             if rest or wanted:
                 self._named[referrer] = rest | wanted
             else:
@@ -129,7 +138,7 @@ class Cache:
             for ref in self._named.pop(referrer, set()):
                 self._unrefer(ref, referrer)
 
-    def _unrefer(self, ref: Ref, referrer: Any) -> None:
+    def _unrefer(self, ref: Key, referrer: Any) -> None:
         who = self._refs.get(ref)
         if who is not None:
             who.discard(referrer)
@@ -137,8 +146,9 @@ class Cache:
                 del self._refs[ref]
 
     def referrers(self, kind: Kind, namespace: str, name: str) -> set[Any]:
+        namespace = namespace if kind.namespaced else ""
         with self._lock:
-            return set(self._refs.get((kind, namespace, name), ()))
+            return set(self._refs.get(Key(kind, namespace, name), ()))
 
     def related(self, kind: Kind, namespace: str, name: str) -> Lookup:
         informer = self._informer(kind, namespace)

@@ -19,9 +19,10 @@ from minop.apierrors import ApiError
 from minop.kube import Kube, user_agent
 from minop.kubeconfig import ConfigError
 from minop.manager import Manager, StartError
-from minop.packaging import bundle, rbac
+from minop.packaging import bundle, chart, rbac, scaffold
 from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
+from minop.resource import Resource
 from minop.settings import (
     Settings,
     SettingsError,
@@ -68,6 +69,7 @@ def parser() -> argparse.ArgumentParser:
         default="config",
         help="directory for the plain (non-OLM) manifests (default: config)",
     )
+    bundle.add_argument("--chart", help="directory for the Helm chart, e.g. charts/minop")
     bundle.add_argument(
         "--version", dest="bundle_version", default=__version__, help="operator version (semver)"
     )
@@ -94,6 +96,15 @@ def parser() -> argparse.ArgumentParser:
         help="where the operator and its Lease run (default: minop-system)",
     )
     namespace_flag(rbac, "watched namespaces: Roles there instead of a ClusterRole")
+    new = sub.add_parser(
+        "new",
+        help="scaffold a plugin package for a new kind (hooks, CRD, README, unit and e2e tests)",
+    )
+    new.add_argument("name", help="plugin name, e.g. greeting (the package: minop-greeting)")
+    new.add_argument("--kind", required=True, help="the kind, CamelCase, e.g. Greeting")
+    new.add_argument("--group", help="API group (default: <name>.example.com)")
+    new.add_argument("--api-version", default="v1alpha1", help="(default: v1alpha1)")
+    new.add_argument("--dir", help="where to write it (default: ./minop-<name>)")
     for s in (crds, rmf, plugins, bundle, rbac):
         plugin_flag(s, "only these plugins (repeatable) [MINOP_PLUGINS]")
     return p
@@ -121,20 +132,42 @@ def main(argv: Sequence[str] | None = None) -> int:
             scorecard_image=args.scorecard_image,
             replaces=args.replaces,
         )
-        resources = [r for _, r in _plugins(settings).resources()]
+        by_plugin: dict[str, list[Resource]] = {}
+        for name, r in _plugins(settings).resources():
+            by_plugin.setdefault(name, []).append(r)
+        resources = [r for rs in by_plugin.values() for r in rs]
         try:
             contents = bundle.files(resources, info)
+            helm = chart.files(by_plugin, info.version, info.image) if args.chart else {}
         except ValueError as e:
             print(f"minop bundle: error: {e}", file=sys.stderr)
             return 2
         bundle.write(Path(args.output), contents)
         bundle.write(Path(args.manifests), bundle.plain_manifests(resources, args.image))
+        if args.chart:
+            bundle.write(Path(args.chart), helm)
         return 0
     if args.command == "rbac":
         return print_rbac(settings, args.operator_namespace, args.service_account)
+    if args.command == "new":
+        return new_plugin(args)
     if args.command == "remove-finalizers":
         return remove_finalizers(settings)
     parser().print_help()
+    return 0
+
+
+def new_plugin(args: argparse.Namespace) -> int:
+    try:
+        spec = scaffold.Spec(
+            args.name, args.kind, args.group or f"{args.name}.example.com", args.api_version
+        )
+        target = Path(args.dir or spec.project)
+        scaffold.write(target, spec)
+    except scaffold.ScaffoldError as e:
+        print(f"minop new: error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}/: pip install -e {target}, then python -m minop plugins")
     return 0
 
 
@@ -188,7 +221,7 @@ def remove_finalizers(settings: Settings) -> int:
 
 
 def run(settings: Settings) -> int:
-    stop = threading.Event()
+    stop = threading.Event()  # the manager's own: a signal during start-up ends it too
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():
@@ -200,13 +233,14 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        op = Manager(settings)
+        op = Manager(settings, stopping=stop)
         op.start()
     except (StartError, ConfigError) as e:
         logger.error("%s", e)
         return 1
-    op.begin(on_lost=lambda: os._exit(1))  # deposed: exit, as no thread can be stopped
-    stop.wait()
+    if not stop.is_set():
+        op.begin(on_lost=lambda: os._exit(1))  # deposed: exit, as no thread can be stopped
+        stop.wait()
     clean = op.stop()
     logger.info("stopped%s", "" if clean else " (hooks still running were abandoned)")
     return 0

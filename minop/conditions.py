@@ -58,6 +58,6 @@ def merge(
 
 def find(status: Mapping[str, Any] | None, ctype: str) -> Mapping[str, Any] | None:
     for c in (status or {}).get("conditions") or []:
-        if c.get("type") == ctype:
+        if isinstance(c, Mapping) and c.get("type") == ctype:
             return c
     return None

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from minop import apply as applying
+from minop import objects
+from minop.api import Api
 from minop.conditions import Condition
 from minop.diff import Change
 from minop.errors import TemporaryError
-from minop.kube import Kube, Obj
 from minop.log import fields
+from minop.objects import Obj, copy_tree
 from minop.resource import Kind, Resource
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ class Context:
         return self.body.get("status") or {}
 
     @property
-    def api(self) -> Kube:
-        """The API client, for what ``apply``/``delete`` do not cover (e.g. PVC resize)."""
+    def api(self) -> Api:
+        """The API server, for what ``apply``/``delete`` and the cache do not cover
+        (e.g. PVC resize, a referenced Secret's data)."""
         return self.runtime.kube
 
     # -- children ------------------------------------------------------------------
@@ -79,12 +81,12 @@ class Context:
     @property
     def labels(self) -> dict[str, str]:
         """Standard labels of this object's children and pods."""
-        return applying.standard_labels(self.resource.kind, self.name, self.plugin)
+        return objects.standard_labels(self.resource.kind, self.name, self.plugin)
 
     @property
     def selector(self) -> dict[str, str]:
         """The stable label subset for (immutable) selectors of Deployments and the like."""
-        return applying.selector_labels(self.resource.kind, self.name)
+        return objects.selector_labels(self.resource.kind, self.name)
 
     def apply(self, child: Mapping[str, Any]) -> Obj:
         """Make ``child`` exist as given; returns the live object.
@@ -99,35 +101,44 @@ class Context:
         live = self.runtime.cache.get(kind, meta.get("namespace", ""), meta["name"])
         if not applying.needs_apply(desired, live):
             assert live is not None
-            return copy.deepcopy(live)
+            return copy_tree(live)
         self.logger.info("applying %s/%s", kind.kind, meta["name"])
         result = self.runtime.kube.apply(kind, desired)
-        self.runtime.cache.mutated(kind, copy.deepcopy(result))
+        self.runtime.cache.mutated(kind, copy_tree(result))
         return result
 
-    def delete(self, kind: Kind, name: str) -> bool:
-        """Delete a child if it exists; returns whether a delete was sent."""
+    def delete(self, kind: Kind, name: str, namespace: str | None = None) -> bool:
+        """Delete a child if it exists; returns whether a delete was sent.
+        ``namespace``: only for a cluster-scoped object's namespaced children."""
         self._check_declared(kind, self.resource.children)
-        if self.runtime.cache.get(kind, self.namespace, name) is None:
+        ns = self._where(kind, namespace)
+        if self.runtime.cache.get(kind, ns, name) is None:
             return False
         self.logger.info("deleting %s/%s", kind.kind, name)
-        self.runtime.kube.delete(kind, name, self.namespace)
+        self.runtime.kube.delete(kind, name, ns)
         return True
 
-    def child(self, kind: Kind, name: str) -> Obj | None:
-        """A cached child or observed object by name (None if absent); a copy."""
+    def child(self, kind: Kind, name: str, namespace: str | None = None) -> Obj | None:
+        """A cached child or observed object by name (None if absent); a copy.
+        ``namespace``: only for a cluster-scoped object's namespaced children."""
         self._check_declared(kind, self.resource.children + self.resource.observes)
-        return copy.deepcopy(self.runtime.cache.get(kind, self.namespace, name))
+        return copy_tree(self.runtime.cache.get(kind, self._where(kind, namespace), name))
 
     def children(self, kind: Kind) -> list[Obj]:
         """Cached objects of ``kind`` labelled as this object's (e.g. its pods), by
-        name; copies."""
+        name (a cluster-scoped object's: in every namespace); copies."""
         self._check_declared(kind, self.resource.children + self.resource.observes)
-        return copy.deepcopy(self.runtime.cache.select(kind, self.namespace, self.selector))
+        return copy_tree(self.runtime.cache.select(kind, self.namespace, self.selector))
+
+    def child_hash(self, kind: Kind, name: str) -> str | None:
+        """``minop.data_hash`` of a cached child whose data the cache never keeps (a
+        Secret, or any kind a resource references); None if absent."""
+        cached = self.child(kind, name)
+        return None if cached is None else cached.get(objects.HASH_KEY)
 
     def related_hash(self, kind: Kind, name: str) -> str | None:
-        """Content hash of a referenced object (None if missing); put it on a pod
-        template annotation and pods roll whenever the object's content changes.
+        """``minop.data_hash`` of a referenced object (None if missing); put it on a
+        pod template annotation and pods roll whenever the object's content changes.
         Raises TemporaryError while its kind is not listed yet (not known is not
         missing)."""
         found = self.runtime.cache.related(kind, self.namespace, name)
@@ -158,6 +169,25 @@ class Context:
             f"({', '.join(str(k) for k in self.resource.children) or 'none'}): add it to "
             "Resource.children so it is watched and its RBAC is derived"
         )
+
+    def _where(self, kind: Kind, namespace: str | None) -> str:
+        """The namespace of a child of ``kind``: this object's, or the one given for a
+        cluster-scoped object's namespaced child."""
+        if not kind.namespaced:
+            return ""
+        if self.namespace:
+            if namespace not in (None, self.namespace):
+                raise ValueError(
+                    f"namespace {namespace!r}: {kind.kind} children of {self.name} are in "
+                    f"{self.namespace!r} (owner references cannot cross namespaces)"
+                )
+            return self.namespace
+        if not namespace:
+            raise ValueError(
+                f"namespace: required for {kind.kind} children of the cluster-scoped "
+                f"{self.resource.kind.kind} {self.name}"
+            )
+        return namespace
 
     def _check_declared(self, kind: Kind, declared: tuple[Kind, ...]) -> None:
         if kind not in declared:

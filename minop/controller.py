@@ -6,6 +6,12 @@ all together). A key is never handed to two workers at once, and a hook that
 outlived its timeout keeps its key busy until its thread ends. Timers live in
 their own schedule: a due timer queues its key like any cause and is re-armed
 ``interval`` after it ran, so the interval is a minimum, never a maximum.
+
+Liveness: a pass is a chain of bounded steps (a hook call: the hook timeout; one API
+request of ours: the client's own bound over all its retries), and a worker reports each
+step as it starts. A worker is stuck only when its current step has run past its bound
+(and ``GRACE``): a long retry or backoff is no hang, a request or lock that never
+returns is.
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
-from minop.keys import Key
+from minop.objects import Key, Obj
+from minop.plugin.manager import PluginManager
 from minop.queue import WorkQueue
-from minop.reconcile import Reconciler, Result
+from minop.reconcile import Binding, Reconciler, Result, retry_causes
 from minop.resource import Timer
+from minop.runtime import Runtime
 
 log = logging.getLogger("minop.controller")
+
+GRACE = 60.0  # seconds a step may overrun its bound (scheduling, GC) before it is a hang
 
 
 class TimerSchedule:
@@ -64,6 +74,15 @@ class TimerSchedule:
                     self._arm(key, name, now + t.interval)
         return out
 
+    def again(self, key: Key, names: tuple[str, ...], delay: float) -> None:
+        """Timers handed out (and re-armed) that their pass could not run: due again in
+        ``delay`` s, not a whole interval later."""
+        at = self._clock() + delay
+        with self._cond:
+            for name in names:
+                if (key, name) in self._due:  # not dropped meanwhile
+                    self._arm(key, name, at)
+
     def drop(self, key: Key) -> None:
         with self._cond:
             for name in self.timers:
@@ -78,13 +97,18 @@ class TimerSchedule:
     def run(self) -> None:
         with self._cond:
             while not self._closed:
-                now = self._clock()
-                while self._heap and self._heap[0][0] <= now:
-                    at, _, key, name = heapq.heappop(self._heap)
-                    if self._due.get((key, name)) == at:  # else re-armed or dropped since
-                        self._fire(key)
-                wait = self._heap[0][0] - now if self._heap else None
-                self._cond.wait(wait)
+                self._cond.wait(self.fire_due())
+
+    def fire_due(self) -> float | None:
+        """Queue the keys whose timers are due; seconds until the next one (None: none).
+        ``run``'s loop, and a test's step when it drives the clock."""
+        with self._cond:
+            now = self._clock()
+            while self._heap and self._heap[0][0] <= now:
+                at, _, key, name = heapq.heappop(self._heap)
+                if self._due.get((key, name)) == at:  # else re-armed or dropped since
+                    self._fire(key)
+            return self._heap[0][0] - now if self._heap else None
 
     def close(self) -> None:
         with self._cond:
@@ -93,23 +117,35 @@ class TimerSchedule:
 
 
 class Controller:
+    """One resource's queue, timer schedule, reconciler and workers, built together."""
+
     def __init__(
         self,
-        reconciler: Reconciler,
+        runtime: Runtime,
+        plugins: PluginManager,
+        binding: Binding,
         workers: int,
         cap: threading.BoundedSemaphore | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.reconciler = reconciler
-        self.name = reconciler.controller
-        self.metrics = reconciler.rt.metrics
+        self.binding = binding
+        self.name = binding.resource.kind.kind.lower()
+        self.metrics = runtime.metrics
+        self.cache = runtime.cache
         # an event on the object itself (a user's edit) before its children's events
-        self.queue = WorkQueue(self.name, self.metrics, urgent=frozenset({"watch"}))
-        self.timers = TimerSchedule(reconciler.b.resource.timers, self._timer_due)
-        reconciler.due_timers = self.timers.due
+        self.queue = WorkQueue(self.name, self.metrics, clock, urgent=frozenset({"watch"}))
+        self.timers = TimerSchedule(binding.resource.timers, self._timer_due, clock)
+        self.reconciler = Reconciler(
+            runtime, plugins, binding, self.timers.due, progress=self._progress, clock=clock
+        )
         self.workers = workers
         self._cap = cap
         self._threads: list[threading.Thread] = []
-        self._busy: dict[str, float] = {}  # worker -> start of its current pass
+        self._busy: dict[str, float] = {}  # worker -> when its current step must be over
+        # sharding (minop.sharding): whether this replica works on a key now, and the
+        # scope its pass runs in (writes fenced by the key's bucket)
+        self.admit: Callable[[Key, Obj | None], bool] = lambda key, obj: True
+        self.scope: Callable[[Key], AbstractContextManager[object]] = lambda key: nullcontext()
 
     # -- input --------------------------------------------------------------------------
 
@@ -137,11 +173,15 @@ class Controller:
     def alive(self) -> bool:
         return all(t.is_alive() for t in self._threads)
 
-    def stuck(self, now: float, limit: float) -> int:
-        """How many workers are stuck (busy over ``limit`` s) when all of them are."""
-        busy = list(self._busy.values())
-        if self._threads and len(busy) == len(self._threads) and all(now - s > limit for s in busy):
-            return len(busy)
+    def stuck(self, now: float) -> int:
+        """How many workers are stuck (a step past its bound) when all of them are."""
+        deadlines = list(self._busy.values())
+        if (
+            self._threads
+            and len(deadlines) == len(self._threads)
+            and all(now > d + GRACE for d in deadlines)
+        ):
+            return len(deadlines)
         return 0
 
     def stop(self, deadline: float) -> bool:
@@ -153,37 +193,48 @@ class Controller:
         return not any(t.is_alive() for t in self._threads)
 
     def _work(self) -> None:
-        while True:
-            item = self.queue.get()
-            if item is None:
-                return
+        while (item := self.queue.get()) is not None:
             key, causes = item
             assert isinstance(key, Key)
-            me = threading.current_thread().name
-            self._busy[me] = time.monotonic()
-            self.metrics.active_workers.inc(controller=self.name)
-            result: Result | None = None
-            guard: AbstractContextManager[object] = self._cap or nullcontext()
-            try:
-                with guard:
-                    result = self.reconciler.process(key, causes)
-            except Exception:
-                log.exception("%s: reconcile crashed; retrying", key)
-                result = Result(self.reconciler.failures.api_backoff.next(key), "retry")
-            finally:
-                self._busy.pop(me, None)
-                self.metrics.active_workers.dec(controller=self.name)
-            if self.reconciler.rt.cache.get(key.kind, key.namespace, key.name) is None:
+            if not self.admit(key, None):  # its bucket moved to another replica
+                self.queue.done(key)
+                continue
+            result = self._pass(key, causes)
+            if self.cache.get(key.kind, key.namespace, key.name) is None:
                 self.timers.drop(key)
             if result.hold is not None:
                 threading.Thread(target=self._release, args=(key, result), daemon=True).start()
                 continue
-            if result.requeue_after is not None:
-                self.queue.add(key, result.cause, result.requeue_after)
+            self.timers.again(key, result.unrun, result.requeue_after or 0.0)
+            self._requeue(key, result, result.requeue_after)
             self.queue.done(key)
+
+    def _pass(self, key: Key, causes: set[str]) -> Result:
+        me = threading.current_thread().name
+        with self._cap or nullcontext(), self.scope(key):  # the cap's wait is no step of ours
+            self._busy[me] = time.monotonic()
+            self.metrics.active_workers.inc(controller=self.name)
+            try:
+                return self.reconciler.process(key, causes)
+            except Exception:
+                log.exception("%s: reconcile crashed; retrying", key)
+                delay = self.reconciler.retries.api_delay(key, None)
+                return Result(delay, retry_causes(causes))
+            finally:
+                self._busy.pop(me, None)
+                self.metrics.active_workers.dec(controller=self.name)
+
+    def _progress(self, seconds: float) -> None:
+        self._busy[threading.current_thread().name] = time.monotonic() + seconds
+
+    def _requeue(self, key: Key, result: Result, delay: float | None) -> None:
+        if delay is not None:
+            for cause in result.causes:
+                self.queue.add(key, cause, delay)
 
     def _release(self, key: Key, result: Result) -> None:
         assert result.hold is not None
         result.hold.join()
-        self.queue.add(key, result.cause, result.requeue_after or 0.0)
+        self.timers.again(key, result.unrun, 0.0)  # skipped for the hold: due right after it
+        self._requeue(key, result, result.requeue_after or 0.0)
         self.queue.done(key)

@@ -1,4 +1,5 @@
-"""Exceptions a hook raises to steer retries (see DESIGN: two retry regimes)."""
+"""Exceptions a hook raises to steer its retries (``minop.retries``: API trouble is
+retried on a backoff of its own and never uses up these tries)."""
 
 
 class HookFailure(Exception):

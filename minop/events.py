@@ -20,9 +20,9 @@ from typing import Any
 
 from minop import kinds
 from minop.apierrors import ApiError, Conflict
-from minop.apply import content_hash
 from minop.conditions import now
 from minop.kube import Kube
+from minop.objects import content_hash
 
 log = logging.getLogger("minop.events")
 NORMAL, WARNING = "Normal", "Warning"

@@ -9,6 +9,11 @@ that delivered nothing at all, not even a bookmark; the server-side timeout is
 kept below it so a quiet, healthy stream ends cleanly before the watchdog
 would trip. A stream that ends at once without an event backs off like an
 error (client-go's "very short watch"), so a misbehaving proxy is no hot loop.
+
+A re-list may also be asked for from another thread (a new leader catching up, see
+``Manager.take_over``): events and re-lists apply one at a time, and a stream opened
+before the last re-list is stale, its events older than the list: it is dropped and
+the watch resumes from the list's resourceVersion.
 """
 
 from __future__ import annotations
@@ -17,19 +22,27 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
 
 from minop.apierrors import ApiError, Gone, StreamStalled
-from minop.kube import Kube, Obj
+from minop.kube import Kube
 from minop.metrics import Metrics
+from minop.objects import Key, Obj, rv_of, uid_of
 from minop.resource import Kind
-from minop.store import Indexer, Store, obj_key
+from minop.store import Indexer, Store
 from minop.watchstream import WatchStream
 
 log = logging.getLogger("minop.informer")
 
-Handler = Callable[[str, Obj, Obj | None], None]  # (ADDED|MODIFIED|DELETED, object, previous)
+
+class Handler(Protocol):
+    def __call__(self, etype: str, obj: Obj, *, echo: bool = False) -> None:
+        """``etype``: ADDED, MODIFIED or DELETED; ``echo``: the object is our own
+        write's response, which readers saw already (``Store.upsert``)."""
+
+
 SHORT_WATCH = 1.0  # a stream that ends sooner with no event is treated as a failure
 
 
@@ -44,7 +57,7 @@ class Informer:
         *,
         namespace: str | None = None,
         label_selector: str | None = None,
-        field_selector: str | None = None,
+        shard_selector: str | None = None,
         inactivity: float = 150.0,
         server_timeout: int = 300,
         metrics: Metrics | None = None,
@@ -54,30 +67,47 @@ class Informer:
     ) -> None:
         self.kube, self.kind, self.handler = kube, kind, handler
         self.namespace = namespace if kind.namespaced else None
-        self.label_selector, self.field_selector = label_selector, field_selector
+        self.label_selector = label_selector
+        self.shard_selector = shard_selector  # KEP-5866's list option (minop.shard)
+        self._indexers = indexers
         self.inactivity, self.server_timeout = inactivity, server_timeout
         self.metrics = metrics or kube.metrics
         self.max_backoff = max_backoff
         self.transform = transform or strip_managed_fields
-        self.store = Store(indexers)
+        self.store = Store(kind, indexers)
         self.synced = threading.Event()
         self.resource_version = ""
-        self.last_activity = time.monotonic()  # data, a bookmark or a (re)connect
         self.heartbeat = time.monotonic()  # the loop turned: for liveness, not data
         self.forbidden: ApiError | None = None  # the last 403: RBAC lacks list/watch
         self._stop = threading.Event()
         self._stream: WatchStream | None = None
         self._lock = threading.Lock()
+        self._applying = threading.RLock()  # one event or re-list at a time
+        self._epoch = 0  # re-lists so far: a stream opened before the last one is stale
         self._thread = threading.Thread(target=self._run, name=f"watch-{self}", daemon=True)
 
     def __str__(self) -> str:
         where = self.namespace or "*"
-        sel = (
-            f"[{self.label_selector or self.field_selector}]"
-            if (self.label_selector or self.field_selector)
-            else ""
+        sel = f"[{self.label_selector}]" if self.label_selector else ""
+        shard = "[shard]" if self.shard_selector else ""
+        return f"{self.kind.kind}/{where}{sel}{shard}"
+
+    def refiltered(self, shard_selector: str) -> Informer:
+        """A new informer like this one (not started) for another shard selector."""
+        return Informer(
+            self.kube,
+            self.kind,
+            self.handler,
+            namespace=self.namespace,
+            label_selector=self.label_selector,
+            shard_selector=shard_selector,
+            inactivity=self.inactivity,
+            server_timeout=self.server_timeout,
+            metrics=self.metrics,
+            max_backoff=self.max_backoff,
+            transform=self.transform,
+            indexers=self._indexers,
         )
-        return f"{self.kind.kind}/{where}{sel}"
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -90,19 +120,21 @@ class Informer:
             if self._stream is not None:
                 self._stream.abort()
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
-
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
 
-    def stalled(self, now: float | None = None) -> bool:
-        """True when nothing (not even a bookmark or a reconnect) came for too long."""
-        return ((now or time.monotonic()) - self.last_activity) > self.inactivity
+    def _beat(self) -> None:
+        self.heartbeat = time.monotonic()
 
     def get(self, namespace: str, name: str) -> Obj | None:
-        return self.store.get((namespace, name))
+        return self.store.get(Key(self.kind, namespace, name))
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No event is applied meanwhile (``relist`` may be called inside)."""
+        with self._applying:
+            yield
 
     # -- the loop ---------------------------------------------------------------
 
@@ -114,7 +146,7 @@ class Informer:
             reason, asked = "", 0.0
             try:
                 if need_list:
-                    self._relist()
+                    self.relist()
                     need_list = False
                 started = time.monotonic()
                 if self._watch_once() or time.monotonic() - started >= SHORT_WATCH:
@@ -151,70 +183,82 @@ class Informer:
                 if delay <= 0:
                     break
 
-    def _selectors(self) -> dict[str, Any]:
-        params: dict[str, Any] = {}
-        if self.label_selector:
-            params["labelSelector"] = self.label_selector
-        if self.field_selector:
-            params["fieldSelector"] = self.field_selector
-        return params
+    def relist(self) -> None:
+        """List now (a quorum read) and bring the store to it, reporting the changes;
+        the watch then resumes from the list's resourceVersion."""
+        with self._applying:
+            self._epoch += 1
+            self._relist()
+        with self._lock:
+            if self._stream is not None:
+                self._stream.abort()  # stale: its reader resumes from the list
 
     def _relist(self) -> None:
         items, rv = self.kube.list(
             self.kind,
             self.namespace,
             label_selector=self.label_selector,
-            field_selector=self.field_selector,
+            shard_selector=self.shard_selector,
+            progress=self._beat,
+            transform=self.transform,
         )
-        self.last_activity = time.monotonic()
         self.forbidden = None
-        fresh = {obj_key(o): self.transform(o) for o in items}
+        fresh = {Key.of(self.kind, o): o for o in items}
         old = self.store.watched()
         self.resource_version = rv
         for key, obj in old.items():
             if key not in fresh:
-                self.store.remove(key)
-                self._emit("DELETED", obj, obj)
+                self.store.remove(key, rv)
+                self._emit("DELETED", obj)
         for key, obj in fresh.items():
             before = old.get(key)
-            if before is not None and _uid(before) != _uid(obj):
+            if before is not None and uid_of(before) != uid_of(obj):
                 # deleted and recreated while we were away: two events, as a watch shows it
-                self.store.remove(key)
-                self._emit("DELETED", before, before)
+                self.store.remove(key, rv)
+                self._emit("DELETED", before)
                 before = None
-            if before is None or _rv(before) != _rv(obj):
+            if before is None or rv_of(before) != rv_of(obj):
                 self.store.upsert(obj)
-                self._emit("ADDED" if before is None else "MODIFIED", obj, before)
+                self._emit("ADDED" if before is None else "MODIFIED", obj)
+        for ghost in self.store.relisted(rv):  # written by us, then gone during the gap
+            self._emit("DELETED", ghost)
         self.synced.set()
         log.debug("listed %s: %d objects at rv %s", self, len(fresh), rv)
 
     def _watch_once(self) -> bool:
         """One watch request; True when it delivered anything (bookmarks count)."""
+        with self._applying:
+            epoch, rv = self._epoch, self.resource_version
         timeout = max(
             1, int(min(self.server_timeout, self.inactivity * 0.8) * random.uniform(0.9, 1))
         )
-        params = {
-            **self._selectors(),
-            "resourceVersion": self.resource_version,
+        params: dict[str, Any] = {
+            "resourceVersion": rv,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": timeout,
         }
+        if self.label_selector:
+            params["labelSelector"] = self.label_selector
+        if self.shard_selector:
+            params["shardSelector"] = self.shard_selector
         stream = self.kube.watch(self.kind, self.namespace, params, self.inactivity)
         with self._lock:
             if self._stop.is_set():
                 stream.close()
                 return True
             self._stream = stream
-        self.last_activity = time.monotonic()
         delivered = False
         try:
             for event in stream:
-                self.last_activity = self.heartbeat = time.monotonic()
+                self.heartbeat = time.monotonic()
                 delivered = True
-                self._apply(event)
+                with self._applying:
+                    if self._epoch != epoch:
+                        return True  # re-listed meanwhile: resume from the list
+                    self._apply(event)
         except (ApiError, StreamStalled):
-            if self._stop.is_set():
-                return True  # aborted by stop()
+            if self._stop.is_set() or self._epoch != epoch:
+                return True  # aborted by stop() or by a re-list
             raise
         finally:
             with self._lock:
@@ -237,19 +281,21 @@ class Informer:
         obj.setdefault("apiVersion", self.kind.api_version)
         obj.setdefault("kind", self.kind.kind)
         obj = self.transform(obj)
+        echo = False
         if etype == "DELETED":
-            before = self.store.remove(obj_key(obj))
+            if not self.store.remove(Key.of(self.kind, obj), rv_of(obj)):
+                return  # repeated, or never held: nothing changed (as client-go's DeltaFIFO)
         elif etype in ("ADDED", "MODIFIED"):
-            before = self.store.upsert(obj)
+            echo = self.store.upsert(obj)
         else:
             return
-        self._emit(str(etype), obj, before)
+        self._emit(str(etype), obj, echo=echo)
 
-    def _emit(self, etype: str, obj: Obj, before: Obj | None) -> None:
+    def _emit(self, etype: str, obj: Obj, *, echo: bool = False) -> None:
         try:
-            self.handler(etype, obj, before)
+            self.handler(etype, obj, echo=echo)
         except Exception:
-            log.exception("handler for %s failed on %s", self, obj_key(obj))
+            log.exception("handler for %s failed on %s", self, Key.of(self.kind, obj))
 
 
 def strip_managed_fields(obj: Obj) -> Obj:
@@ -258,11 +304,3 @@ def strip_managed_fields(obj: Obj) -> Obj:
     if meta and "managedFields" in meta:
         del meta["managedFields"]
     return obj
-
-
-def _rv(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("resourceVersion", ""))
-
-
-def _uid(obj: Obj) -> str:
-    return str((obj.get("metadata") or {}).get("uid", ""))

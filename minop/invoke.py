@@ -11,32 +11,18 @@ that call ends.
 
 from __future__ import annotations
 
+import contextvars
 import functools
-import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, NamedTuple
 
-from minop.apierrors import ApiError, WritesFenced
 from minop.context import Context
-from minop.errors import PermanentError, TemporaryError
 from minop.metrics import Metrics
+from minop.outcome import OK, TIMEOUT, Ending, classify
 from minop.plugin.manager import PluginManager
-
-log = logging.getLogger("minop.invoke")
-
-OK, TEMPORARY, PERMANENT, API, ERROR, TIMEOUT, FENCED = (
-    "ok",
-    "temporary",
-    "permanent",
-    "api",
-    "error",
-    "timeout",
-    "fenced",
-)
-
 
 IDLE_THREADS = 64  # kept at most; a busier moment starts more, which then end
 
@@ -46,13 +32,15 @@ class Call:
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.fn = fn
+        # the caller's context variables (the bucket sharding fences writes by)
+        self._context = contextvars.copy_context()
         self.value: Any = None
         self.error: BaseException | None = None
         self._done = threading.Event()
 
     def run(self) -> None:
         try:
-            self.value = self.fn()
+            self.value = self._context.run(self.fn)
         except BaseException as e:  # reported to the caller, whatever it is
             self.error = e
 
@@ -103,23 +91,21 @@ class _Runner(threading.Thread):
         return call
 
 
+def call_with_timeout(name: str, fn: Callable[[], Any], timeout: float) -> Call:
+    """Run ``fn`` on a kept thread and wait at most ``timeout``: the call is still
+    alive (``is_alive``) when it ran out of time."""
+    call = _Runner.start_call(name, fn)
+    call.join(timeout)
+    return call
+
+
 class Outcome(NamedTuple):
-    kind: str
+    """How the calls ended, what the implementations returned until then."""
+
+    kind: Ending
     results: list[Any]
     error: BaseException | None = None
     running: Call | None = None  # a timed-out hook still running
-
-
-def classify(error: BaseException) -> str:
-    if isinstance(error, TemporaryError):
-        return TEMPORARY
-    if isinstance(error, PermanentError):
-        return PERMANENT
-    if isinstance(error, WritesFenced):
-        return FENCED
-    if isinstance(error, ApiError) and error.retryable:
-        return API
-    return ERROR
 
 
 def invoke(
@@ -129,13 +115,16 @@ def invoke(
     ctx: Context,
     timeout: float,
     metrics: Metrics,
+    starting: Callable[[float], None] = lambda seconds: None,
 ) -> Outcome:
+    """Each implementation in turn; ``starting`` hears before each call how long it may
+    take at most (a worker's liveness)."""
     results: list[Any] = []
     for impl in plugins.impls(hook, plugin):
+        starting(timeout)
         start = time.monotonic()
         run = functools.partial(PluginManager.call_impl, impl, ctx=ctx)
-        call = _Runner.start_call(f"hook-{plugin}-{hook}", run)
-        call.join(timeout)
+        call = call_with_timeout(f"hook-{plugin}-{hook}", run, timeout)
         metrics.hook_duration.observe(time.monotonic() - start, plugin=plugin, hook=hook)
         if call.is_alive():
             metrics.hook_calls.inc(plugin=plugin, hook=hook, result=TIMEOUT)

@@ -30,12 +30,12 @@ from pykube.http import KubernetesHTTPAdapter
 from minop import kubeconfig
 from minop.apierrors import ApiError, Conflict, Gone, NotFound, StreamStalled, WritesFenced
 from minop.metrics import Metrics
+from minop.objects import Obj
 from minop.ratelimit import RateLimiter
 from minop.resource import Kind
 from minop.watchstream import WatchStream
 
 log = logging.getLogger("minop.kube")
-Obj = dict[str, Any]
 
 PATCH_TYPES = {
     "merge": "application/merge-patch+json",
@@ -45,6 +45,7 @@ PATCH_TYPES = {
 }
 # Methods whose retry after a 5xx or a dropped connection cannot apply twice.
 _IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "PATCH"}
+MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is waited this long
 
 
 def user_agent(version: str) -> str:
@@ -62,7 +63,9 @@ def _error(resp: requests.Response) -> ApiError:
     message = body.get("message") or resp.text[:500]
     cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status_code, ApiError)
     try:
-        retry_after: float | None = min(30.0, max(0.0, float(resp.headers["Retry-After"])))
+        retry_after: float | None = min(
+            MAX_RETRY_AFTER, max(0.0, float(resp.headers["Retry-After"]))
+        )
     except (KeyError, ValueError):
         retry_after = None
     return cls(resp.status_code, reason, message, body, retry_after)
@@ -117,7 +120,7 @@ class Kube:
     def _new_session(self, agent: str, pool: int) -> requests.Session:
         adapter = KubernetesHTTPAdapter(self.config, pool_connections=4, pool_maxsize=pool)
         client = pykube.HTTPClient(self.config, http_adapter=adapter)
-        session = client.session
+        session: requests.Session = client.session  # pykube has no type hints
         session.headers["User-Agent"] = agent
         # The proxy environment is read once, as client-go reads it: with trust_env,
         # requests looks up proxies and ~/.netrc again on every request (a tenth of
@@ -228,7 +231,13 @@ class Kube:
 
     @staticmethod
     def _backoff(attempt: int) -> float:
-        return min(5.0, 0.1 * 2**attempt) * random.uniform(0.5, 1.0)
+        return min(5.0, 0.1 * 2.0**attempt) * random.uniform(0.5, 1.0)
+
+    @property
+    def longest_request(self) -> float:
+        """The longest one request may legitimately take: every attempt timing out, the
+        longest wait between two (liveness tells a slow request from a hung one by it)."""
+        return self.retries * self.timeout + (self.retries - 1) * MAX_RETRY_AFTER
 
     # -- verbs ----------------------------------------------------------------
 
@@ -247,28 +256,41 @@ class Kube:
         namespace: str | None = None,
         *,
         label_selector: str | None = None,
-        field_selector: str | None = None,
+        shard_selector: str | None = None,
         page_size: int = 500,
+        progress: Callable[[], None] | None = None,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> tuple[list[Obj], str]:
-        """All objects, fetched in pages; returns them with the list's resourceVersion."""
+        """All objects, fetched in pages; returns them with the list's resourceVersion.
+
+        ``transform`` runs on each object as its page arrives, so what it drops (e.g.
+        managedFields) is never held for the whole list: Python keeps the memory a
+        peak took. ``progress`` runs after every page (a long list is not a stalled one). When
+        the continue token expires mid-way the rest cannot be consistent with what
+        came before: like client-go's pager, list everything again in one request
+        instead of paging from scratch (which could expire again, forever)."""
         params: dict[str, Any] = {"limit": page_size}
         if label_selector:
             params["labelSelector"] = label_selector
-        if field_selector:
-            params["fieldSelector"] = field_selector
+        if shard_selector:
+            params["shardSelector"] = shard_selector
         items: list[Obj] = []
         while True:
             try:
                 page = self.request("GET", self.path(kind, namespace), params=params)
             except Gone:
-                # The continue token expired mid-way: start over for a consistent list.
-                params.pop("continue", None)
+                if "continue" not in params:
+                    raise
+                log.warning("listing %s: continue token expired; listing unpaginated", kind)
+                params = {k: v for k, v in params.items() if k not in ("continue", "limit")}
                 items = []
                 continue
+            if progress is not None:
+                progress()
             for item in page.get("items") or []:
                 item.setdefault("apiVersion", kind.api_version)
                 item.setdefault("kind", kind.kind)
-                items.append(item)
+                items.append(item if transform is None else transform(item))
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 return items, meta.get("resourceVersion", "")

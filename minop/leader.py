@@ -20,13 +20,14 @@ from collections.abc import Callable
 
 from minop import kinds
 from minop.apierrors import ApiError
-from minop.kube import Kube, Obj
+from minop.kube import Kube
 from minop.metrics import Metrics
+from minop.objects import Obj
 
 log = logging.getLogger("minop.leader")
 
 
-def _micro_now() -> str:
+def micro_now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -47,6 +48,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         metrics: Metrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         # A renewal must fail fast: blocked for longer than the renew deadline, the
         # loop could not notice in time that it has to stop leading.
@@ -57,6 +59,7 @@ class LeaderElector:
         self.lease_duration, self.renew_deadline = lease_duration, renew_deadline
         self.retry_period = retry_period
         self.metrics = metrics or kube.metrics
+        self._clock = clock
         self._renewed = 0.0  # monotonic time of our last successful renewal
         self._leading = False
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
@@ -71,8 +74,13 @@ class LeaderElector:
         self._thread.start()
 
     def may_write(self) -> bool:
-        """The client's write fence: true only while our lease is surely ours."""
-        return self._leading and time.monotonic() - self._renewed < self.renew_deadline
+        """The client's write fence: true only while our lease is surely ours (and
+        never again once stopping: a renewal still in flight cannot reopen it)."""
+        return (
+            self._leading
+            and not self._stop.is_set()
+            and self._clock() - self._renewed < self.renew_deadline
+        )
 
     @property
     def leading(self) -> bool:
@@ -95,23 +103,33 @@ class LeaderElector:
         log.info(
             "waiting to lead through Lease %s/%s as %s", self.namespace, self.name, self.identity
         )
-        while not self._stop.is_set():
-            ok = self._try_acquire_or_renew()
-            now = time.monotonic()
-            if ok:
-                self._renewed = now
-                if not self._leading:
-                    self._leading = True
-                    self.metrics.leader_status.set(1, name=self.name)
-                    log.info("became leader (Lease %s/%s)", self.namespace, self.name)
-                    threading.Thread(target=self.on_started, name="leading", daemon=True).start()
-            elif self._leading and now - self._renewed >= self.renew_deadline:
-                self._leading = False
-                self.metrics.leader_status.set(0, name=self.name)
-                log.error("lost leadership: no renewal for %.0fs; exiting", now - self._renewed)
-                self.on_lost()
-                return
+        while not self._stop.is_set() and self._tick():
             self._stop.wait(self.retry_period)
+
+    def _tick(self) -> bool:
+        """One attempt to acquire or renew; False once leadership is lost."""
+        # The lease counts from before the request: the server may have written it at
+        # any moment of a slow one, and other replicas count from what they saw.
+        attempt = self._clock()
+        ok = self._try_acquire_or_renew()
+        if self._stop.is_set():
+            return False  # stopping: a late answer must not make us lead again
+        if ok:
+            self._renewed = attempt
+            if not self._leading:
+                self._leading = True
+                self.metrics.leader_status.set(1, name=self.name)
+                log.info("became leader (Lease %s/%s)", self.namespace, self.name)
+                threading.Thread(target=self.on_started, name="leading", daemon=True).start()
+        elif self._leading and self._clock() - self._renewed >= self.renew_deadline:
+            self._leading = False
+            self.metrics.leader_status.set(0, name=self.name)
+            log.error(
+                "lost leadership: no renewal for %.0fs; exiting", self._clock() - self._renewed
+            )
+            self.on_lost()
+            return False
+        return True
 
     def _try_acquire_or_renew(self) -> bool:
         try:
@@ -123,9 +141,9 @@ class LeaderElector:
             holder = spec.get("holderIdentity") or ""
             seen = (holder, str(spec.get("renewTime")))
             if seen != self._observed:
-                self._observed, self._observed_at = seen, time.monotonic()
+                self._observed, self._observed_at = seen, self._clock()
             duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
-            expired = time.monotonic() - self._observed_at > duration
+            expired = self._clock() - self._observed_at > duration
             if holder and holder != self.identity and not expired:
                 return False
             self.kube.replace(kinds.LEASE, self._lease(lease), fenced=False)
@@ -136,7 +154,7 @@ class LeaderElector:
             return False
 
     def _lease(self, current: Obj | None) -> Obj:
-        now = _micro_now()
+        now = micro_now()
         spec = dict((current or {}).get("spec") or {})
         if spec.get("holderIdentity") != self.identity:
             spec["acquireTime"] = now
@@ -167,7 +185,7 @@ class LeaderElector:
             lease = self.kube.get(kinds.LEASE, self.name, self.namespace)
             if (lease.get("spec") or {}).get("holderIdentity") != self.identity:
                 return
-            lease["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=_micro_now())
+            lease["spec"].update(holderIdentity="", leaseDurationSeconds=1, renewTime=micro_now())
             self.kube.replace(kinds.LEASE, lease, fenced=False)
             log.info("released Lease %s/%s", self.namespace, self.name)
         except ApiError as e:

@@ -126,7 +126,8 @@ class Histogram(_Metric):
 
 
 class Metrics:
-    """Every metric minop exports (names as in DESIGN.md §5)."""
+    """Every metric minop exports (controller-runtime's names where it has one, so its
+    dashboards work; docs/operations.md lists them)."""
 
     def __init__(self) -> None:
         c, g, h = Counter, Gauge, Histogram
@@ -189,6 +190,32 @@ class Metrics:
             "1 while this process holds the leader lease, else 0.",
             ("name",),
         )
+        self.shard_buckets = g(
+            "minop_shard_buckets_owned",
+            "Hash buckets this replica owns (of minop.shard.BUCKETS).",
+            ("group",),
+        )
+        self.shard_objects = g(
+            "minop_shard_objects_owned",
+            "Custom resources in the buckets this replica owns.",
+            ("group",),
+        )
+        self.shard_mode = g(
+            "minop_shard_mode",
+            "1 for how this replica is sharded: off, label or selector (shardSelector).",
+            ("mode",),
+        )
+        self.shard_handovers = c(
+            "minop_shard_handovers_total",
+            "Buckets this replica took over (acquired) or gave up (released).",
+            ("group", "direction"),
+        )
+        self.shard_handover_duration = h(
+            "minop_shard_handover_duration_seconds",
+            "From a bucket's reassignment to this replica acting on it (acquired: "
+            "until its last owner released it; released: until in-flight work ended).",
+            ("group", "direction"),
+        )
         self.rest_requests = c(
             "rest_client_requests_total",
             "Number of HTTP requests, partitioned by status code, method, and host.",
@@ -206,6 +233,22 @@ class Metrics:
         )
         self.hook_duration = h(
             "minop_hook_duration_seconds", "Duration of hook calls.", ("plugin", "hook")
+        )
+
+        self.webhook_requests = c(
+            "controller_runtime_webhook_requests_total",
+            "Total number of admission requests by HTTP status code.",
+            ("webhook", "code"),
+        )
+        self.webhook_latency = h(
+            "controller_runtime_webhook_latency_seconds",
+            "Histogram of the latency of processing admission requests.",
+            ("webhook",),
+        )
+        self.webhook_in_flight = g(
+            "controller_runtime_webhook_requests_in_flight",
+            "Current number of admission requests being served.",
+            ("webhook",),
         )
 
     def all(self) -> list[_Metric]:

@@ -1,4 +1,4 @@
-"""A de-duplicating work queue with delayed adds and per-key backoff.
+"""A de-duplicating work queue with delayed adds.
 
 Keys are hashable (minop uses group/kind/namespace/name). A key is never
 handed to two workers at once: adds while it is being processed are kept and
@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 
 from minop.metrics import Metrics
 
+# Urgent keys served in a row while other due work waits, before one of the others:
+# edits go first, but a sustained stream of them cannot starve child, timer and retry work.
+URGENT_SHARE = 4
+
 
 @dataclass
 class _Entry:
@@ -24,28 +28,6 @@ class _Entry:
     causes: set[str] = field(default_factory=set)
     added: float = 0.0
     tier: int = 1  # 0: urgent (see WorkQueue.urgent), 1: the rest
-
-
-class Backoff:
-    """Per-key exponential backoff: ``base`` x 2^n, capped, reset on success."""
-
-    def __init__(self, base: float, cap: float) -> None:
-        self.base, self.cap = base, cap
-        self._failures: dict[Hashable, int] = {}
-        self._lock = threading.Lock()
-
-    def next(self, key: Hashable) -> float:
-        with self._lock:
-            n = self._failures.get(key, 0)
-            self._failures[key] = n + 1
-        return min(self.cap, self.base * 2**n)
-
-    def failures(self, key: Hashable) -> int:
-        return self._failures.get(key, 0)
-
-    def reset(self, key: Hashable) -> None:
-        with self._lock:
-            self._failures.pop(key, None)
 
 
 class WorkQueue:
@@ -60,8 +42,10 @@ class WorkQueue:
         self.metrics = metrics or Metrics()
         self._clock = clock
         # Due keys with one of these causes go first (e.g. a user's edit before the
-        # hundredth pod event of a scale-up); among equals, earliest due first.
+        # hundredth pod event of a scale-up), up to URGENT_SHARE in a row while others
+        # wait; among equals, earliest due first.
         self.urgent = urgent
+        self._streak = 0  # urgent keys served in a row while others waited
         self._pending: dict[Hashable, _Entry] = {}
         self._heaps: tuple[list[tuple[float, int, Hashable]], ...] = ([], [])
         self._seq = itertools.count()
@@ -123,7 +107,10 @@ class WorkQueue:
                         tops.append(heap[0][0])
                 ready = [h for h in self._heaps if h and h[0][0] <= now]
                 if ready:
-                    due, _, key = heapq.heappop(ready[0])
+                    both = len(ready) == 2
+                    take = ready[1] if both and self._streak >= URGENT_SHARE else ready[0]
+                    self._streak = self._streak + 1 if both and take is ready[0] else 0
+                    due, _, key = heapq.heappop(take)
                     entry = self._pending.pop(key)
                     self._processing[key] = now
                     # from when it was due: an intended delay (backoff, timer) is no wait
@@ -151,11 +138,18 @@ class WorkQueue:
                 self._pending[key] = entry
                 self._push(key, entry)
             self._depth()
+            self._cond.notify_all()  # wait_idle
 
-    def processing(self) -> dict[Hashable, float]:
-        """Keys being worked on, with the monotonic time their work started."""
+    def wait_idle(self, which: Callable[[Hashable], bool], timeout: float) -> bool:
+        """Wait until no key ``which`` selects is being processed; False on timeout."""
+        deadline = time.monotonic() + timeout
         with self._cond:
-            return dict(self._processing)
+            while any(which(k) for k in self._processing):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+            return True
 
     def shutdown(self) -> None:
         with self._cond:

@@ -6,22 +6,25 @@ watch event with anything:
 
 - gone, or recreated under the same name (another uid) → ``delete`` for the old one;
 - ``deletionTimestamp`` with our finalizer → ``finalize``, then release it;
-- no last-handled spec → add our finalizer (if the plugin finalizes) → ``create``;
+- no last-handled spec → add our finalizer (if the plugin finalizes; then decided
+  again from its answer, in the same pass) → ``create``;
 - spec ≠ last handled, or ``generation`` ≠ ``observedGeneration`` → ``update``
   (cause ``spec``);
 - a child, related object or resync queued it → ``update`` with that cause;
 - then due timers → ``timer``, outside all of the above.
 
-Hooks get a deep copy. The status write after a hook carries the hook body's
-generation as ``observedGeneration`` and, for create/spec, the handled spec: one
-request. What an outcome means (conditions, finite retries) is ``verdict``'s; what a
-failure shows and when its hook runs again, ``failures``'.
+Hooks get copies of the JSON trees (body, old, new, diff). The status write after a hook carries
+the hook body's generation as ``observedGeneration`` and, for create/spec, the handled
+spec: one request; a status that is no JSON object or that the API server refuses is
+the hook's failure, never API trouble. What an outcome means (conditions, finite
+retries) is ``verdict``'s; when a failed pass runs again, ``retries``'; what it
+tells besides the status (log, Event, metrics), ``report``'s. Every status write is the
+reconciler's own.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import logging
 import threading
 import time
@@ -33,21 +36,24 @@ from minop import invoke as inv
 from minop import schema, verdict
 from minop import status as st
 from minop.apierrors import ApiError, NotFound, WritesFenced
-from minop.conditions import DEGRADED, find
+from minop.conditions import DEGRADED, Condition, find
 from minop.context import Context
 from minop.diff import diff
+from minop.errors import PermanentError
 from minop.events import NORMAL
-from minop.failures import FENCED_RETRY, Failures, log_fields
-from minop.keys import Key
-from minop.kube import Obj
+from minop.objects import Key, Obj, copy_tree, uid_of
+from minop.outcome import API, FENCED, INVALID, OK, PERMANENT, TIMEOUT, Ending
 from minop.plugin.manager import PluginManager
+from minop.report import Report
 from minop.resource import Kind, Resource
+from minop.retries import FENCED_RETRY, Retries
 from minop.runtime import Runtime
 
 log = logging.getLogger("minop.reconcile")
 
 # Causes that call minop_update on an unchanged spec, by precedence.
 TRIGGERS = ("child", "related", "resync")
+RETRY = frozenset({"retry"})
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,9 @@ class Result:
     """What the controller does with the key after a pass."""
 
     requeue_after: float | None = None  # None: nothing more until the next event
-    cause: str = "retry"
+    causes: frozenset[str] = RETRY  # what the key is queued with again
     hold: inv.Call | None = None  # a timed-out hook: keep the key busy until it ends
+    unrun: tuple[str, ...] = ()  # due timers this pass could not run: due at the next one
 
 
 DONE = Result()
@@ -78,14 +85,17 @@ class Reconciler:
         plugins: PluginManager,
         binding: Binding,
         timers: Callable[[Key], list[str]],
+        *,
+        progress: Callable[[float], None] = lambda seconds: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.rt, self.plugins, self.b = runtime, plugins, binding
         self.due_timers = timers  # names of this key's timers due now (and re-armed)
+        # the pass starts a step that takes at most this many seconds (liveness)
+        self.progress = progress
         self.controller = binding.resource.kind.kind.lower()
-        self.failures = Failures(
-            runtime, binding.plugin, binding.resource, self._write_status, clock
-        )
+        self.retries = Retries(clock)
+        self.report = Report(runtime.recorder, runtime.metrics, binding.plugin, self.controller)
         self.tombstones: dict[Key, Obj] = {}  # last body of a deleted (or replaced) object
         self._released: set[tuple[Key, str]] = set()  # (key, uid) whose finalizer we removed
         self._lock = threading.Lock()
@@ -103,13 +113,12 @@ class Reconciler:
         try:
             return self._process(key, causes)
         except WritesFenced:
-            log.warning("%s: writes fenced (leadership in doubt); requeued", key)
-            return Result(FENCED_RETRY, _retry_cause(causes))
+            self.report.fenced(key)
+            return Result(FENCED_RETRY, retry_causes(causes))
         except ApiError as e:  # our own writes (finalizer, status, ...) failed: API regime
-            delay = self.failures.api_delay(key, e)
-            log.warning("%s: API error, retrying in %.3fs: %s", key, delay, e, extra=self._x(key))
-            self._count("requeue")
-            return Result(delay, _retry_cause(causes))
+            delay = self.retries.api_delay(key, e)
+            self.report.api_trouble(key, delay, e)
+            return Result(delay, retry_causes(causes))
         finally:
             self.rt.metrics.reconcile_time.observe(
                 time.monotonic() - start, controller=self.controller
@@ -119,7 +128,7 @@ class Reconciler:
         cached = self.rt.cache.get(key.kind, key.namespace, key.name)
         with self._lock:
             tomb = self.tombstones.get(key)
-            if tomb is not None and (cached is None or _uid(tomb) != _uid(cached)):
+            if tomb is not None and (cached is None or uid_of(tomb) != uid_of(cached)):
                 del self.tombstones[key]
             else:
                 tomb = None
@@ -128,6 +137,7 @@ class Reconciler:
         if cached is None:
             self._forget(key)
             return DONE
+        self.retries.identify(key, uid_of(cached))
         obj = cached  # read only: hooks get copies (see _context)
         if obj["metadata"].get("deletionTimestamp"):
             return self._finalize(key, obj)
@@ -138,7 +148,7 @@ class Reconciler:
         latest = self.rt.cache.get(key.kind, key.namespace, key.name)  # with our own writes
         if latest is None or st.last_handled(latest) is None:
             return result
-        return self._timers(key, latest) or result
+        return self._timers(key, latest, result)
 
     # -- create / update ---------------------------------------------------------------
 
@@ -160,93 +170,107 @@ class Reconciler:
             return DONE
         invalid = schema.check(self.b.resource.crd, obj, self.b.resource.spec_fields)
         if invalid:  # stored before the CRD was tightened: no hook may act on it
-            self.failures.rejected(key, obj, hook, invalid)
+            error = PermanentError(invalid)
+            v = verdict.failure(PERMANENT, error, 1, 1, 0.0)
+            self._report_failure(key, obj, hook, PERMANENT, error, v)
             return DONE
-        self.failures.new_spec(key, spec)
-        wait = self.failures.due_in(key, causes)
+        self.retries.new_spec(key, spec)
+        wait = self.retries.due_in(key, causes)
         if wait:
-            return Result(wait, _retry_cause(causes))
+            return Result(wait, retry_causes(causes))
         if self.b.finalizes and not st.has_finalizer(obj):
-            # its own pass: the next one reads the response (our overlay) and goes on
+            self._request()
             self._mutated(st.add_finalizer(self.rt.kube, key.kind, obj))
-            return Result(0.0, _retry_cause(causes) if cause != "create" else "create")
-        ctx = self._context(obj, cause, old=last, new=copy.deepcopy(spec), diff=changes)
+            # decided again at once from the response (our overlay): a requeue would be
+            # a pass with no new event. Anything else the cache shows came with the
+            # watch's own event, which queued the key already.
+            latest = self.rt.cache.get(key.kind, key.namespace, key.name)
+            if (
+                latest is None
+                or uid_of(latest) != uid_of(obj)
+                or latest["metadata"].get("deletionTimestamp")
+                or not st.has_finalizer(latest)
+            ):
+                return DONE
+            return self._reconcile(key, latest, causes)
+        ctx = self._context(obj, cause, old=last, new=spec, diff=changes)
         out = self._call(hook, ctx)
-        if out.kind != inv.OK:
-            return self._failed(key, obj, hook, out, cause)
-        handled = spec if cause in ("create", "spec") else None
-        self._succeeded(key, obj, out.results, ctx, handled)
+        if out.kind == OK:
+            handled = spec if cause in ("create", "spec") else None
+            conditions = verdict.success(ctx.conditions)
+            out = self._write_results(obj, out.results, conditions, handled=handled)
+        if out.kind != OK:
+            return self._failed(key, obj, hook, out, causes)
+        self.retries.succeeded(key)  # only now: the status write was API work too
+        self.report.count("success")
         return DONE
 
     def _given_up(self, obj: Obj) -> bool:
         cond = find(obj.get("status"), DEGRADED)
         if not cond or cond.get("status") != "True" or cond.get("reason") not in verdict.STICKY:
             return False
-        return cond.get("observedGeneration") == obj["metadata"].get("generation")
+        return bool(cond.get("observedGeneration") == obj["metadata"].get("generation"))
 
     # -- finalize / delete -------------------------------------------------------------
 
     def _finalize(self, key: Key, obj: Obj) -> Result:
         with self._lock:
-            released = (key, _uid(obj)) in self._released
+            released = (key, uid_of(obj)) in self._released
         if released or not st.has_finalizer(obj):
             # someone else's finalizer holds it, or the watch has not yet shown our removal
             # (its response may carry the version the watch holds): DELETED will follow
             return DONE
         if self.b.finalizes:
-            wait = self.failures.due_in(key, set())
+            wait = self.retries.due_in(key, set())
             if wait:
-                return Result(wait, "finalize")
+                return Result(wait)
             ctx = self._context(obj, "finalize")
             out = self._call("minop_finalize", ctx)
-            if out.kind != inv.OK:
+            if out.kind != OK:
                 # finalizers are retried for as long as it takes (the object cannot go
                 # otherwise); past max_tries it shows Degraded with a Warning each time
-                return self._failed(key, obj, "minop_finalize", out, "finalize")
+                return self._failed(key, obj, "minop_finalize", out, set())
             ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
+        self._request()
         with contextlib.suppress(NotFound):  # gone already: what we wanted
             self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
         with self._lock:
-            self._released.add((key, _uid(obj)))
-        self._count("success")
+            self._released.add((key, uid_of(obj)))
+        self.report.count("success")
         return DONE
 
     def _notify_deleted(self, key: Key, tomb: Obj) -> None:
         ctx = self._context(tomb, "delete")
         out = self._call("minop_delete", ctx)
-        if out.kind != inv.OK:  # a notification: reported, never retried
-            log.error(
-                "%s: delete hook of plugin %s failed: %s",
-                key,
-                self.b.plugin,
-                out.error,
-                extra=self._x(key, "minop_delete"),
-            )
+        if out.kind != OK:  # a notification: reported, never retried
+            self.report.delete_failed(key, out.error)
 
     def _forget(self, key: Key) -> None:
         with self._lock:
             self._released = {r for r in self._released if r[0] != key}
-        self.failures.forget(key)
+        self.retries.forget(key)
         self.rt.cache.forget(key)
 
     # -- timers ---------------------------------------------------------------------------
 
-    def _timers(self, key: Key, obj: Obj) -> Result | None:
+    def _timers(self, key: Key, obj: Obj, pending: Result) -> Result:
         """Due timers: their outcome touches neither update retries nor the default
-        conditions (a timer's own results and conditions are merged, nothing else)."""
-        for name in self.due_timers(key):
+        conditions (a timer's own results and conditions are merged, nothing else), and
+        never replaces ``pending``, the pass's own retry."""
+        names = self.due_timers(key)
+        for i, name in enumerate(names):
             ctx = self._context(obj, "timer", timer=name)
             out = self._call("minop_timer", ctx)
-            if out.kind == inv.OK:
-                status = st.new_status(obj, out.results, ctx.conditions, observe=False)
-                self._write_status(obj, status)
+            if out.kind == OK:
+                out = self._write_results(obj, out.results, ctx.conditions, observe=False)
+            if out.kind == OK:
                 continue
-            if out.kind == inv.FENCED:
-                return Result(FENCED_RETRY, "retry")
-            self.failures.timer_failed(key, obj, name, out)
-            if out.kind == inv.TIMEOUT:
-                return Result(None, hold=out.running)
-        return None
+            if out.kind == FENCED:
+                return _also(pending, Result(FENCED_RETRY, unrun=tuple(names[i:])))
+            self.report.timer_failed(key, obj, name, out.kind, out.error)
+            if out.kind == TIMEOUT:
+                return _also(pending, Result(hold=out.running, unrun=tuple(names[i + 1 :])))
+        return pending
 
     # -- related objects ---------------------------------------------------------------
 
@@ -264,45 +288,95 @@ class Reconciler:
     # -- outcomes ----------------------------------------------------------------------
 
     def _context(self, obj: Obj, cause: str, **kw: Any) -> Context:
-        """A hook's context on a deep copy: a hook can never change what is cached."""
+        """A hook's context on copies (body, old, new, diff): a hook can never
+        change what is cached, nor the spec recorded as handled."""
         key = Key.of(self.b.resource.kind, obj)
-        retry = 0 if cause in ("delete", "timer") else self.failures.tries(key)
-        body = copy.deepcopy(obj)
+        retry = 0 if cause in ("delete", "timer") else self.retries.tries(key)
+        body, kw = copy_tree((obj, kw))
         return Context(
             self.rt, self.b.plugin, self.b.resource, body, cause=cause, retry=retry, **kw
         )
 
     def _call(self, hook: str, ctx: Context) -> inv.Outcome:
-        r = self.b.resource
-        return inv.invoke(self.plugins, self.b.plugin, hook, ctx, r.hook_timeout, self.rt.metrics)
+        r, rt = self.b.resource, self.rt
+        return inv.invoke(
+            self.plugins, self.b.plugin, hook, ctx, r.hook_timeout, rt.metrics, self.progress
+        )
 
-    def _succeeded(
-        self, key: Key, obj: Obj, results: list[Any], ctx: Context, handled: dict | None
+    def _write_results(
+        self, obj: Obj, results: list[Any], conditions: list[Condition], **kw: Any
+    ) -> inv.Outcome:
+        """A successful hook's status. One that is no status, or that the API server
+        refuses, is the hook's failure (its backoff, Degraded naming the field), never API
+        trouble: sending it again cannot help."""
+        try:
+            self._write_status(obj, st.new_status(obj, results, conditions, **kw))
+        except st.InvalidStatus as e:
+            return inv.Outcome(INVALID, results, e)
+        except ApiError as e:
+            refused = st.refusal(e)
+            if refused is None:
+                raise
+            return inv.Outcome(INVALID, results, refused)
+        return inv.Outcome(OK, results)
+
+    def _failed(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, causes: set[str]) -> Result:
+        """A failed hook: API trouble on its own backoff (no hook try used), anything
+        else as ``verdict`` says, on the hook's; a timed-out hook holds its key."""
+        retry = retry_causes(causes)
+        if out.kind == FENCED:
+            self.report.fenced(key)
+            return Result(FENCED_RETRY, retry)
+        if out.kind == API:
+            delay = self.retries.api_delay(key, out.error)
+            self.report.api_trouble(key, delay, out.error, hook)
+            return Result(delay, retry)
+        tries, max_tries = self.retries.tries(key) + 1, self.b.resource.max_tries
+        backoff = self.retries.hook_delay(key)
+        finalize = hook == "minop_finalize"
+        v = verdict.failure(out.kind, out.error, tries, max_tries, backoff, endless=finalize)
+        if v.delay is not None:  # recorded first: a report that cannot be written
+            self.retries.hook_failed(key, v.delay)  # does not make the hook run sooner
+        hold = out.running if out.kind == TIMEOUT else None
+        try:
+            self._report_failure(key, obj, hook, out.kind, out.error, v)
+        except ApiError as e:
+            if hold is None:
+                raise
+            # the timed-out hook still runs: its key stays held whatever the report met
+            delay = self.retries.api_delay(key, e)
+            self.report.api_trouble(key, delay, e, hook)
+            return Result(delay, retry, hold=hold)
+        return Result(v.delay, retry, hold=hold)
+
+    def _report_failure(
+        self,
+        key: Key,
+        obj: Obj,
+        hook: str,
+        ending: Ending,
+        error: BaseException | None,
+        v: verdict.Verdict,
     ) -> None:
-        self.failures.succeeded(key)
-        conditions = verdict.success(ctx.conditions)
-        self._write_status(obj, st.new_status(obj, results, conditions, handled=handled))
-        self._count("success")
-
-    def _failed(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, cause: str) -> Result:
-        delay, hold = self.failures.failed(key, obj, hook, out)
-        return Result(delay, "retry" if cause in ("create", "spec") else cause, hold=hold)
+        """The verdict's log line and Event, its conditions in the status, its metrics."""
+        self.report.failed(key, obj, hook, ending, error, v)
+        self._write_status(obj, st.new_status(obj, [], v.conditions))
+        self.report.counted(ending, v.delay)
 
     # -- writes ----------------------------------------------------------------------------
 
     def _mutated(self, obj: Obj, *, only_if_present: bool = False) -> None:
         self.rt.cache.mutated(self.b.resource.kind, obj, only_if_present=only_if_present)
 
+    def _request(self) -> None:
+        """One request of ours starts: it takes at most the client's longest."""
+        self.progress(self.rt.kube.longest_request)
+
     def _write_status(self, obj: Obj, status: dict[str, Any]) -> None:
+        self._request()
         written = st.write_status(self.rt.kube, self.b.resource.kind, obj, status)
         if written is not None:
             self._mutated(written, only_if_present=True)
-
-    def _count(self, result: str) -> None:
-        self.rt.metrics.reconcile_total.inc(controller=self.controller, result=result)
-
-    def _x(self, key: Key, hook: str = "") -> dict[str, str]:
-        return log_fields(key, self.b.plugin, hook)
 
 
 def _unobserved(obj: Obj) -> bool:
@@ -312,9 +386,15 @@ def _unobserved(obj: Obj) -> bool:
     return generation is not None and observed != generation
 
 
-def _uid(obj: Obj) -> str:
-    return str(obj["metadata"].get("uid", ""))
+def _also(pending: Result, timers: Result) -> Result:
+    """A pass's own outcome with its timers': the sooner requeue, the pending causes."""
+    delays = [d for d in (pending.requeue_after, timers.requeue_after) if d is not None]
+    causes = pending.causes if pending.requeue_after is not None else timers.causes
+    return Result(min(delays, default=None), causes, timers.hold, timers.unrun)
 
 
-def _retry_cause(causes: set[str]) -> str:
-    return next((c for c in ("create", "spec", *TRIGGERS) if c in causes), "retry")
+def retry_causes(causes: set[str]) -> frozenset[str]:
+    """What a retry of a pass is queued with: every trigger it had (without one, a pass
+    on an unchanged spec does nothing, and only ``related`` passes a given-up object's
+    wait), else a bare retry (a create or spec change is read from the object again)."""
+    return frozenset(c for c in causes if c in TRIGGERS) or RETRY

@@ -6,6 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+CREATE, UPDATE, DELETE = "CREATE", "UPDATE", "DELETE"
+OPERATIONS = (CREATE, UPDATE, DELETE)
+FAIL, IGNORE = "Fail", "Ignore"
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -57,6 +61,31 @@ class Related:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """Declares that a resource has a validating or a mutating webhook
+    (``Resource.validating`` / ``Resource.mutating``).
+
+    ``failure_policy`` is what the API server does when the operator does not answer
+    in ``timeout`` seconds: ``Fail`` refuses the request (safe, but blocks users while
+    no replica is up: run 2 replicas with a PodDisruptionBudget), ``Ignore`` admits it
+    unchecked (right for checks the reconcile re-does anyway).
+    """
+
+    operations: tuple[str, ...] = (CREATE, UPDATE)
+    failure_policy: str = FAIL
+    timeout: int = 10
+
+    def __post_init__(self) -> None:
+        bad = [o for o in self.operations if o not in OPERATIONS]
+        if bad or not self.operations:
+            raise ValueError(f"Webhook.operations: expected some of {OPERATIONS}, got {bad}")
+        if self.failure_policy not in (FAIL, IGNORE):
+            raise ValueError(f"Webhook.failure_policy: Fail or Ignore, not {self.failure_policy!r}")
+        if not 1 <= self.timeout <= 30:  # the API server's own bounds
+            raise ValueError(f"Webhook.timeout: 1..30 seconds, got {self.timeout}")
+
+
+@dataclass(frozen=True)
 class Resource:
     """A kind a plugin owns, and everything the core must know to run it."""
 
@@ -80,6 +109,16 @@ class Resource:
     examples: tuple[Mapping[str, Any], ...] = ()
     # Further RBAC PolicyRules the plugin's hooks need beyond what is derived.
     extra_rules: tuple[Mapping[str, Any], ...] = ()
+    # Admission webhooks calling the plugin's minop_validate / minop_mutate (minop.webhook).
+    validating: Webhook | None = None
+    mutating: Webhook | None = None
+
+    @property
+    def versions(self) -> list[str]:
+        """Every version the CRD serves; more than one needs ``minop_convert``."""
+        if self.crd is None:
+            return [self.kind.version]
+        return [v["name"] for v in self.crd["spec"]["versions"] if v.get("served", True)]
 
     def __post_init__(self) -> None:
         if self.max_tries < 1:

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+WEBHOOK_CERT_MODES = ("self-managed", "cert-manager", "olm")
+
 
 class SettingsError(ValueError):
     """A setting has an invalid value; the message names it."""
@@ -15,7 +17,7 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     namespaces: tuple[str, ...] = ()  # empty: all namespaces
-    workers: int = 4  # per resource (controller)
+    workers: int = 8  # per resource; a pass mostly waits on the API server (make bench)
     max_workers: int = 0  # all controllers together; 0: no cap beyond workers each
     log_format: str = "text"
     log_level: str = "INFO"
@@ -28,6 +30,7 @@ class Settings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
+    shards: str = "off"  # auto: replicas share the objects (needs leader election's Lease)
     metrics_addr: str = ":8080"  # "0" disables
     health_addr: str = ":8081"  # "0" disables
     watch_inactivity: float = 150.0
@@ -35,6 +38,16 @@ class Settings:
     grace: float = 30.0
     qps: float = 0.0  # client-side rate limit; 0: none (the API server's APF protects it)
     burst: int = 0
+    # The webhook server (admission, conversion) on every replica; "0" disables it.
+    webhook_addr: str = ":9443"
+    webhook_cert_mode: str = "self-managed"  # or cert-manager, olm (mounted files)
+    webhook_cert_dir: str = "/tmp/k8s-webhook-server/serving-certs"
+    webhook_secret: str = "minop-webhook-cert"  # self-managed: the certificate's Secret
+    webhook_service: str = "minop-webhook"  # the Service the API server calls (a SAN)
+    webhook_config: str = "minop"  # the Validating/MutatingWebhookConfiguration's name
+    webhook_hosts: tuple[str, ...] = ()  # further SANs, e.g. 127.0.0.1 outside a cluster
+    webhook_namespace: str | None = None  # of the Secret and Service; default: the pod's
+    webhook_max_in_flight: int = 32
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -43,12 +56,31 @@ class Settings:
             raise SettingsError(f"max-workers: must be >= 0, got {self.max_workers}")
         if self.qps < 0 or self.burst < 0:
             raise SettingsError(f"qps/burst: must be >= 0, got {self.qps}/{self.burst}")
+        if self.shards not in ("auto", "off"):
+            raise SettingsError(f"shards: must be auto or off, got {self.shards!r}")
         if self.log_format not in ("json", "text"):
             raise SettingsError(f"log-format: must be json or text, got {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"log-level: unknown level {self.log_level!r}")
+        # A leader retries its renewal within the deadline and stops writing before
+        # the lease can expire for the others.
         if not self.renew_deadline < self.lease_duration:
-            raise SettingsError("renew-deadline: must be shorter than lease-duration")
+            raise SettingsError(
+                f"renew-deadline: must be shorter than lease-duration "
+                f"({self.renew_deadline:g} >= {self.lease_duration:g})"
+            )
+        if not self.retry_period < self.renew_deadline:
+            raise SettingsError(
+                f"retry-period: must be shorter than renew-deadline "
+                f"({self.retry_period:g} >= {self.renew_deadline:g})"
+            )
+        if self.webhook_cert_mode not in WEBHOOK_CERT_MODES:
+            raise SettingsError(
+                f"webhook-cert-mode: one of {', '.join(WEBHOOK_CERT_MODES)}, "
+                f"got {self.webhook_cert_mode!r}"
+            )
+        if self.webhook_max_in_flight < 1:
+            raise SettingsError("webhook-max-in-flight: must be >= 1")
         for name in ("watch_inactivity", "resync", "grace", "retry_period"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.replace('_', '-')}: must be > 0")
@@ -124,10 +156,63 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--leader-election-id", help=f"name of the Lease [{d.leader_election_id}]")
     p.add_argument(
+        "--lease-duration",
+        type=float,
+        help=f"seconds a Lease (the leader's, a shard member's) lasts unrenewed "
+        f"[MINOP_LEASE_DURATION; {d.lease_duration:g}]",
+    )
+    p.add_argument(
+        "--renew-deadline",
+        type=float,
+        help=f"seconds a holder keeps writing without renewing "
+        f"[MINOP_RENEW_DEADLINE; {d.renew_deadline:g}]",
+    )
+    p.add_argument(
+        "--retry-period",
+        type=float,
+        help=f"seconds between renewals [MINOP_RETRY_PERIOD; {d.retry_period:g}]",
+    )
+    p.add_argument(
+        "--shards",
+        choices=["auto", "off"],
+        help="auto: every replica reconciles its share of the objects (a Lease each, in the "
+        "leader election's namespace, with its durations); off: only the leader reconciles "
+        f"[MINOP_SHARDS; {d.shards}]",
+    )
+    p.add_argument(
         "--metrics-addr", help=f"host:port for /metrics, 0 to disable [{d.metrics_addr}]"
     )
     p.add_argument(
         "--health-addr", help=f"host:port for /healthz /readyz, 0 to disable [{d.health_addr}]"
+    )
+    p.add_argument(
+        "--webhook-addr",
+        help=f"host:port of the webhook server, 0 to disable [{d.webhook_addr}]",
+    )
+    p.add_argument(
+        "--webhook-cert-mode",
+        choices=WEBHOOK_CERT_MODES,
+        help="who issues the webhook certificate: minop (a Secret), or cert-manager or OLM "
+        f"(mounted in --webhook-cert-dir) [{d.webhook_cert_mode}]",
+    )
+    p.add_argument("--webhook-cert-dir", help=f"[{d.webhook_cert_dir}]")
+    p.add_argument("--webhook-secret", help=f"self-managed certificate [{d.webhook_secret}]")
+    p.add_argument("--webhook-service", help=f"[{d.webhook_service}]")
+    p.add_argument("--webhook-config", help=f"webhook configurations' name [{d.webhook_config}]")
+    p.add_argument(
+        "--webhook-host",
+        action="append",
+        dest="webhook_hosts",
+        metavar="HOST",
+        help="further name or IP in the self-managed certificate (repeatable)",
+    )
+    p.add_argument(
+        "--webhook-namespace", help="namespace of the webhook Secret [the pod's namespace]"
+    )
+    p.add_argument(
+        "--webhook-max-in-flight",
+        type=int,
+        help=f"webhook requests served at once [{d.webhook_max_in_flight}]",
     )
     p.add_argument(
         "--watch-inactivity",
@@ -169,7 +254,7 @@ def from_sources(args: argparse.Namespace | None, env: Mapping[str, str] = os.en
             v = getattr(args, f.name, None)
             if v is None:
                 continue
-            if f.name in ("namespaces", "plugins"):
+            if f.name in ("namespaces", "plugins", "webhook_hosts"):
                 v = tuple(x.strip() for item in v for x in item.split(",") if x.strip())
             values[f.name] = v
         if getattr(args, "all_namespaces", False):

@@ -10,19 +10,39 @@ crash can never record a spec without its status or the other way round.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from minop.apierrors import ApiError, Conflict
 from minop.conditions import Condition, merge
-from minop.kube import Kube, Obj
+from minop.kube import Kube
+from minop.objects import Obj
 from minop.resource import Kind, Resource
 
 FINALIZER = "minop.dev/finalizer"
 # minop 0.1.0 kept the handled spec in this annotation; still read, never written.
 LAST_HANDLED = "minop.dev/last-handled-spec"
 LAST_HANDLED_FIELD = "lastHandledSpec"
+# Answers to a status write that refuse its content: the hook's result is at fault, and
+# sending it again cannot help (404: gone; 401/403: our credentials; 409/429: retry).
+_REFUSED = frozenset({400, 413, 422})
+
+
+class InvalidStatus(Exception):
+    """A hook's result that is no status: not a dict, not JSON, or refused by the API
+    server. The hook's failure (its backoff and tries), never API trouble."""
+
+
+def refusal(error: ApiError) -> InvalidStatus | None:
+    """The API server refused a status write's content: which fields, and its message."""
+    if error.status not in _REFUSED:
+        return None
+    named = ", ".join(str(c["field"]) for c in error.causes if c.get("field"))
+    return InvalidStatus(
+        f"status refused by the API server ({named or error.reason}): {error.message}"
+    )
 
 
 def spec_of(resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -30,11 +50,17 @@ def spec_of(resource: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def last_handled(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The spec last handled. Shared between calls, so read only (hooks get copies): a
+    pass asks for it more than once, and every pass over an unchanged object for the
+    same one."""
     raw = (obj.get("status") or {}).get(LAST_HANDLED_FIELD) or (
         (obj.get("metadata") or {}).get("annotations") or {}
     ).get(LAST_HANDLED)
-    if not raw:
-        return None
+    return _parsed(raw) if raw and isinstance(raw, str) else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(raw: str) -> dict[str, Any] | None:
     try:
         value = json.loads(raw)
     except ValueError:
@@ -96,12 +122,18 @@ def new_status(
         if result is None:
             continue
         if not isinstance(result, Mapping):
-            raise TypeError(f"a hook returned {type(result).__name__}; return a dict or None")
+            raise InvalidStatus(f"a hook returned {type(result).__name__}; return a dict or None")
         for k, v in result.items():
             if v is None:
                 status.pop(k, None)
-            else:
-                status[k] = v
+                continue
+            try:
+                json.dumps({k: v}, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                raise InvalidStatus(
+                    f"status field {k!r}: {type(v).__name__} is no JSON: {e}"
+                ) from e
+            status[k] = v
     generation = (obj.get("metadata") or {}).get("generation")
     if generation is not None and observe:
         status["observedGeneration"] = generation

@@ -1,27 +1,32 @@
 """What a hook's outcome means for its object: the conditions to write and whether to retry.
 
-Pure decisions, no I/O: the dispatcher writes the status, records the Event, logs and
-counts. Retries are finite: a hook error or timeout is retried with backoff up to the
-resource's ``max_tries`` and then stops as ``RetriesExhausted`` until the spec changes; a
+Pure decisions over an ``Ending``, no I/O and no state: the reconciler writes the
+status and advances the backoff, ``report`` records the Event, logs and counts. Retries
+are finite: a hook error or timeout is retried with backoff up to the resource's
+``max_tries`` and then stops as ``RetriesExhausted`` until the spec changes; a
 ``PermanentError`` stops at once; a ``TemporaryError`` is retried when it asks (its
-``delay``) and shows as Progressing, not Degraded, because it is expected to heal.
+``delay``) and shows as Progressing, not Degraded, because it is expected to heal. A
+status the hook returned but the API server refused counts as a hook error. Finalizers
+are the exception: the object cannot go without ours, so finalize is retried for as long
+as it takes, at the capped backoff past the limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from minop import invoke as inv
 from minop.conditions import DEGRADED, PROGRESSING, READY, Condition
+from minop.outcome import INVALID, PERMANENT, TEMPORARY, TIMEOUT, Ending
 
 # Degraded reasons that stop retries until the spec (generation) changes.
 STICKY = {"RetriesExhausted", "PermanentError"}
 
 _REASONS = {
-    inv.TEMPORARY: "TemporaryError",
-    inv.PERMANENT: "PermanentError",
-    inv.TIMEOUT: "HookTimeout",
+    TEMPORARY: "TemporaryError",
+    PERMANENT: "PermanentError",
+    TIMEOUT: "HookTimeout",
+    INVALID: "InvalidStatus",
 }
 
 
@@ -30,7 +35,7 @@ class Verdict:
     reason: str  # of the Warning Event and of Degraded/Ready
     message: str
     conditions: list[Condition]
-    delay: float | None  # retry in this many seconds; None: no retry from here
+    delay: float | None  # retry in this many seconds (a backoff step); None: no retry
 
 
 def success(given: Sequence[Condition]) -> list[Condition]:
@@ -45,26 +50,39 @@ def success(given: Sequence[Condition]) -> list[Condition]:
 
 
 def failure(
-    out: inv.Outcome, tries: int, max_tries: int, final: bool, backoff: Callable[[], float]
+    ending: Ending,
+    error: BaseException | None,
+    tries: int,
+    max_tries: int,
+    backoff: float,
+    *,
+    endless: bool = False,
 ) -> Verdict:
-    """The verdict on try number ``tries`` that failed; ``final`` is False for timers,
-    whose next tick is the retry. ``backoff`` is called only when a retry is scheduled."""
-    err = out.error
-    message = str(err) or type(err).__name__
-    reason = _REASONS.get(out.kind, "HookError")
+    """The verdict on try number ``tries`` that failed; ``backoff`` is the hook
+    backoff's next delay, ``endless`` for finalize, retried whatever happens. A
+    verdict with a ``delay`` uses up that backoff step (the caller advances it),
+    even when a TemporaryError names its own delay."""
+    message = str(error) or type(error).__name__
+    reason = _REASONS.get(ending, "HookError")
     delay: float | None = None
-    if not final or out.kind == inv.PERMANENT:
+    if ending == PERMANENT:
+        if endless:
+            delay = backoff
+            message = f"{message} (retrying, next in {delay:g}s)"
         conds = [Condition(DEGRADED, True, reason, message)]
     elif tries >= max_tries:
-        message = f"{reason}: {message} (gave up after {tries} tries)"
+        if endless:
+            delay = backoff
+            message = f"{reason}: {message} ({tries} tries, still retrying, next in {delay:g}s)"
+        else:
+            message = f"{reason}: {message} (gave up after {tries} tries)"
         reason = "RetriesExhausted"
         conds = [Condition(DEGRADED, True, reason, message)]
     else:
-        wanted = getattr(err, "delay", None) if out.kind == inv.TEMPORARY else None
-        backed_off = backoff()  # advances the backoff even when the hook names its delay
-        delay = float(wanted) if wanted is not None else backed_off
+        wanted = getattr(error, "delay", None) if ending == TEMPORARY else None
+        delay = float(wanted) if wanted is not None else backoff
         note = f"{message} (try {tries}/{max_tries}, next in {delay:g}s)"
-        if out.kind == inv.TEMPORARY:
+        if ending == TEMPORARY:
             conds = [
                 Condition(PROGRESSING, True, "Retrying", note),
                 Condition(DEGRADED, False, "Retrying", ""),

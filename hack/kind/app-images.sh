@@ -6,7 +6,9 @@
 #   minop/redis:6.0-bullseye, minop/redis:8.0-trixie, minop/valkey:8.1-trixie: the
 #   other Debian releases' servers, imported from hack/debian-root.sh roots (the
 #   Redis plugin's pods set their uid; init.sh adapts to the version);
-#   the operator image (hack/image.sh FROM minop/debian).
+#   the operator image (hack/image.sh FROM minop/debian);
+#   minop/nginx-prometheus-exporter:1.4.0, minop/memcached-exporter:0.15.0: the metrics
+#   sidecars, each its static binary (hack/exporters.sh) alone FROM scratch.
 # Each is also tagged with the name the bundle's relatedImages give it (the plugins'
 # defaults, e.g. redis:7.2.5, and the operator's quay.io/minop/minop:<version>), so the
 # manifests and every CR without spec.image run unchanged on kind: the kubelet finds a
@@ -18,6 +20,8 @@
 # scenarios that need the older nginx name minop/nginx:1.22 in spec.image.
 # Prints every image name (ours and the aliases), one a line.
 source "$(dirname "$0")/lib.sh"
+# shellcheck source=../exporters.env
+source "$HACK_DIR/exporters.env"
 
 CSV="$REPO_DIR/bundle/manifests/minop.clusterserviceversion.yaml"
 
@@ -59,6 +63,13 @@ run() {
   dockerfile_image minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/nginx:1.26 "$KIND_DIR/images/nginx-trixie.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
+  local nginx_exporter memcached_exporter
+  nginx_exporter="$("$HACK_DIR/exporters.sh" nginx-prometheus-exporter)"
+  memcached_exporter="$("$HACK_DIR/exporters.sh" memcached_exporter)"
+  dockerfile_image "minop/nginx-prometheus-exporter:${NGINX_EXPORTER_VERSION#v}" \
+    "$KIND_DIR/sidecars/nginx-exporter.Dockerfile" "$nginx_exporter"
+  dockerfile_image "minop/memcached-exporter:${MEMCACHED_EXPORTER_VERSION#v}" \
+    "$KIND_DIR/sidecars/memcached-exporter.Dockerfile" "$memcached_exporter"
   root_image minop/redis:6.0-bullseye bullseye redis-server
   root_image minop/redis:8.0-trixie trixie redis-server
   root_image minop/valkey:8.1-trixie trixie valkey-server
@@ -70,6 +81,8 @@ run() {
   printf '%s\n' minop/nginx:1.22
   alias_image minop/memcached:1.6 memcached
   alias_image minop/minop:dev minop
+  alias_image "minop/nginx-prometheus-exporter:${NGINX_EXPORTER_VERSION#v}" nginx-exporter
+  alias_image "minop/memcached-exporter:${MEMCACHED_EXPORTER_VERSION#v}" memcached-exporter
   printf '%s\n' minop/redis:6.0-bullseye minop/redis:8.0-trixie minop/valkey:8.1-trixie
 }
 

@@ -32,18 +32,6 @@ kubeadm_images() {
 kubeadm_image() { kubeadm_images | grep -E "/$1:" | head -1; }
 kubeadm_tag() { local i; i="$(kubeadm_image "$1")"; echo "${i##*:}"; }
 
-# mod_install <out> <binary...> -- <go install args...>: `go install pkg@version`
-# into a cache dir; only for modules without replace directives.
-mod_install() {
-  local out="$1" bins=(); shift
-  while [ "$1" != "--" ]; do bins+=("$1"); shift; done; shift
-  all_present "$out" "${bins[@]}" && return
-  log "building ${bins[*]} ($out)"
-  rm -rf "$out.tmp"; mkdir -p "$out.tmp"
-  GOBIN="$out.tmp" go install -trimpath "$@"
-  rm -rf "$out"; mv "$out.tmp" "$out"
-}
-
 build_etcd() {
   # kubeadm's etcd tag is <etcd version>-<image revision>, e.g. 3.6.8-0.
   local tag v; tag="$(kubeadm_tag etcd)"; v="v${tag%-*}"

@@ -51,11 +51,20 @@ start() {
   # Flags instead of /etc/docker/daemon.json: nothing outside our cache changes.
   # --ip: ports published without an address bind to 127.0.0.1, never to all interfaces.
   # setsid: dockerd must outlive the shell (and its process group) that started it.
-  setsid dockerd \
-    --add-runtime "$RUNTIME_NAME=$WRAPPER" --default-runtime "$RUNTIME_NAME" \
-    --ip 127.0.0.1 \
-    --pidfile "$MINOP_CACHE/docker/dockerd.pid" \
-    >>"$LOG_FILE" 2>&1 </dev/null &
+  # Every inherited descriptor but stdio is closed first: started under
+  # `flock /work/kind.lock make e2e-kind`, dockerd (and its containerd) would otherwise
+  # hold the lock for as long as they run, and every later kind run would wait forever.
+  (
+    for fd in /proc/self/fd/*; do
+      fd="${fd##*/}"
+      [ "$fd" -le 2 ] || eval "exec $fd>&-" 2>/dev/null || true
+    done
+    exec setsid dockerd \
+      --add-runtime "$RUNTIME_NAME=$WRAPPER" --default-runtime "$RUNTIME_NAME" \
+      --ip 127.0.0.1 \
+      --pidfile "$MINOP_CACHE/docker/dockerd.pid" \
+      >>"$LOG_FILE" 2>&1 </dev/null
+  ) &
   echo $! >"$PID_FILE"
   local deadline=$((SECONDS + 60))
   until docker_ready; do

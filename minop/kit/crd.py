@@ -238,6 +238,26 @@ class Scale:
     selector_path: str | None = ".status.selector"  # declared in the status by ``definition``
 
 
+@dataclass(frozen=True)
+class Version:
+    """An older version of a kind, still served beside ``kind.version`` (which is
+    stored and the one the operator's hooks see). Objects are converted between them
+    by the plugin's ``minop_convert`` through the conversion webhook."""
+
+    name: str
+    spec: Schema
+    status: Schema | None = None  # None: the same status as the stored version
+    columns: Sequence[Column] = ()
+    scale: Scale | None = None
+    # Shown by kubectl on every use of this version, e.g. what replaces it.
+    deprecation_warning: str | None = None
+    served: bool = True
+
+
+# Where the API server sends ConversionReviews; minop.packaging sets the namespace.
+CONVERSION_SERVICE = {"name": "minop-webhook", "namespace": "minop-system", "path": "/convert"}
+
+
 def definition(
     kind: Kind,
     *,
@@ -248,15 +268,78 @@ def definition(
     columns: Sequence[Column] = (),
     scale: Scale | None = None,
     categories: Sequence[str] = ("minop",),
+    older: Sequence[Version] = (),
 ) -> dict[str, Any]:
     """A complete apiextensions.k8s.io/v1 CRD with /status (and /scale).
 
     The status declares, unless ``status`` does, what the core writes in every one
     (``observedGeneration``, ``conditions``, the spec last handled) and the selector
     ``scale`` points at: an undeclared field would be pruned by the API server.
+    ``kind.version`` is the stored version; ``older`` versions are served too, with a
+    conversion webhook (``minop_convert``).
     """
     if not kind.group:
         raise ValueError(f"{kind}: a CRD needs an API group")
+    names = [v.name for v in older]
+    if kind.version in names or len(set(names)) != len(names):
+        raise ValueError(f"{kind}: versions must be distinct, got {[*names, kind.version]}")
+    versions = [
+        _version(
+            v.name,
+            description,
+            v.spec,
+            v.status or status,
+            v.columns,
+            v.scale,
+            served=v.served,
+            deprecation=v.deprecation_warning,
+            storage=False,
+        )
+        for v in older
+    ]
+    versions.append(_version(kind.version, description, spec, status, columns, scale))
+    crd_spec: dict[str, Any] = {
+        "group": kind.group,
+        "names": {
+            "kind": kind.kind,
+            "listKind": f"{kind.kind}List",
+            "plural": kind.plural,
+            "singular": kind.kind.lower(),
+            "shortNames": list(short_names),
+            "categories": list(categories),
+        },
+        "scope": "Namespaced" if kind.namespaced else "Cluster",
+        "versions": versions,
+    }
+    if older:
+        crd_spec["conversion"] = {
+            "strategy": "Webhook",
+            "webhook": {
+                "conversionReviewVersions": ["v1"],
+                "clientConfig": {"service": dict(CONVERSION_SERVICE)},
+            },
+        }
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.plural}.{kind.group}"},
+        "spec": crd_spec,
+    }
+
+
+def _version(
+    name: str,
+    description: str,
+    spec: Schema,
+    status: Schema,
+    columns: Sequence[Column],
+    scale: Scale | None,
+    *,
+    served: bool = True,
+    deprecation: str | None = None,
+    storage: bool = True,
+) -> dict[str, Any]:
+    """One entry of ``spec.versions``."""
     fields = dict(status.get("properties") or {})
     if scale and scale.selector_path == ".status.selector":
         fields.setdefault(
@@ -286,32 +369,13 @@ def definition(
             "status": status,
         },
     )
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{kind.plural}.{kind.group}"},
-        "spec": {
-            "group": kind.group,
-            "names": {
-                "kind": kind.kind,
-                "listKind": f"{kind.kind}List",
-                "plural": kind.plural,
-                "singular": kind.kind.lower(),
-                "shortNames": list(short_names),
-                "categories": list(categories),
-            },
-            "scope": "Namespaced" if kind.namespaced else "Cluster",
-            "versions": [
-                {
-                    "name": kind.version,
-                    "served": True,
-                    "storage": True,
-                    "schema": {"openAPIV3Schema": schema},
-                    "subresources": subresources,
-                    "additionalPrinterColumns": [c.render() for c in (*columns, AGE)],
-                }
-            ],
-        },
+    out: dict[str, Any] = {"name": name, "served": served, "storage": storage}
+    if deprecation:
+        out |= {"deprecated": True, "deprecationWarning": deprecation}
+    return out | {
+        "schema": {"openAPIV3Schema": schema},
+        "subresources": subresources,
+        "additionalPrinterColumns": [c.render() for c in (*columns, AGE)],
     }
 
 

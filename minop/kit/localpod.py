@@ -11,7 +11,9 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +183,77 @@ def _loader(root: Path) -> Path:
             if path.is_file():
                 return path
     raise FileNotFoundError(f"no dynamic loader (ld-linux*.so.*) in {root}")
+
+
+@contextlib.contextmanager
+def exporter_program(name: str) -> Iterator[Path]:
+    """A metrics exporter the plugins run as a sidecar (``hack/exporters.sh``: built once
+    into the cache from the Go module proxy), copied to a temporary directory any user
+    (the pod's) can reach, removed afterwards. Needs the repository's ``hack/``."""
+    script = Path(__file__).resolve().parents[2] / "hack" / "exporters.sh"
+    if not script.is_file():
+        raise FileNotFoundError(f"{script} not found: the exporters need a minop checkout")
+    out = subprocess.run([str(script), name], check=True, capture_output=True, text=True)
+    dest = Path(tempfile.mkdtemp(prefix=f"minop-{name}-"))
+    try:
+        dest.chmod(0o755)  # mkdtemp makes it 0700
+        program = dest / name
+        shutil.copy(out.stdout.strip(), program)
+        program.chmod(0o755)
+        yield program
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
+
+
+def scrape(url: str, timeout: float = 5.0) -> dict[str, float]:
+    """A Prometheus text exposition as {series: value}, a series being the metric's
+    name with its labels as written (``nginx_up``, ``memcached_items_total{...}``)."""
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, value = line.rsplit(" ", 1)
+            out[series] = float(value)
+    return out
+
+
+@contextlib.contextmanager
+def started(
+    argv: list[str], ready: Callable[[], object], timeout: float = 10.0
+) -> Iterator[subprocess.Popen[str]]:
+    """``argv`` running until the block ends (then terminated), entered once ``ready()``
+    stops raising OSError (a probe: connection refused while it starts)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                ready()
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{argv[0]} exited {proc.returncode}: {_output(proc)}"
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{argv[0]} not ready in {timeout}s") from None
+                time.sleep(0.05)  # polling a probe, as the kubelet does
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def pid1(proc: subprocess.Popen[str]) -> int:
+    """The pid 1 of a command started under ``unshare --pid --fork``, seen from outside
+    its namespace (unshare's only child): where the kubelet's stop signal goes."""
+    return int(Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text())
+
+
+def _output(proc: subprocess.Popen[str]) -> str:
+    return proc.stdout.read() if proc.stdout else ""

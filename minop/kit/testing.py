@@ -1,4 +1,11 @@
-"""Run the operator in-process against a real cluster, for plugin authors' tests.
+"""Test doubles and helpers for plugin authors' tests.
+
+Without a cluster, ``FakeContext`` calls a hook directly: a real ``minop.Context``
+over an in-memory ``FakeApi`` (see ``minop.kit.fakecontext``); ``FakeReconciler`` runs
+the operator's reconcile passes one by one, the watch and the clock in the test's
+hands (``minop.kit.fakereconciler``); ``FakeServer`` serves a ``FakeApi`` over HTTP
+with scripted watch streams, for what only a socket shows. Against a real cluster,
+``OperatorRunner`` runs the operator in-process:
 
     from minop.kit.testing import OperatorRunner
 
@@ -28,10 +35,26 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from minop import __version__
+from minop.kit.fakeapi import FakeApi
+from minop.kit.fakecontext import FakeContext, FakeRuntime
+from minop.kit.fakereconciler import FakeReconciler
+from minop.kit.fakeserver import FakeServer
 from minop.kube import Kube, user_agent
 from minop.manager import Manager
 from minop.plugin.manager import PluginManager
 from minop.settings import Settings
+
+__all__ = [
+    "FakeApi",
+    "FakeContext",
+    "FakeReconciler",
+    "FakeRuntime",
+    "FakeServer",
+    "OperatorRunner",
+    "free_port",
+    "tls_secret_data",
+    "wait_for",
+]
 
 T = TypeVar("T")
 
@@ -67,22 +90,36 @@ def tls_secret_data(cn: str, hosts: tuple[str, ...] = ("127.0.0.1",)) -> dict[st
 
 
 def wait_for(
-    fn: Callable[[], T], timeout: float = 30.0, what: str = "condition", interval: float = 0.1
+    fn: Callable[[], T],
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float | None = None,
 ) -> T:
-    """Poll ``fn`` until it returns something truthy; fail naming ``what`` and the last value."""
+    """Call ``fn`` until it returns something truthy; fail naming ``what`` and the last value.
+
+    By default the calls back off from 0.1 s to one a second: what is nearly there is seen
+    at once, and a long wait through kubectl (a subprocess each call) costs little CPU.
+    ``interval`` fixes the pause instead; where something can be watched, wait on the watch
+    (``kubectl wait``, ``minop.kit.e2e.api.Watch.wait``) rather than calling at all.
+    """
     deadline = time.monotonic() + timeout
-    last: Any = None
+    pause = interval if interval is not None else 0.1
+    last: object = None
     while True:
         try:
-            last = fn()
+            value = fn()
         except AssertionError as e:
             last = e
         else:
-            if last:
-                return last
-        if time.monotonic() > deadline:
+            if value:
+                return value
+            last = value
+        left = deadline - time.monotonic()
+        if left < 0:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
+        time.sleep(min(pause, left + 0.01))  # one last call just after the deadline
+        if interval is None:
+            pause = min(pause * 2, 1.0)
 
 
 class OperatorRunner:
@@ -101,6 +138,7 @@ class OperatorRunner:
             workers=2,
             health_addr="127.0.0.1:0",
             metrics_addr="127.0.0.1:0",
+            webhook_addr="0",  # a test that serves webhooks names its port (the CRD's URL)
             grace=10.0,
         )
         self.settings = replace(base, **settings)
@@ -125,7 +163,8 @@ class OperatorRunner:
         # deposed: stop from a thread of its own (the elector's own thread cannot join itself)
         self.operator.begin(on_lost=lambda: threading.Thread(target=self.stop).start())
         if not self.settings.leader_elect:
-            wait_for(lambda: self.op.reconciling, 60, "workers started")
+            # an attribute in this process, not a subprocess: cheap to ask often
+            wait_for(lambda: self.op.reconciling, 60, "workers started", interval=0.05)
         return self
 
     def __exit__(

@@ -5,17 +5,16 @@ plugins never copy them from one another."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from minop import kinds
+from minop import Kind, Obj, kinds
 from minop.context import Context
 from minop.kit import crd
 from minop.kit.quantity import canonical_quantity as canonical_quantity  # re-exported
 from minop.kit.quantity import quantity as quantity
 from minop.kit.quantity import quantity_value as quantity_value
-from minop.kube import Obj
 
 # Spec fields passed through to the pod template unchanged.
 SCHEDULING_FIELDS = (
@@ -136,6 +135,8 @@ def deployment(
     init_containers: list[dict[str, Any]] | None = None,
     max_unavailable: int | None = None,
     spread: bool = False,
+    termination_grace_seconds: int | None = None,
+    sidecars: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A Deployment named like ``inst`` of one restricted container, with the spec's
     scheduling, pod labels and annotations (``pod_metadata``) and ``resources``
@@ -145,7 +146,10 @@ def deployment(
     the container). ``max_unavailable=0`` rolls out by starting each new pod before
     an old one stops: a new pod that never becomes ready leaves the old ones serving.
     ``spread``: ``spread_across_nodes`` unless the spec sets ``affinity`` or
-    ``topologySpreadConstraints`` itself.
+    ``topologySpreadConstraints`` itself. ``termination_grace_seconds``: how long the
+    kubelet waits for a ``pre_stop`` hook and the stop before it kills the pod.
+    ``sidecars``: more containers after the first (e.g. ``minop.kit.monitoring``'s
+    exporter), each with its own ``resources``.
     """
     spec, selector = inst.spec, inst.selector
     if spec.get("resources"):
@@ -156,9 +160,11 @@ def deployment(
         "securityContext": restricted_pod_security(uid),
         "automountServiceAccountToken": False,
     }
+    if termination_grace_seconds is not None:
+        pod["terminationGracePeriodSeconds"] = termination_grace_seconds
     if init_containers:
         pod["initContainers"] = init_containers
-    pod["containers"] = [container]
+    pod["containers"] = [container, *(sidecars or [])]
     if volumes:
         pod["volumes"] = volumes
     if spread and not (spec.get("affinity") or spec.get("topologySpreadConstraints")):
@@ -182,6 +188,27 @@ def deployment(
             "rollingUpdate": {"maxUnavailable": max_unavailable, "maxSurge": 1},
         }
     return out
+
+
+def statefulset(deployment: Mapping[str, Any], service_name: str) -> dict[str, Any]:
+    """The pods of ``deployment`` (``deployment``'s output) as a StatefulSet: stable
+    names ``<name>-<ordinal>``, each with a DNS name ``<pod>.<service_name>.<namespace>.svc``
+    under the headless Service ``service_name``, kept across restarts and rollouts.
+    Pods start and stop together (Parallel: no ordering to wait for) and roll one at
+    a time from the highest ordinal."""
+    spec = deployment["spec"]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": dict(deployment["metadata"]),
+        "spec": {
+            "replicas": spec["replicas"],
+            "serviceName": service_name,
+            "podManagementPolicy": "Parallel",
+            "selector": spec["selector"],
+            "template": spec["template"],
+        },
+    }
 
 
 def pdb(name: str, selector: Mapping[str, str], max_unavailable: int = 1) -> dict[str, Any]:
@@ -280,15 +307,19 @@ def rollout_pending(deployment: Obj | None, desired: int) -> str | None:
     return None
 
 
-def report_deployment(ctx: Context, desired: int) -> tuple[int, list[str]]:
-    """``report_pods``, and Ready only once the Deployment named like the object has
-    rolled out: ``kubectl wait --for=condition=Ready`` after a change waits for the roll.
+def report_deployment(
+    ctx: Context, desired: int, kind: Kind = kinds.DEPLOYMENT
+) -> tuple[int, list[str]]:
+    """``report_pods``, and Ready only once the Deployment (or ``kind``: a StatefulSet,
+    whose status has the same counts) named like the object has rolled out:
+    ``kubectl wait --for=condition=Ready`` after a change waits for the roll.
 
-    Needs ``kinds.DEPLOYMENT`` among the children and ``kinds.POD`` observed.
+    Needs ``kind`` among the children and ``kinds.POD`` observed.
     """
     ready, names = report_pods(ctx, desired)
     if ready >= desired:
-        pending = rollout_pending(ctx.child(kinds.DEPLOYMENT, ctx.name), desired)
+        child = ctx.child(kind, ctx.name)
+        pending = rollout_pending(child, desired) if child else f"{kind.kind} not created yet"
         if pending:
             ctx.condition("Ready", False, "RollingOut", pending)
             ctx.condition("Progressing", True, "RollingOut", pending)
@@ -299,6 +330,57 @@ def operand_image(spec: Mapping[str, Any], env: str, default: str) -> str:
     """The operand image: the CR's ``image``, else the operator's ``env`` variable (how a
     disconnected install points at its mirror), else the plugin's pinned default."""
     return str(spec.get("image") or os.environ.get(env) or default)
+
+
+# The shell behind ``stop_signal``: the first wait returns the program's own exit code;
+# one interrupted by the trap is followed by another until the program is gone.
+_FORWARD = (
+    'trap \'kill -{sig} "$pid"\' TERM; "$@" & pid=$!; wait "$pid"; rc=$?; '
+    'while kill -0 "$pid" 2>/dev/null; do wait "$pid"; rc=$?; done; exit "$rc"'
+)
+
+
+def stop_signal(signal: str, argv: Sequence[str]) -> list[str]:
+    """A container command running ``argv`` behind a shell that turns the kubelet's stop
+    signal (SIGTERM, sent after the preStop hook) into ``signal`` (``"QUIT"``, ``"USR1"``)
+    and exits with the program's code. Kubernetes ignores an image's STOPSIGNAL and its
+    ``lifecycle.stopSignal`` is still alpha (off); a preStop hook that sends the signal
+    itself is killed with the container when the program exits, a FailedPreStopHook
+    Warning on every stop. The image needs ``/bin/sh``."""
+    return ["/bin/sh", "-c", _FORWARD.format(sig=signal), argv[0], *argv]
+
+
+def pre_stop(drain_seconds: int) -> dict[str, Any]:
+    """A container ``lifecycle`` that keeps a stopping pod serving for ``drain_seconds``
+    (while Services, load balancers and ingresses drop it from their endpoints, which
+    the API server tells them only once the pod is terminating): the kubelet's own
+    sleep, so the image needs no shell. The kubelet sends the stop signal after it (see
+    ``stop_signal`` for a program that wants another); size the pod's
+    ``terminationGracePeriodSeconds`` for both. ``{}`` for no drain."""
+    return {"preStop": {"sleep": {"seconds": drain_seconds}}} if drain_seconds else {}
+
+
+def drain_schema(default: int = 10) -> crd.Schema:
+    """The CRD field for ``pre_stop``'s drain."""
+    return crd.integer(
+        "Seconds a stopping pod keeps serving before it stops (a preStop hook), so that "
+        "Services, load balancers and ingresses stop sending it new connections first; the "
+        f"default {default} covers endpoint propagation in most clusters, 0 stops at once.",
+        minimum=0,
+        maximum=300,
+        default=default,
+    )
+
+
+def cpu_count(spec: Mapping[str, Any]) -> int | None:
+    """Whole CPUs of the container's CPU limit (else request), rounded up: what a
+    program sizing itself on the node's CPUs should use instead. None without either."""
+    resources = spec.get("resources") or {}
+    for kind in ("limits", "requests"):
+        cpu = (resources.get(kind) or {}).get("cpu")
+        if cpu is not None:
+            return max(1, quantity_value(cpu))
+    return None
 
 
 def probe_port(port: int) -> dict[str, Any]:

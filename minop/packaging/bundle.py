@@ -13,19 +13,12 @@ from typing import Any
 
 import yaml
 
-from minop.packaging import rbac, scorecard
+from minop.packaging import rbac, scorecard, webhooks
 from minop.resource import Resource
 
 PACKAGE = "minop"
 CHANNEL = "alpha"
 SERVICE_ACCOUNT = "minop"
-CLUSTER_SCOPED = {
-    "storageclasses",
-    "persistentvolumes",
-    "nodes",
-    "namespaces",
-    "customresourcedefinitions",
-}
 ICON_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64">'
     '<rect width="64" height="64" rx="12" fill="#1f5f99"/>'
@@ -107,15 +100,6 @@ def _owned(r: Resource) -> dict[str, Any]:
     }
 
 
-def _split_rules(rules: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(namespaced, cluster-scoped): OLM scopes `permissions` to the target namespaces."""
-    ns: list[dict[str, Any]] = []
-    cluster: list[dict[str, Any]] = []
-    for rule in rules:
-        (cluster if set(rule["resources"]) & CLUSTER_SCOPED else ns).append(rule)
-    return ns, cluster
-
-
 def deployment(image: str) -> dict[str, Any]:
     """The operator's Deployment: leader election on, restricted, read-only but for /tmp,
     probed."""
@@ -182,7 +166,7 @@ def deployment(image: str) -> dict[str, Any]:
 
 def csv(resources: list[Resource], info: BundleInfo) -> dict[str, Any]:
     owned = [r for r in resources if r.crd]
-    ns_rules, cluster_rules = _split_rules(rbac.rules(owned))
+    ns_rules, cluster_rules = rbac.split_rules(rbac.rules(owned))
     images = {"minop": info.image}
     for r in owned:
         images.update(r.images)
@@ -227,6 +211,15 @@ def csv(resources: list[Resource], info: BundleInfo) -> dict[str, Any]:
             },
         },
     }
+    if webhooks.needed(owned):  # OLM issues the certificate (webhookdefinitions)
+        spec["webhookdefinitions"] = webhooks.csv_definitions(owned)
+        if webhooks.conversion_crds(owned):  # OLM converts for the whole cluster
+            for mode in spec["installModes"]:
+                mode["supported"] = mode["type"] == "AllNamespaces"
+        webhooks.deployment(spec["install"]["spec"]["deployments"][0]["spec"], "olm")
+        own, cluster_extra = webhooks.rules(owned, "olm")
+        spec["install"]["spec"]["permissions"][0]["rules"] += own
+        cluster_rules = cluster_rules + cluster_extra
     if cluster_rules:
         spec["install"]["spec"]["clusterPermissions"] = [
             {"serviceAccountName": SERVICE_ACCOUNT, "rules": cluster_rules}
@@ -318,6 +311,10 @@ def plain_manifests(
     # Without OLM there are no target namespaces: watch all of them.
     env = dep["template"]["spec"]["containers"][0]["env"]
     env[:] = [e for e in env if e["name"] != "MINOP_NAMESPACE"]
+    mode = "self-managed"  # config/cert-manager/ would patch it; see docs/operations.md
+    own, cluster_extra = webhooks.rules(owned, mode)
+    if webhooks.needed(owned):
+        webhooks.deployment(dep, mode)
     files = {
         "namespace.yaml": dump_all(
             [
@@ -331,7 +328,7 @@ def plain_manifests(
                 }
             ]
         ),
-        "crds.yaml": dump_all([dict(r.crd) for r in owned if r.crd]),
+        "crds.yaml": dump_all([webhooks.crd(r, namespace, mode) for r in owned]),
         "rbac.yaml": dump_all(
             [
                 {
@@ -339,7 +336,9 @@ def plain_manifests(
                     "kind": "ServiceAccount",
                     "metadata": {"name": SERVICE_ACCOUNT, "namespace": namespace},
                 },
-                *rbac.manifests(owned, "minop", namespace, SERVICE_ACCOUNT),
+                *rbac.manifests(
+                    owned, "minop", namespace, SERVICE_ACCOUNT, own=own, cluster_extra=cluster_extra
+                ),
             ]
         ),
         "deployment.yaml": dump_all(
@@ -353,11 +352,15 @@ def plain_manifests(
             ]
         ),
     }
+    listed = ["namespace.yaml", "crds.yaml", "rbac.yaml", "deployment.yaml"]
+    if webhooks.needed(owned):
+        files["webhook.yaml"] = dump_all(webhooks.manifests(owned, namespace, mode))
+        listed.append("webhook.yaml")
     files["kustomization.yaml"] = yaml.safe_dump(
         {
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
-            "resources": ["namespace.yaml", "crds.yaml", "rbac.yaml", "deployment.yaml"],
+            "resources": listed,
         },
         sort_keys=False,
     )

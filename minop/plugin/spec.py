@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from minop.plugin.marker import hookspec
 
 if TYPE_CHECKING:
+    from minop.admission import AdmissionRequest, Validation
     from minop.context import Context
     from minop.resource import Resource
     from minop.settings import Settings
@@ -68,9 +69,10 @@ def minop_update(ctx: Context) -> Status:
 def minop_delete(ctx: Context) -> None:
     """The object is gone from the API server: a notification only.
 
-    ``ctx.body`` is its last known state. There are no retries (there is
-    nothing left to retry against); use ``minop_finalize`` for cleanup that
-    must happen.
+    ``ctx.body`` is its last known state. At most once per object: there are
+    no retries (there is nothing left to retry against), and a leader deposed
+    right after the deletion may not have run it; use ``minop_finalize`` for
+    cleanup that must happen.
     """
 
 
@@ -94,6 +96,49 @@ def minop_timer(ctx: Context) -> Status:
     Called every ``Timer.interval`` seconds per existing object, after
     ``initial_delay``; cancelled when the object goes. Returns a status dict
     like the other hooks.
+    """
+
+
+@hookspec
+def minop_validate(request: AdmissionRequest) -> Validation | None:
+    """Admit or refuse an object before the API server stores it (a validating webhook).
+
+    Called for the operations ``Resource.validating`` lists, on every replica, with
+    ``request.object`` in the resource's own version (``kind.version``): the API
+    server converts a request made in another served version first.
+    Return a :class:`minop.Validation` with *every* error at once, each
+    naming its field, and warnings for what is allowed but unwise; ``None`` admits.
+    Use it only for what the CRD's schema and CEL rules cannot say (what a program
+    will accept, other objects): what CEL can say stays in the CRD, where it also holds
+    while the operator is down. Must be fast (the API server waits, see
+    ``Webhook.timeout``) and free of side effects (``request.dry_run``). A hook that
+    raises or runs out of time refuses the object with a message saying so (with
+    ``failure_policy="Ignore"``: admits it, with a warning saying so).
+    """
+
+
+@hookspec
+def minop_mutate(request: AdmissionRequest) -> Mapping[str, Any] | None:
+    """Change an object before it is validated and stored (a mutating webhook).
+
+    Called for the operations ``Resource.mutating`` lists. Return the whole object
+    as it should be (a changed copy of ``request.object``), or ``None`` to leave it:
+    the core sends the difference as a JSONPatch. Defaults that the schema can give
+    belong in the schema. The API server may call it again after other webhooks
+    changed the object: return the same result for the same input.
+    """
+
+
+@hookspec
+def minop_convert(body: Mapping[str, Any], version: str) -> Mapping[str, Any]:
+    """Return ``body`` expressed in ``version`` of its kind (a conversion webhook).
+
+    Needed once a CRD serves more than one version (``minop.kit.crd.definition``
+    with ``older=``). Conversion must be lossless both ways: a field one version
+    lacks survives a round trip through it (``minop.kit.conversion`` keeps it in an
+    annotation). ``metadata`` other than labels and annotations must not change; the
+    core sets ``apiVersion``. Raise :class:`minop.ConversionError` naming
+    the field when the object cannot be expressed in ``version``.
     """
 
 

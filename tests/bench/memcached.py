@@ -38,7 +38,7 @@ def deployment(cr: Mapping[str, Any], manager: str) -> Obj:
     name, spec = cr["metadata"]["name"], cr.get("spec") or {}
     lab = labels(name, manager)
     image = operand_image(spec, "MEMCACHED_IMAGE", DEFAULT_IMAGE)
-    dep = children.deployment(Instance(name, "", spec, lab, lab, image))
+    dep = children.workload(Instance(name, "", spec, lab, lab, image))
     dep["metadata"]["labels"] = lab
     return dep
 

@@ -101,6 +101,7 @@ FIGURES = (
         "MB",
         lambda t: t.rss_mb[max(t.rss_mb)] if t.rss_mb else None,
     ),
+    Figure("rss_10000", "RSS idle, 10000 objects", "MB", lambda t: t.rss_mb.get(10000)),
     Figure("rss_growth", "RSS growth per 1000 objects", "MB", _rss_growth),
     Figure("cpu_per_1000", "CPU seconds per 1000 reconciles", "s", _cpu_per_1000),
 )
@@ -147,20 +148,24 @@ class Target:
     value: Callable[[dict[str, Any]], float | None]
     ok: Callable[[float], bool]
     shown: str  # how the measured value reads
+    min_n: int = 0  # stated at this burst size or more: a smaller run does not measure it
 
 
+# Issue 28's targets (median of the repeats, side by side in one run).
 TARGETS = (
     Target(
-        "children time minop/floor <= 1.2",
-        lambda s: ratio(s, "minop", "floor", "children_s"),
-        lambda v: v <= 1.2,
+        "children time minop/kopf <= 0.8 (N >= 1000)",
+        lambda s: ratio(s, "minop", "kopf", "children_s"),
+        lambda v: v <= 0.8,
         "{:.2f}",
+        1000,
     ),
     Target(
-        "children time minop/kopf <= 1",
-        lambda s: ratio(s, "minop", "kopf", "children_s"),
-        lambda v: v <= 1.0,
+        "children time minop/floor <= 1.15 (N >= 1000)",
+        lambda s: ratio(s, "minop", "floor", "children_s"),
+        lambda v: v <= 1.15,
         "{:.2f}",
+        1000,
     ),
     Target(
         "Ready time minop/floor <= 1.05",
@@ -169,26 +174,58 @@ TARGETS = (
         "{:.2f}",
     ),
     Target(
-        "CPU per 1000 reconciles minop/kopf <= 1/3",
-        lambda s: ratio(s, "minop", "kopf", "cpu_per_1000"),
-        lambda v: v <= 1 / 3,
+        "update latency p99 minop/floor <= 1.2",
+        lambda s: ratio(s, "minop", "floor", "update_p99"),
+        lambda v: v <= 1.2,
         "{:.2f}",
     ),
     Target(
-        "RSS at the most objects minop/kopf <= 1/2",
-        lambda s: ratio(s, "minop", "kopf", "rss_max"),
+        "update latency p99 below Kopf's: minop/kopf < 1",
+        lambda s: ratio(s, "minop", "kopf", "update_p99"),
+        lambda v: v < 1.0,
+        "{:.2f}",
+    ),
+    Target(
+        "CPU per 1000 reconciles minop/kopf <= 1/3 (N >= 1000)",
+        lambda s: ratio(s, "minop", "kopf", "cpu_per_1000"),
+        lambda v: v <= 1 / 3,
+        "{:.2f}",
+        1000,
+    ),
+    Target(
+        "CPU per 1000 reconciles minop/floor <= 1.2 (N >= 1000)",
+        lambda s: ratio(s, "minop", "floor", "cpu_per_1000"),
+        lambda v: v <= 1.2,
+        "{:.2f}",
+        1000,
+    ),
+    Target(
+        "minop RSS growth <= 20 MB per 1000 Memcached objects",
+        lambda s: median(s, "minop", "rss_growth"),
+        lambda v: v <= 20.0,
+        "{:.1f} MB",
+    ),
+    Target(
+        "minop RSS growth below the floor's",
+        lambda s: ratio(s, "minop", "floor", "rss_growth"),
+        lambda v: v < 1.0,
+        "{:.2f}",
+    ),
+    Target(
+        "idle RSS at 10000 objects minop/kopf <= 1/2 (--memory 10000)",
+        lambda s: ratio(s, "minop", "kopf", "rss_10000"),
         lambda v: v <= 0.5,
         "{:.2f}",
     ),
     Target(
-        "minop RSS growth <= 5 MB per 1000 objects",
-        lambda s: median(s, "minop", "rss_growth"),
-        lambda v: v <= 5.0,
-        "{:.1f} MB",
-    ),
-    Target(
         "minop writes per new object (size 1, with Ready) <= 4",
         lambda s: median(s, "minop", "writes_per_object"),
+        lambda v: v <= 4.0,
+        "{:.3f}",
+    ),
+    Target(
+        "minop writes per update <= 4",
+        lambda s: median(s, "minop", "update_writes"),
         lambda v: v <= 4.0,
         "{:.3f}",
     ),
@@ -199,18 +236,19 @@ TARGETS = (
         "{:.0f}",
     ),
     Target(
-        "minop update latency p99 <= 100 ms",
-        lambda s: median(s, "minop", "update_p99"),
-        lambda v: v <= 100.0,
-        "{:.0f} ms",
+        "restart over 5000 converged objects: until ready minop/floor <= 1.2 (N >= 5000)",
+        lambda s: ratio(s, "minop", "floor", "restart_ready_s"),
+        lambda v: v <= 1.2,
+        "{:.2f}",
+        5000,
     ),
 )
 
 
-def targets(summary: dict[str, Any]) -> list[dict[str, Any]]:
+def targets(summary: dict[str, Any], n: int) -> list[dict[str, Any]]:
     rows = []
     for t in TARGETS:
-        v = t.value(summary)
+        v = t.value(summary) if n >= t.min_n else None
         rows.append(
             {
                 "target": t.text,
@@ -256,12 +294,16 @@ def target_table(rows: list[dict[str, Any]], n: int) -> list[str]:
     for r in rows:
         result = "not measured" if r["met"] is None else ("met" if r["met"] else "NOT MET")
         out.append(f"| {r['target']} | {r['measured'] or '-'} | {result} |")
-    if n < 1000:
+    if n < 5000:
         out.append("")
         out.append(
-            f"Measured at N={n}; the issue states the time, CPU and RSS targets at N=1000 "
-            "and 5000 (`make bench N=1000`)."
+            f"Measured at N={n}; the issue states the time and CPU targets at N=1000 and "
+            "5000, the restart's at 5000 (`make bench N=5000`): not measured here."
         )
+    out.append(
+        "The restart's CPU (<= 1.5x the floor's over 5000 converged objects) is not measured "
+        "by this bench."
+    )
     return out
 
 
@@ -272,8 +314,8 @@ def write(
     out_dir: Path, stem: str, facts: dict[str, Any], trials: list[Trial]
 ) -> tuple[Path, list[str]]:
     summary = summarize(trials)
-    rows = targets(summary)
     n = int(facts["n"])
+    rows = targets(summary, n)
     chart = f"{stem}.svg"
     (out_dir / chart).write_text(svg(trials, f"Per-object burst latency, N={n}"))
     doc = {
@@ -306,7 +348,7 @@ def write(
         "",
         *lines,
         "",
-        "## Targets (issue 14)",
+        "## Targets (issue 28)",
         "",
         *target_table(rows, n),
         "",

@@ -2,9 +2,10 @@
 
 ``MEMCACHED`` and ``REDIS`` are the real plugins' hooks with one addition: every
 ``minop_create`` call is recorded in MINOP_CHAOS_CREATES, with whether the object's
-handled spec was already recorded when the hook was called (read from the API server,
-not from the operator's cache). That is what an external system would see as a second
-"create" for the same object. ``LOOSE`` and ``NOCACHE`` reconcile copies of the Memcached
+handled spec was already recorded (``status.lastHandledSpec``) when the hook was called
+(read from the API server, not from the operator's cache). That is what an external
+system would see as a second "create" for the same object; ``DOUBLE`` creates twice on
+purpose, to show the detector fires. ``LOOSE`` and ``NOCACHE`` reconcile copies of the Memcached
 kind in test groups of their own (a CRD loosened then tightened; a kind served without
 the watch cache). ``Raiser`` raises in every hook and
 ``Hanger`` does not return from one, to show they are isolated (both in-process).
@@ -25,7 +26,7 @@ import minop
 from minop import Kind
 from minop.kit import crd
 
-LAST_HANDLED = "minop.dev/last-handled-spec"  # the core's record of the handled spec
+LAST_HANDLED = "lastHandledSpec"  # the core's record of the handled spec, in the status
 
 
 def _record(ctx: minop.Context, verdict: str) -> None:
@@ -56,7 +57,7 @@ class Counting:
     @minop.hookimpl
     def minop_create(self, ctx: minop.Context) -> Any:
         live = ctx.api.get(self.kind, ctx.name, ctx.namespace)
-        recorded = LAST_HANDLED in (live["metadata"].get("annotations") or {})
+        recorded = bool((live.get("status") or {}).get(LAST_HANDLED))
         with self._lock:
             again = ctx.meta["uid"] in self._seen
             self._seen.add(ctx.meta["uid"])
@@ -124,6 +125,31 @@ LOOSE = MemcachedCopy("loose.chaos.minop.dev")  # its CRD is loosened, then tigh
 # meets etcd compaction directly.
 NOCACHE = MemcachedCopy("nocache.chaos.minop.dev")
 FINALIZING = FinalizingCopy("finalizing.chaos.minop.dev")
+
+
+class DoubleCreating(MemcachedCopy):
+    """A double create on purpose: the first update of each object calls the counting
+    ``minop_create`` again, after the core recorded the handled spec (as a runtime that
+    lost that record would)."""
+
+    def __init__(self, group: str) -> None:
+        super().__init__(group)
+        self.counting = Counting(memcached_hooks, self.kind)
+        self._doubled: set[str] = set()
+
+    @minop.hookimpl
+    def minop_create(self, ctx: minop.Context) -> Any:
+        return self.counting.minop_create(ctx)
+
+    @minop.hookimpl
+    def minop_update(self, ctx: minop.Context) -> Any:
+        if ctx.meta["uid"] not in self._doubled:
+            self._doubled.add(ctx.meta["uid"])
+            return self.counting.minop_create(ctx)
+        return memcached_hooks.reconcile(ctx)
+
+
+DOUBLE = DoubleCreating("double.chaos.minop.dev")
 
 
 RAISER_KIND = Kind("chaos.minop.dev", "v1", "Raiser", "raisers")

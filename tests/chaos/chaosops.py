@@ -15,9 +15,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from apiclient import Api
-from e2e_conftest import AuditLog, http_get, install_entry_points
+from widgets import install_entry_points
 
+from minop.kit.e2e.api import Api
+from minop.kit.e2e.fixtures import AuditLog, http_get
 from minop.kit.testing import free_port, wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -28,6 +29,7 @@ PLUGINS = {
     "chaos-redis": "chaos_plugins:REDIS",
     "chaos-nocache": "chaos_plugins:NOCACHE",
     "chaos-finalizing": "chaos_plugins:FINALIZING",
+    "chaos-double": "chaos_plugins:DOUBLE",
 }
 
 
@@ -199,6 +201,11 @@ def creates(workdir: Path) -> list[tuple[str, str, int]]:
         uid, verdict, pid = line.split()
         out.append((uid, verdict, int(pid)))
     return out
+
+
+def double_creates(workdir: Path) -> list[tuple[str, str, int]]:
+    """The recorded creates of objects whose handled spec was already recorded."""
+    return [c for c in creates(workdir) if c[1] == "double"]
 
 
 def until(fn: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:

@@ -1,8 +1,8 @@
 """Fixtures of the chaos suite (tests/chaos/README.md).
 
 The e2e fixtures (``kubectl``, ``api``, ``namespace``, ``watch``, ``audit_log``,
-``plugin_crds``...) are reused from tests/e2e/conftest.py, loaded under its own module
-name so both conftests can live in one pytest session. Tests marked ``chaos_fast`` also
+``plugin_crds``...) come from the e2e test kit (minop.kit.e2e.fixtures, loaded by the
+repository's top-level conftest.py). Tests marked ``chaos_fast`` also
 run inside ``make test`` (hack/e2e.sh collects this directory on the local cluster); the
 rest only under ``make chaos`` (MINOP_CHAOS=all), which also renders the figures every
 test records with ``figures`` into tests/chaos/results/.
@@ -10,7 +10,6 @@ test records with ``figures`` into tests/chaos/results/.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
@@ -18,41 +17,16 @@ from pathlib import Path
 
 import pytest
 
+from minop.kit.e2e.fixtures import local_cluster_dir
+
 HERE = Path(__file__).resolve().parent
 E2E = HERE.parent / "e2e"
-# The e2e helper modules (apiclient, proxy, widgets) and our own (chaosops, results, schema_cases).
+# The e2e suite's helper modules (proxy, widgets) and our own (chaosops, results, schema_cases).
 for d in (HERE, E2E):
     if str(d) not in sys.path:
         sys.path.insert(0, str(d))
 
-_spec = importlib.util.spec_from_file_location("e2e_conftest", E2E / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-e2e_conftest = importlib.util.module_from_spec(_spec)
-sys.modules["e2e_conftest"] = e2e_conftest
-_spec.loader.exec_module(e2e_conftest)
-
-from e2e_conftest import (  # noqa: E402  (fixtures, re-exported for this directory)
-    api,
-    audit_log,
-    kubeconfig,
-    kubectl,
-    maybe_audit_log,
-    namespace,
-    plugin_crds,
-    watch,
-)
 from results import Figures  # noqa: E402
-
-__all__ = [
-    "api",
-    "audit_log",
-    "kubeconfig",
-    "kubectl",
-    "maybe_audit_log",
-    "namespace",
-    "plugin_crds",
-    "watch",
-]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -76,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def local_cluster(kubeconfig: str) -> Path:
     """The local control plane's state dir; chaos scenarios that touch etcd, the API
     server's processes or its audit policy need it."""
-    d = e2e_conftest.local_cluster_dir(kubeconfig)
+    d = local_cluster_dir(kubeconfig)
     if d is None:
         pytest.skip("needs the local control plane (CLUSTER=local)")
     return d

@@ -224,6 +224,50 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             "memcached needs memory beyond its items for connections and its hash table",
         ),
         Case(
+            "memcacheds.cache.minop.dev",
+            "cel:warmRestart-below-64",
+            {"warmRestart": True, "memoryLimitMB": 32},
+            "spec.warmRestart",
+            message="warmRestart needs memoryLimitMB of at least 64: memcached preallocates "
+            "its memory file's slab pages and refuses less",
+        ),
+        Case(
+            "memcacheds.cache.minop.dev",
+            "cel:metrics-port-is-port",
+            {"port": 11211, "metrics": {"enabled": True, "port": 11211}},
+            "spec.metrics.port",
+            message="metrics.port must differ from port",
+        ),
+        Case(
+            "memcacheds.cache.minop.dev",
+            "cel:metrics-with-sasl",
+            {"sasl": {"secretName": "auth"}, "metrics": {"enabled": True}},
+            "spec.metrics.enabled",
+            message="metrics.enabled cannot be combined with sasl: memcached_exporter speaks "
+            "the text protocol, which memcached refuses under SASL",
+        ),
+        Case(
+            "memcacheds.cache.minop.dev",
+            "cel:serviceMonitor-without-metrics",
+            {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+            "spec.metrics.serviceMonitor.enabled",
+            message="serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:metrics-port-is-port",
+            {"port": 8080, "metrics": {"enabled": True, "port": 8080}},
+            "spec.metrics.port",
+            message="metrics.port must differ from port, statusPort and httpRedirectPort",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:serviceMonitor-without-metrics",
+            {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+            "spec.metrics.serviceMonitor.enabled",
+            message="serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
+        ),
+        Case(
             "nginxservers.web.minop.dev",
             "cel:config-and-configMapRef",
             {"config": NGINX_LISTEN, "configMapRef": {"name": "cm"}},
@@ -262,6 +306,78 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             },
             "spec.content",
             message="content needs exactly one of configMapRef and persistentVolumeClaim",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:config-on-statusPort",
+            {"config": NGINX_LISTEN.replace("listen 8080;", "listen 8080; listen 8081;")},
+            "spec.config",
+            message="config must not listen on spec.statusPort (default 8081): nginx's own "
+            "status server answers the liveness probe there",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:statusPort-is-port",
+            {"statusPort": 8080},
+            "spec.statusPort",
+            message="statusPort must differ from port",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:worker_connections-in-eventsSnippet",
+            {"eventsSnippet": "worker_connections 10;"},
+            "spec.eventsSnippet",
+            message="set worker_connections with workerConnections, not in eventsSnippet",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:certificates-without-tls",
+            {"certificates": [{"secretName": "b", "serverNames": ["b.example"]}]},
+            "spec.certificates",
+            message="certificates needs tls (the certificate for every other name)",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:certificate-without-names",
+            {"tls": {"secretName": "a"}, "certificates": [{"secretName": "b", "serverNames": []}]},
+            "spec.certificates[0].serverNames",
+            message="serverNames needs at least one name",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:httpRedirectPort-without-tls",
+            {"httpRedirectPort": 8082},
+            "spec.httpRedirectPort",
+            message="httpRedirectPort needs tls: it redirects to HTTPS",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:httpRedirectPort-is-statusPort",
+            {"tls": {"secretName": "a"}, "httpRedirectPort": 8081},
+            "spec.httpRedirectPort",
+            message="httpRedirectPort must differ from port and statusPort",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:httpRedirectPort-and-service-port-80",
+            {"tls": {"secretName": "a"}, "httpRedirectPort": 8082, "service": {"port": 80}},
+            "spec.service.port",
+            message="with httpRedirectPort the Service's port 80 redirects: service.port must "
+            "not be 80",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:extraVolumes-twice",
+            {"extraVolumes": [{"name": "a", "configMap": {"name": "c"}}] * 2},
+            "spec.extraVolumes",
+            message="extraVolumes names must be unique",
+        ),
+        Case(
+            "nginxservers.web.minop.dev",
+            "cel:extraVolume-without-source",
+            {"extraVolumes": [{"name": "a"}]},
+            "spec.extraVolumes[0]",
+            message="an extra volume needs exactly one of configMap and secret",
         ),
         Case(
             "memcacheds.cache.minop.dev",
@@ -305,6 +421,21 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             "spec.minReplicasToWrite",
             message="minReplicasToWrite must be below replicas: "
             "the primary itself is not a replica",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:sentinel-needs-3-replicas",
+            {"replicas": 2, "sentinel": {"enabled": True}},
+            "spec.replicas",
+            message="sentinel.enabled needs at least 3 replicas: with 2, losing one pod "
+            "leaves no majority of Sentinels to fail over",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:sentinel-quorum-at-most-replicas",
+            {"replicas": 3, "sentinel": {"enabled": True, "quorum": 4}},
+            "spec.sentinel.quorum",
+            message="sentinel.quorum must be at most replicas: there is one Sentinel per pod",
         ),
         Case(
             "redises.cache.minop.dev",

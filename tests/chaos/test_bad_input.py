@@ -12,9 +12,9 @@ import chaos_plugins as cp
 import pytest
 import schema_cases as sc
 import yaml
-from apiclient import ApiError
 from chaosops import condition, items, ready, wait_converged
 
+from minop.kit.e2e.api import ApiError
 from minop.kit.testing import OperatorRunner, wait_for
 
 MEMCACHED = "memcacheds.cache.minop.dev"
@@ -98,7 +98,12 @@ def test_objects_an_older_looser_schema_let_in_are_degraded_naming_the_field(
     kubectl("wait", "--for=condition=Established", f"crd/{crd_name}", "--timeout=60s")
     try:
         path = api.resource_path(crd_name, namespace)
-        bad = {"too-big": ({"size": 50}, "spec.size"), "bad-port": ({"port": 70000}, "spec.port")}
+        schema = tight["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+        too_big = schema["properties"]["size"]["maximum"] + 1  # the bound as it is today
+        bad = {
+            "too-big": ({"size": too_big}, "spec.size"),
+            "bad-port": ({"port": 70000}, "spec.port"),
+        }
         for name, (spec, _) in bad.items():
             api.request("POST", path, body(tight, name, spec))
         kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=json.dumps(tight))

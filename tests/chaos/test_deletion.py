@@ -11,9 +11,9 @@ from typing import Any
 
 import chaos_plugins as cp
 import pytest
-from apiclient import ApiError
 from chaosops import OperatorProcess, creates, items, plugin_env, wait_converged
 
+from minop.kit.e2e.api import ApiError
 from minop.kit.testing import wait_for
 
 FINALIZING = f"{cp.FINALIZING.kind.plural}.{cp.FINALIZING.kind.group}"

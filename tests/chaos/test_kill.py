@@ -7,6 +7,7 @@ object whose create was already recorded, and deleting everything leaves nothing
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 import random
 import threading
@@ -20,6 +21,7 @@ from chaosops import (
     OperatorProcess,
     children_census,
     creates,
+    double_creates,
     items,
     plugin_env,
     wait_converged,
@@ -123,7 +125,7 @@ def kill_burst(
                     if n != want:
                         (missing if n < want else twice).append((kind, n, o["metadata"]["name"]))
         seen = creates(tmp_path)
-        doubles = [c for c in seen if c[1] == "double"]
+        doubles = double_creates(tmp_path)
         figures.duplicates = len(twice) + len(orphans) + len(doubles)
         figures.note(
             f"{len(seen)} minop_create calls for {len(names)} objects "
@@ -136,12 +138,7 @@ def kill_burst(
 
         # Nothing is stuck with a finalizer: every object goes once deleted.
         for r in resources:
-            # deleting hundreds of objects takes longer than the client's 30 s default
-            conn, resp = api.connect("DELETE", api.resource_path(r, namespace), timeout=600)
-            try:
-                assert resp.status < 400, resp.read()[:500]
-            finally:
-                conn.close()
+            delete_collection(api, r, namespace)
         wait_for(
             lambda: not any(items(api, r, namespace) for r in resources),
             timeout,
@@ -151,6 +148,25 @@ def kill_burst(
         assert not op.exited(), op.log_text()[-3000:]
     finally:
         op.stop()
+
+
+def delete_collection(api: Any, resource: str, namespace: str) -> None:
+    """Delete every ``resource`` in ``namespace``. Hundreds take longer than the client's
+    30 s default, and on a loaded machine longer than kube-apiserver's own 60 s request
+    timeout, which it answers with a 504 or by closing the connection: what it deleted
+    stays deleted, so the request is made again."""
+    for _ in range(10):
+        try:
+            conn, resp = api.connect("DELETE", api.resource_path(resource, namespace), timeout=600)
+        except http.client.RemoteDisconnected:
+            continue
+        try:
+            if resp.status != 504:
+                assert resp.status < 400, resp.read()[:500]
+                return
+        finally:
+            conn.close()
+    raise AssertionError(f"delete of every {resource} timed out 10 times")
 
 
 @pytest.fixture

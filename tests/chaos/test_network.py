@@ -10,12 +10,12 @@ from typing import Any
 
 import chaos_plugins as cp
 import pytest
-from apiclient import ApiError
 from chaosops import OperatorProcess, creates, items, plugin_env, ready, wait_converged
-from e2e_conftest import metric_sum
 from faults import apiserver, compact_etcd
 from proxy import Proxy, upstream_of
 
+from minop.kit.e2e.api import ApiError
+from minop.kit.e2e.fixtures import metric_sum
 from minop.kit.testing import wait_for
 
 NOCACHE = f"{cp.NOCACHE.kind.plural}.{cp.NOCACHE.kind.group}"

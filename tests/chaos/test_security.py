@@ -12,11 +12,11 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-import incluster
 import pytest
 import yaml
 from chaosops import OperatorProcess, items, wait_converged
 
+from minop.kit.e2e import incluster
 from minop.kit.testing import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +62,11 @@ def test_only_generated_rbac_and_no_secret_in_any_log_or_event(
     token, shows up in its logs or in any Event."""
     ns = namespace
     suffix = f"-{ns}"
-    docs = [d for d in incluster.manifests(ns, [ns], suffix) if d["kind"] != "Deployment"]
+    docs = [
+        d
+        for d in incluster.manifests(REPO / "config", ns, [ns], suffix)
+        if d["kind"] != "Deployment"
+    ]
     kubectl("apply", "--server-side", "-f", "-", input="\n---\n".join(map(json.dumps, docs)))
     try:
         kubectl("label", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted")

@@ -13,16 +13,18 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-import incluster
 import pytest
-from apiclient import ApiError
 from chaosops import OperatorProcess, items, wait_converged, writes_by
 from test_security import token_kubeconfig
 
+from minop.kit.e2e import incluster
+from minop.kit.e2e.api import ApiError
 from minop.kit.testing import wait_for
 
+REPO = Path(__file__).resolve().parents[2]
 MEMCACHED = "memcacheds.cache.minop.dev"
 SA_NS, SA = "minop-chaos", "throttled"  # as named in hack/audit-policy.yaml
 USER = f"system:serviceaccount:{SA_NS}:{SA}"
@@ -55,7 +57,9 @@ def throttled_user(kubectl: Any, namespace: str) -> Iterator[str]:
     that rejects (429) rather than queues. Yields its token."""
     suffix = f"-{namespace}"
     role = next(
-        d for d in incluster.manifests(SA_NS, [namespace], suffix) if d["kind"] == "ClusterRole"
+        d
+        for d in incluster.manifests(REPO / "config", SA_NS, [namespace], suffix)
+        if d["kind"] == "ClusterRole"
     )
     docs: list[dict[str, Any]] = [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SA_NS}},
@@ -154,7 +158,7 @@ def test_throttled_by_apf_it_honours_retry_after_converges_and_does_not_hot_loop
     # APF's Retry-After varies with its load (1 s to a few s; whole seconds, at least 1)
     # and the audit log does not record response headers: the scenario checks the floor
     # (no retry sooner than 1 s); the exact wait per answer is unit-tested
-    # (tests/unit/test_kube.py, test_dispatch.py, test_watch.py).
+    # (tests/unit/test_kube.py, test_reconcile.py, test_informer.py).
     asked = sorted({float(v) for v in seen if v})
     retry_after = min([1.0, *asked])
     figures.note(f"APF answered our probes 429 with Retry-After {asked}")

@@ -10,9 +10,9 @@ import json
 import uuid
 
 import pytest
-from apiclient import ApiError
-from conftest import RUNNABLE_IMAGE
 
+from minop.kit.e2e.api import ApiError
+from minop.kit.e2e.fixtures import RUNNABLE_IMAGE
 from minop.kit.testing import wait_for
 
 
@@ -161,6 +161,7 @@ def test_statefulset_ordered_pvcs_bound_and_scale_down_from_the_top(namespace, k
     assert bound() == claims  # PVCs stay after a scale-down
 
 
+@pytest.mark.apionly
 def test_service_account_without_rbac_is_forbidden(namespace, kubectl, api):
     kubectl("create", "serviceaccount", "nobody", "-n", namespace)
     token = kubectl("create", "token", "nobody", "-n", namespace).stdout.strip()

@@ -11,10 +11,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import incluster
 import pytest
 import yaml
-from conftest import REPO
+
+from minop.kit.e2e import incluster
+
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.usefixtures("plugin_crds")
 CSV = REPO / "bundle" / "manifests" / "minop.clusterserviceversion.yaml"
@@ -29,6 +31,7 @@ def apply_config(kubectl) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=body)
 
 
+@pytest.mark.apionly
 def test_alm_examples_pass_the_crds_validation(namespace, kubectl):
     csv = yaml.safe_load(CSV.read_text())
     examples = json.loads(csv["metadata"]["annotations"]["alm-examples"])
@@ -69,6 +72,7 @@ def _rules_of(kubectl, sa: str, ns: str) -> set[tuple[str, str, str]]:
     return found
 
 
+@pytest.mark.apionly
 def test_service_account_has_only_the_derived_rbac(kubectl, namespace):
     """`kubectl auth can-i --list` shows the derived rules plus what everyone gets."""
     apply_config(kubectl)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,11 +15,13 @@ from pathlib import Path
 
 import pytest
 import widgets
-from conftest import AuditLog, http_get, install_entry_points, metric_sum
+from leasehold import LeaseHold
 from prometheus_client.parser import text_string_to_metric_families
 from proxy import Proxy, upstream_of
 from test_core import calls, condition, create, get
+from widgets import install_entry_points
 
+from minop.kit.e2e.fixtures import AuditLog, http_get, local_cluster_dir, metric_sum
 from minop.kit.testing import OperatorRunner, free_port, wait_for
 
 pytestmark = pytest.mark.usefixtures("test_crds")
@@ -99,19 +103,32 @@ def elect_args(ns: str) -> list[str]:
     ]
 
 
+def pid_of(entry: dict) -> int | None:
+    """The pid in a minop User-Agent, ``minop/<version> (<host>/<pid>)[ suffix]``."""
+    m = re.match(r"minop/\S+ \(.*/(\d+)\)", entry.get("userAgent", ""))
+    return int(m.group(1)) if m else None
+
+
+def stamp_of(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def stamp(entry: dict) -> float:
+    return stamp_of(entry["requestReceivedTimestamp"])
+
+
 def writes_by_pid(audit_log: AuditLog, ns: str) -> list[tuple[str, int]]:
     """(time, pid) of every write in ``ns`` by a minop process, Leases excluded."""
     out = []
     for e in audit_log.entries():
-        ua = e.get("userAgent", "")
         ref = e.get("objectRef") or {}
+        pid = pid_of(e)
         if (
-            ua.startswith("minop/")
+            pid is not None
             and e.get("stage") == "ResponseComplete"
             and ref.get("namespace") == ns
             and ref.get("resource") != "leases"
         ):
-            pid = int(ua.split("/")[-1].rstrip(")").split()[0])
             out.append((e["requestReceivedTimestamp"], pid))
     return sorted(out)
 
@@ -136,7 +153,10 @@ def test_leader_election_failover(
     killed = time.monotonic()
     create(kubectl, ns, widgets.WIDGET, "w2")
     kubectl("wait", "--for=condition=Ready", "widget/w2", "-n", ns, "--timeout=40s")
-    assert time.monotonic() - killed <= LEASE + RETRY + 2 + 3  # + reconcile and kubectl
+    took = time.monotonic() - killed
+    # not before the lease expired (the last renewal was at most RETRY before the kill),
+    # and once: a slow machine adds seconds, a takeover waiting out a second lease adds 15
+    assert LEASE - RETRY <= took < 2 * LEASE, took
     assert standby.leading()
 
     # SIGTERM of an idle leader releases the lease: a new standby takes over fast
@@ -145,8 +165,10 @@ def test_leader_election_failover(
     wait_for(lambda: http_get(c.url("/readyz"))[0] == 200, 30, "standby caches synced")
     assert standby.stop() == 0
     released = time.monotonic()
-    wait_for(c.leading, RETRY + 5, "new leader after release")
-    assert time.monotonic() - released <= RETRY + 1 + 1  # + the metrics poll
+    wait_for(c.leading, LEASE + RETRY + 5, "new leader after release")
+    took = time.monotonic() - released
+    # the released lease is taken at the next try, not after it expired
+    assert took < LEASE - RETRY, f"took {took:.1f}s: as long as waiting for the lease to expire"
 
     if maybe_audit_log is not None:  # never two writers at once
         pids = [pid for _, pid in writes_by_pid(maybe_audit_log, ns)]
@@ -201,13 +223,13 @@ def test_probes_follow_the_api_connection(namespace, kubectl, kubeconfig, tmp_pa
         # limit, while liveness stays healthy (restarting the pod would not help; the
         # informers keep trying), and a change made meanwhile is applied after it
         proxy.cut()
-        stalled = time.monotonic()
+        # within the inactivity limit (4 s) and the watchdog's check, whatever the load
+        # adds: a watch that stalls for good never restarts
         wait_for(
             lambda: metric_sum(runner.metrics(), "minop_watch_restarts_total", reason="inactivity"),
             15,
             "the stalled watch restarted",
         )
-        assert time.monotonic() - stalled < 4.0 + 3
         assert http_get(health + "/healthz")[0] == 200
         create(kubectl, namespace, widgets.WIDGET, "during-outage")
         assert http_get(health + "/healthz")[0] == 200
@@ -324,37 +346,51 @@ def test_remove_finalizers_frees_objects_when_the_operator_is_gone(namespace, ku
 
 
 def test_leader_cut_off_mid_hook_never_writes_after_the_standby_leads(
-    namespace, kubectl, kubeconfig, tmp_path, plugin_env, processes, maybe_audit_log
+    namespace, kubectl, kubeconfig, tmp_path, plugin_env, processes, audit_log
 ):
-    """The leader's renewals are blocked (its connection stalls) while a slow hook
-    runs: it stops writing at its renew deadline and exits; the standby takes over
-    only after the lease expired; the audit log never shows both writing."""
+    """The leader's renewals hang (an admission webhook holds Lease updates) while its
+    hook keeps writing through a path that still works: only the write fence stops it
+    at the renew deadline, counted from the last renewal that went through, before the
+    leader exits and long before the standby may lead. Without the fence the hook's
+    writes go on until the process exits."""
+    if local_cluster_dir(kubeconfig) is None:
+        pytest.skip("the API server must reach a webhook on 127.0.0.1 (CLUSTER=local)")
     ns = namespace
-    proxy = Proxy(upstream_of(kubeconfig))
-    proxied = proxy.kubeconfig(kubeconfig, tmp_path / "proxied-kubeconfig")
     markers = Path(plugin_env["MINOP_TEST_MARKERS"])
     args = [*elect_args(ns), "--plugin", "ops-sleepers"]
+    hold = LeaseHold(kubectl, ns)
     try:
-        a = OperatorProcess(tmp_path, ns, *args, env={**plugin_env, "KUBECONFIG": str(proxied)})
+        a = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
         processes.append(a)
         wait_for(a.leading, 30, "A leads")
         b = OperatorProcess(tmp_path, ns, *args, env=plugin_env)
         processes.append(b)
         wait_for(lambda: http_get(b.url("/readyz"))[0] == 200, 30, "B synced")
-        create(kubectl, ns, widgets.SLEEPER, "s1", sleep=12)
+        create(kubectl, ns, widgets.SLEEPER, "s1", sleep=16, beat=True)
         wait_for(lambda: (markers / "s1.started").exists(), 30, "A's hook running")
-        proxy.cut()  # A can neither renew nor write from now on
-        cut = time.monotonic()
-        assert a.proc.wait(RENEW + 10) == 1  # deposed: exits, as no thread can be stopped
-        assert time.monotonic() - cut < LEASE  # ...before B may lead
+        hold.install()  # A can no longer renew; its hook still writes
+        assert a.proc.wait(RENEW + 15) == 1  # deposed: exits, as no thread can be stopped
+        assert hold.held, "A's renewals were held"
+        hold.remove()  # B may acquire once the lease expired
         wait_for(b.leading, LEASE + RETRY + 10, "B leads after the lease expired")
         kubectl("wait", "--for=condition=Ready", "sleeper/s1", "-n", ns, "--timeout=60s")
     finally:
-        proxy.resume()
-        proxy.close()
-    if maybe_audit_log is not None:
-        by_pid = writes_by_pid(maybe_audit_log, ns)
-        b_writes = [t for t, p in by_pid if p == b.agent_pid]
-        a_writes = [t for t, p in by_pid if p == a.agent_pid]
-        assert b_writes, "B reconciled"
-        assert all(t < min(b_writes) for t in a_writes)  # A's hook never wrote its result
+        hold.close()
+    renewed = [
+        stamp(e)
+        for e in audit_log.entries()
+        if pid_of(e) == a.agent_pid
+        and (e.get("objectRef") or {}).get("resource") == "leases"
+        # the acquisition counts too: a fast start can have the hold in place before
+        # A's first renewal
+        and e.get("verb") in ("create", "update")
+        and e.get("stage") == "ResponseComplete"
+        and (e.get("responseStatus") or {}).get("code") in (200, 201)
+    ]
+    deadline = max(renewed) + RENEW  # A's fence counts from before its last good renewal
+    by_pid = writes_by_pid(audit_log, ns)
+    a_writes = [stamp_of(t) for t, p in by_pid if p == a.agent_pid]
+    b_writes = [stamp_of(t) for t, p in by_pid if p == b.agent_pid]
+    assert any(t > max(renewed) for t in a_writes), "A's hook wrote while its renewals hung"
+    assert max(a_writes) < deadline, f"A wrote {max(a_writes) - deadline:.1f}s past its deadline"
+    assert b_writes and max(a_writes) < min(b_writes)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.usefixtures("plugin_crds")
+pytestmark = [pytest.mark.apionly, pytest.mark.usefixtures("plugin_crds")]
 Kubectl = Callable[..., Any]
 
 REDIS = ("cache.minop.dev/v1alpha1", "Redis")

@@ -17,8 +17,8 @@ import time
 
 import minop_memcached.hooks as memcached
 import pytest
-from apiclient import Api
 
+from minop.kit.e2e.api import Api
 from minop.kit.testing import OperatorRunner, wait_for
 
 # Control-plane behaviour: on kind it would start hundreds of real memcached containers.
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.usefixtures("plugin_crds"), pytest.mark.kwok]
 N = int(os.environ.get("MINOP_STORM_OBJECTS", "200"))
 SECONDS = float(os.environ.get("MINOP_STORM_SECONDS", "60"))
 THREADS = 4
-SETTLE = 10.0
+SETTLE = 60.0  # a bound on convergence after the storm: lost edits never converge
 
 
 def _ready(obj: dict) -> bool:
@@ -109,7 +109,7 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
             return not lagging
 
         try:
-            wait_for(converged, SETTLE + 50, f"all {N} objects to converge")
+            wait_for(converged, SETTLE, f"all {N} objects to converge")
         except AssertionError:
             raise AssertionError(
                 f"{len(lagging)} objects behind ({backlog} keys were queued when the storm "
@@ -119,5 +119,4 @@ def test_edit_storm_loses_no_spec_change(namespace: str, api: Api) -> None:
         print(f"\nedit storm: {len(final)} objects edited by {THREADS} threads for {SECONDS:g}s; "
               f"{backlog} keys queued when it ended; the last object converged {took:.1f}s "
               "after the storm")  # fmt: skip
-        assert took <= SETTLE, f"converged only {took:.1f}s after the storm (limit {SETTLE:g}s)"
         assert op.op.reconciling

@@ -6,13 +6,16 @@ operator in-process) can assert exactly what ran.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import minop
 from minop import kinds
+from minop.apierrors import WritesFenced
 from minop.kit import crd
 
 GROUP = "test.minop.dev"
@@ -44,6 +47,7 @@ def definition(kind: minop.Kind) -> dict[str, Any]:
                 "size": crd.integer("A number.", minimum=0, default=1),
                 "message": crd.string("Text copied into the child ConfigMap."),
                 "sleep": crd.integer("Seconds a hook sleeps.", minimum=0),
+                "beat": crd.boolean("A sleeping hook writes an annotation every 0.2 s."),
                 "secretName": crd.string("A Secret whose content hash goes on the child."),
             },
         ),
@@ -224,7 +228,16 @@ class Sleepers:
 
         markers = Path(os.environ.get("MINOP_TEST_MARKERS", "/tmp"))
         (markers / f"{ctx.name}.started").touch()
-        time.sleep(float(ctx.spec.get("sleep") or 0))
+        until = time.monotonic() + float(ctx.spec.get("sleep") or 0)
+        beat = bool(ctx.spec.get("beat"))
+        while time.monotonic() < until:
+            if beat:  # a hook writing all along: only the write fence can stop it
+                try:
+                    note = {"metadata": {"annotations": {"e2e.minop.dev/beat": str(time.time())}}}
+                    ctx.api.patch(SLEEPER, ctx.name, note, ctx.namespace)
+                except WritesFenced:
+                    beat = False
+            time.sleep(min(0.2, max(0.0, until - time.monotonic())))
         (markers / f"{ctx.name}.done").touch()
         return {"size": ctx.spec.get("size")}
 
@@ -274,3 +287,16 @@ ISO_A = Raising(RAISER)
 ISO_D = Hanging(SLOW, timeout=2)
 ISO_A_STARTUP = FailsAtStartup()
 ISO_A_RESOURCES = FailsInResources()
+
+
+def install_entry_points(where: Path, entries: dict[str, str]) -> str:
+    """Make ``entries`` (name -> target) entry points of group ``minop`` visible from
+    ``where``; returns a PYTHONPATH that also finds the test plugins next to this file."""
+    dist = where / "minop_e2e_test_plugins-0.0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: minop-e2e-test-plugins\nVersion: 0.0.1\n"
+    )
+    lines = "".join(f"{k} = {v}\n" for k, v in entries.items())
+    (dist / "entry_points.txt").write_text("[minop]\n" + lines)
+    return os.pathsep.join([str(where), str(Path(__file__).parent)])

@@ -3,7 +3,7 @@ import pytest
 from minop.apply import APPLIED_HASH, needs_apply, prepare, subset
 from minop.conditions import Condition, merge
 from minop.diff import Change, diff
-from minop.status import new_status, write_status
+from minop.status import InvalidStatus, new_status, write_status
 
 OWNER = {
     "apiVersion": "cache.minop.dev/v1alpha1",
@@ -112,14 +112,15 @@ def test_status_merges_results_and_writes_only_changes():
 
 
 def test_hook_returning_a_non_dict_is_a_clear_error():
-    with pytest.raises(TypeError, match="return a dict"):
+    with pytest.raises(InvalidStatus, match="return a dict"):
         new_status(OWNER, ["oops"], [])
 
 
 def test_needs_apply_settles_on_what_the_api_server_stores():
     """Defect 10: stringData, normalised quantities and None values never settled, so
     such a child was written on every reconcile."""
-    from minop.apply import hash_only, needs_apply, prepare
+    from minop.apply import needs_apply, prepare
+    from minop.objects import hash_only
 
     owner = {
         "apiVersion": "x/v1",
@@ -186,3 +187,14 @@ def test_events_are_sent_in_the_background_and_aggregation_memory_is_bounded():
     assert len(fast.sent) == events.MAX_COUNTS + 50
     rec.event(obj, events.WARNING, "Tick", "0")  # forgotten long ago: a new Event, no leak
     assert len(fast.sent) == events.MAX_COUNTS + 51
+
+
+def test_needs_apply_repairs_configmap_data_another_manager_changed():
+    # a ConfigMap child is cached whole (only referenced Secrets are cached as a hash):
+    # its data is compared like any other field we own
+    child = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"}}
+    desired = prepare({**child, "data": {"nginx.conf": "events {}"}}, OWNER, {})
+    live = {**desired, "data": {"nginx.conf": "events {}", "extra": "kept"}}
+    assert not needs_apply(desired, live)
+    assert needs_apply(desired, {**desired, "data": {"nginx.conf": "include /etc/x;"}})
+    assert needs_apply(desired, {k: v for k, v in desired.items() if k != "data"})

@@ -74,3 +74,29 @@ def test_init_containers_share_the_resources_and_max_unavailable_sets_the_strate
     assert pod_spec["initContainers"] == [{"name": "i", "resources": {"limits": {"memory": "1Gi"}}}]
     assert d["spec"]["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     assert "strategy" not in deployment({})["spec"]
+
+
+def test_cpu_count_rounds_the_limit_else_the_request_up():
+    assert wl.cpu_count({"resources": {"limits": {"cpu": "1500m"}, "requests": {"cpu": "4"}}}) == 2
+    assert wl.cpu_count({"resources": {"requests": {"cpu": "100m"}}}) == 1
+    assert wl.cpu_count({"resources": {"limits": {"memory": "1Gi"}}}) is None
+    assert wl.cpu_count({}) is None
+
+
+def test_pre_stop_drains_with_the_kubelets_sleep():
+    assert wl.pre_stop(5) == {"preStop": {"sleep": {"seconds": 5}}}
+    assert wl.pre_stop(0) == {}
+
+
+def test_statefulset_keeps_the_deployments_pods_under_the_headless_service():
+    inst = wl.Instance("c", "ns", {"replicas": 2}, {"i": "c"}, {"i": "c"}, "img")
+    d = wl.deployment(inst, 2, 1000, {"name": "c", "image": "img"}, max_unavailable=0)
+    sts = wl.statefulset(d, "c-headless")
+    assert sts["kind"] == "StatefulSet" and sts["metadata"] == d["metadata"]
+    assert sts["spec"] == {
+        "replicas": 2,
+        "serviceName": "c-headless",
+        "podManagementPolicy": "Parallel",
+        "selector": d["spec"]["selector"],
+        "template": d["spec"]["template"],
+    }  # no Deployment strategy carried over

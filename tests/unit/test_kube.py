@@ -183,6 +183,44 @@ def test_list_follows_continue_tokens(script):
     assert items[0]["kind"] == "ConfigMap"
 
 
+def test_list_transforms_each_page_before_asking_for_the_next(script):
+    """managedFields and the like are never held for the whole list (issue 28)."""
+    pages = [
+        {"metadata": {"continue": "c1", "resourceVersion": "5"}, "items": [named("a")]},
+        {"metadata": {"resourceVersion": "6"}, "items": [named("b")]},
+    ]
+    for page in pages:
+        page["items"][0]["metadata"]["managedFields"] = [{"manager": "kubectl"}]
+    s = script([(200, {}, p) for p in pages])
+    asked: list[tuple[str, int]] = []  # (object, requests sent when it was transformed)
+
+    def slim(obj):
+        asked.append((obj["metadata"]["name"], len(s.seen)))
+        return {**obj, "metadata": {"name": obj["metadata"]["name"]}}
+
+    items, _ = s.kube.list(CONFIGMAP, "ns", page_size=1, transform=slim)
+    assert asked == [("a", 1), ("b", 2)]
+    assert [i["metadata"] for i in items] == [{"name": n} for n in "ab"]
+
+
+def named(name):
+    return {"metadata": {"name": name}}
+
+
+def test_an_expired_continue_token_lists_the_rest_unpaginated_once(script):
+    """Paging again from scratch could expire again on every try, with no backoff."""
+    page = {"metadata": {"continue": "c1", "resourceVersion": "5"}, "items": [named("a")]}
+    whole = {"metadata": {"resourceVersion": "9"}, "items": [named(n) for n in "abc"]}
+    s = script(
+        [(200, {}, page), status(410, "Expired", "continue token expired"), (200, {}, whole)]
+    )
+    pages = []
+    items, rv = s.kube.list(CONFIGMAP, "ns", page_size=1, progress=lambda: pages.append(1))
+    assert [i["metadata"]["name"] for i in items] == ["a", "b", "c"] and rv == "9"
+    assert "limit" not in s.seen[2][1] and "continue" not in s.seen[2][1]
+    assert len(s.seen) == 3 and len(pages) == 2  # every page answered counts as progress
+
+
 def test_projected_token_file_is_reread(script, tmp_path, monkeypatch):
     token = tmp_path / "token"
     token.write_text("one")

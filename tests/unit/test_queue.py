@@ -1,7 +1,7 @@
 import threading
 
 from minop.metrics import Metrics
-from minop.queue import Backoff, WorkQueue
+from minop.queue import WorkQueue
 
 
 class Clock:
@@ -74,15 +74,6 @@ def test_depth_metric_returns_to_zero():
         q.done(key)
     assert m.queue_depth.value(name="minop") == 0
     assert m.queue_adds.value(name="minop") == 2
-
-
-def test_backoff_doubles_caps_and_resets():
-    b = Backoff(1, 5)
-    assert [b.next("k") for _ in range(5)] == [1, 2, 4, 5, 5]
-    assert b.failures("k") == 5
-    b.reset("k")
-    assert b.next("k") == 1
-    assert b.next("other") == 1
 
 
 def test_queue_duration_counts_waiting_after_due_not_intended_delays_and_longest_runner():

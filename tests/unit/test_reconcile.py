@@ -1,7 +1,7 @@
 """Reconcile decisions, from the object alone: which hook runs, what is written, retries.
 
 The interleavings that lost changes before the informer redesign (issue 13) are
-forced here through ``harness.FakeApi``: its watch is delivered by hand.
+forced here through ``minop.kit.testing.FakeReconciler``: its watch is delivered by hand.
 """
 
 import json
@@ -14,7 +14,7 @@ from minop.apierrors import ApiError
 from minop.reconcile import Result
 from minop.status import FINALIZER, LAST_HANDLED, LAST_HANDLED_FIELD
 
-from .harness import KIND, Env
+from .widget import KIND, Env
 
 
 class Plugin:
@@ -80,13 +80,13 @@ def test_create_records_spec_generation_and_conditions_in_one_status_write():
     assert status["phase"] == "made" and status["observedGeneration"] == 1
     assert cond(status, "Ready")["status"] == "True"
     assert len(env.writes("patch/status")) == 1 and not env.writes("patch/merge")
-    assert FINALIZER not in env.api.live(KIND, "x")["metadata"].get("finalizers", [])
+    assert FINALIZER not in env.live("x")["metadata"].get("finalizers", [])
     # the echo of our own write, and the same object again: nothing called, nothing written
-    n = len(env.api.writes)
+    n = len(env.api.sent)
     env.process("x")
     env.deliver("x")
     env.process("x")
-    assert len(p.calls) == 1 and len(env.api.writes) == n
+    assert len(p.calls) == 1 and len(env.api.sent) == n
 
 
 def test_spec_edit_landing_while_minop_writes_status_is_never_lost():
@@ -98,9 +98,9 @@ def test_spec_edit_landing_while_minop_writes_status_is_never_lost():
     env.create("x", {"size": 1})
     env.process("x")
     env.deliver("x")
-    env.api.on_write = lambda: (
+    env.api.before_write = lambda path: (
         env.edit("x", {"size": 2}),
-        setattr(env.api, "on_write", lambda: None),
+        setattr(env.api, "before_write", None),
     )
     env.process("x", "child")  # writes status: the response holds the user's size 2
     env.deliver("x")  # the watch: first the edit, then our write's echo
@@ -121,7 +121,7 @@ def test_observed_generation_is_the_generation_the_hook_was_given():
     status = env.status("x")
     assert status["observedGeneration"] == 1
     assert cond(status, "Ready")["observedGeneration"] == 1
-    assert env.api.live(KIND, "x")["metadata"]["generation"] == 2
+    assert env.live("x")["metadata"]["generation"] == 2
     env.deliver("x")
     env.process("x")
     assert p.calls[-1] == ("update", "spec", [("spec", "size")])
@@ -169,7 +169,7 @@ def test_spec_change_calls_update_with_diff_and_status_only_change_does_not():
     env.change("x", {"size": 2})
     env.process("x")
     assert p.calls[-1] == ("update", "spec", [("spec", "size")])
-    live = env.api.live(KIND, "x")
+    live = env.live("x")
     live["status"]["extra"] = "edited"
     env.deliver("x", live)
     env.process("x")
@@ -199,7 +199,7 @@ def test_hook_failure_never_records_the_spec_so_the_next_try_creates_again():
     p.fail_with = None
     assert env.process("x", "watch").requeue_after == result.requeue_after  # the echo: wait
     assert len(p.calls) == 1
-    env.retry("x", result.cause)
+    env.retry("x", *result.causes)
     assert [c[0] for c in p.calls] == ["create", "create"]
 
 
@@ -230,22 +230,21 @@ def test_permanent_error_is_called_once_and_not_requeued():
     assert len(p.calls) == 1
 
 
-def test_finalizer_added_in_its_own_pass_before_create_and_removed_after_finalize():
+def test_finalizer_added_before_create_in_one_pass_and_removed_after_finalize():
     p = FinalizingPlugin()
     env = Env(p)
     env.create("x", {"size": 1})
     env.set_metadata("x", finalizers=["other.io/keep"])
     first = env.process("x")
-    assert first.requeue_after == 0.0 and p.calls == []
+    # no requeue: the pass goes on from the patch's answer
+    assert first.requeue_after is None and p.calls == [("create", "create", 1)]
     patch = env.writes("patch/json")[0]
     assert patch[0]["op"] == "test"  # guarded: another controller's finalizer is kept
-    env.process("x", first.cause)
-    assert p.calls == [("create", "create", 1)]
-    assert env.api.live(KIND, "x")["metadata"]["finalizers"] == ["other.io/keep", FINALIZER]
+    assert env.live("x")["metadata"]["finalizers"] == ["other.io/keep", FINALIZER]
     env.set_metadata("x", deletionTimestamp=DELETED_AT)
     env.process("x")
     assert p.calls[-1] == ("finalize",)
-    assert env.api.live(KIND, "x")["metadata"]["finalizers"] == ["other.io/keep"]
+    assert env.live("x")["metadata"]["finalizers"] == ["other.io/keep"]
 
 
 def test_finalize_retries_past_max_tries_with_degraded_and_a_warning():
@@ -259,7 +258,7 @@ def test_finalize_retries_past_max_tries_with_degraded_and_a_warning():
     assert all(d is not None and d > 0 for d in delays)
     assert len(p.calls) == 4
     assert cond(env.status("x"), "Degraded")["reason"] == "RetriesExhausted"
-    assert any(b.get("type") == "Warning" for b in env.writes("create"))
+    assert any(b.get("type") == "Warning" for b in env.writes("event"))
 
 
 def test_delete_hook_runs_once_from_the_tombstone_and_for_a_replaced_uid():
@@ -269,8 +268,7 @@ def test_delete_hook_runs_once_from_the_tombstone_and_for_a_replaced_uid():
     env.process("x")
     # deleted and recreated under the same name before the worker ran (another uid)
     env.reconciler.deleted(env.key("x"), obj)
-    del env.api.objects[(KIND.kind, "ns", "x")]
-    env.informers[KIND].store.remove(("ns", "x"))
+    env.remove("x")
     again = env.create("x", {"size": 3})
     env.process("x")
     env.process("x")
@@ -309,9 +307,8 @@ def test_mangled_last_handled_annotation_means_create_again(bad):
 def test_last_handled_annotation_of_minop_0_1_is_still_honoured():
     p = Plugin()
     env = Env(p)
-    obj = env.api.put(KIND, annotated({LAST_HANDLED: json.dumps({"spec": {"size": 1}})}))
-    obj["status"] = {"observedGeneration": 1}
-    env.api.objects[(KIND.kind, "ns", "x")] = obj
+    env.api.put(KIND, annotated({LAST_HANDLED: json.dumps({"spec": {"size": 1}})}))
+    env.api.update(KIND, "ns", "x", lambda o: o.update(status={"observedGeneration": 1}))
     env.deliver("x")
     env.process("x")
     assert p.calls == []
@@ -345,7 +342,7 @@ def test_a_fenced_pass_is_requeued_not_dropped():
     result = env.process("x")
     assert result.requeue_after is not None and result.requeue_after > 0
     p.fail_with = None
-    env.retry("x", result.cause)
+    env.retry("x", *result.causes)
     assert [c[0] for c in p.calls] == ["create", "create"]
     assert cond(env.status("x"), "Ready")["status"] == "True"
 
@@ -387,7 +384,7 @@ def test_finalize_runs_once_even_when_the_removal_response_is_not_newer_than_the
     env.set_metadata("x", finalizers=[FINALIZER], deletionTimestamp=DELETED_AT)
     cached = env.cache.get(KIND, "ns", "x")
     env.process("x")  # finalized; the API server deleted the object
-    assert (KIND.kind, "ns", "x") not in env.api.objects
+    assert env.api.get(KIND, "ns", "x") is None
     env.deliver("x", cached)  # the watch still shows it, DELETED not delivered yet
     assert env.process("x") == Result()
     assert p.calls == [("finalize",)]

@@ -18,13 +18,21 @@ def parse(argv, env):
 def test_flag_wins_over_environment_which_wins_over_default():
     s = parse(["--workers", "7"], {"MINOP_WORKERS": "3", "MINOP_LOG_FORMAT": "json"})
     assert s.workers == 7 and s.log_format == "json"
-    assert parse([], {}).workers == 4
+    assert parse([], {}).workers == 8
 
 
 def test_namespaces_from_list_flag_or_env_and_all_namespaces():
     assert parse(["-n", "a,b", "-n", "c"], {}).namespaces == ("a", "b", "c")
     assert parse([], {"MINOP_NAMESPACE": "x, y"}).namespaces == ("x", "y")
     assert parse(["-A"], {"MINOP_NAMESPACE": "x"}).namespaces == ()
+
+
+def test_webhook_settings_from_flags_or_env():
+    s = parse(["--webhook-host", "127.0.0.1", "--webhook-host", "a.example"], {})
+    assert s.webhook_hosts == ("127.0.0.1", "a.example") and s.webhook_addr == ":9443"
+    env = {"MINOP_WEBHOOK_CERT_MODE": "olm", "MINOP_WEBHOOK_ADDR": "0"}
+    s = parse([], env)
+    assert (s.webhook_cert_mode, s.webhook_addr) == ("olm", "0")
 
 
 @pytest.mark.parametrize(
@@ -34,6 +42,8 @@ def test_namespaces_from_list_flag_or_env_and_all_namespaces():
         ({"MINOP_WORKERS": "0"}, "workers"),
         ({"MINOP_LEADER_ELECT": "maybe"}, "MINOP_LEADER_ELECT"),
         ({"MINOP_LOG_FORMAT": "xml"}, "log-format"),
+        ({"MINOP_WEBHOOK_CERT_MODE": "vault"}, "webhook-cert-mode"),
+        ({"MINOP_WEBHOOK_MAX_IN_FLIGHT": "0"}, "webhook-max-in-flight"),
     ],
 )
 def test_bad_settings_name_the_field(env, field):

@@ -4,9 +4,9 @@ import threading
 
 import minop
 from minop.controller import TimerSchedule
-from minop.keys import Key
+from minop.objects import Key
 
-from .harness import KIND, Env
+from .widget import KIND, Env
 
 KEY = Key(KIND, "ns", "x")
 

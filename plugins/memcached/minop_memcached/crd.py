@@ -1,19 +1,77 @@
 """The Memcached CRD (cache.minop.dev/v1alpha1)."""
 
 from minop import Kind
-from minop.kit import crd
-from minop.kit.workloads import scheduling_schema
+from minop.kit import crd, monitoring
+from minop.kit.workloads import drain_schema, scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Memcached", "memcacheds")
 DEFAULT_IMAGE = "memcached:1.6.38"
 DEFAULT_PORT = 11211
+DEFAULT_DRAIN = 10
+DEFAULT_EXPORTER_IMAGE = "prom/memcached-exporter:v0.15.0"
+DEFAULT_METRICS_PORT = 9150
+MAX_SIZE = 1000
+NETWORK_POLICY = Kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
 
 _LIMIT = "self.resources.limits['memory']"
 
 SPEC = crd.obj(
     "Desired state of the Memcached cluster.",
     {
-        "size": crd.integer("Number of memcached pods.", minimum=1, maximum=10, default=1),
+        "size": crd.integer(
+            "Number of memcached pods, up to 1000: the status lists every pod (and, with "
+            "stableNames, every server name), which must stay far below the API server's "
+            "object size limit.",
+            minimum=1,
+            maximum=MAX_SIZE,
+            default=1,
+        ),
+        "stableNames": crd.boolean(
+            "Run the pods as a StatefulSet: each keeps its name <name>-<ordinal> and the DNS "
+            "name <name>-<ordinal>.<name>.<namespace>.svc across restarts and rollouts, so "
+            "consistent-hashing clients keep their key placement (status.servers lists them). "
+            "Changing it replaces every pod (the cache starts empty).",
+            default=False,
+        ),
+        "drainSeconds": drain_schema(DEFAULT_DRAIN),
+        "warmRestart": crd.boolean(
+            "Keep the cache across a restart of the memcached container (a failed liveness "
+            "probe, a restart of the kubelet): items live in a file on a memory-backed "
+            "emptyDir (memcached -e) and the stop saves their index beside it (SIGUSR1), so "
+            "the restarted memcached serves them again. A new pod (a rollout, a pod moved to "
+            "another node) still starts empty. The file counts against the pod's memory. "
+            "Needs /bin/sh and kill in the image, as the official one has.",
+            default=False,
+        ),
+        "networkPolicy": crd.obj(
+            "A NetworkPolicy letting only these clients reach memcached's port (and nothing "
+            "else reach the pods); without it any pod of the cluster can read, write and "
+            "flush_all the cache. Needs a network plugin that enforces NetworkPolicies.",
+            {
+                "from": crd.array(
+                    "Who may connect: NetworkPolicyPeer objects (podSelector, "
+                    "namespaceSelector, ipBlock), as in a NetworkPolicy's ingress rule; "
+                    "empty: nobody.",
+                    crd.free_form("One NetworkPolicyPeer."),
+                    max_items=32,
+                )
+            },
+        ),
+        "sasl": crd.reference(
+            "Clients must authenticate with SASL PLAIN (memcached -S: binary protocol only) "
+            "as the user of this Secret's `username` and `password` keys (a "
+            "kubernetes.io/basic-auth Secret); editing it rolls the pods. Needs an image whose "
+            "memcached is built with --enable-sasl-pwdb and has /bin/sh, as the official "
+            "one is.",
+            "A Secret in the same namespace.",
+            key="secretName",
+        ),
+        "metrics": monitoring.schema(
+            "memcached_exporter",
+            "MEMCACHED_EXPORTER_IMAGE",
+            DEFAULT_EXPORTER_IMAGE,
+            DEFAULT_METRICS_PORT,
+        ),
         "image": crd.string(
             "Container image; default: the operator's MEMCACHED_IMAGE or " + DEFAULT_IMAGE + ".",
             min_length=1,
@@ -79,6 +137,27 @@ SPEC = crd.obj(
             "maxItemSizeMB must be at most half of memoryLimitMB",
             field=".maxItemSizeMB",
         ),
+        # with -e memcached preallocates a page for each slab class (39 MiB on 1.6.18)
+        # and exits otherwise
+        crd.Rule(
+            "!self.warmRestart || self.memoryLimitMB >= 64",
+            "warmRestart needs memoryLimitMB of at least 64: memcached preallocates its "
+            "memory file's slab pages and refuses less",
+            field=".warmRestart",
+        ),
+        crd.Rule(
+            "!has(self.metrics) || self.metrics.port != self.port",
+            "metrics.port must differ from port",
+            field=".metrics.port",
+        ),
+        # memcached -S serves the binary protocol to authenticated clients only; the
+        # exporter speaks the text protocol without credentials: it could never scrape.
+        crd.Rule(
+            "!has(self.sasl) || !has(self.metrics) || !self.metrics.enabled",
+            "metrics.enabled cannot be combined with sasl: memcached_exporter speaks the "
+            "text protocol, which memcached refuses under SASL",
+            field=".metrics.enabled",
+        ),
     ],
 )
 
@@ -88,12 +167,18 @@ STATUS = crd.obj(
         "nodes": crd.array("Names of the memcached pods, sorted.", crd.string("A pod name.")),
         "replicas": crd.integer("Pods that exist and are not terminating (the scale status)."),
         "readyReplicas": crd.integer("Pods ready to serve."),
+        "servers": crd.array(
+            "With stableNames: host:port of every pod's stable DNS name, the server list "
+            "for consistent-hashing clients.",
+            crd.string("A server: <name>-<ordinal>.<name>.<namespace>.svc:<port>."),
+        ),
     },
 )
 
 DEFINITION = crd.definition(
     KIND,
-    description="A Memcached cluster: a Deployment of memcached pods behind a headless Service.",
+    description="A Memcached cluster: a Deployment (or a StatefulSet) of memcached pods behind "
+    "a headless Service.",
     spec=SPEC,
     status=STATUS,
     short_names=["mc"],

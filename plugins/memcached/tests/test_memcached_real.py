@@ -69,7 +69,7 @@ def pod_argv(spec: dict, memcached: str) -> tuple[dict, list[str]]:
     if os.geteuid() != 0:
         pytest.skip("switching to the pod's user needs root")
     inst = wl.Instance("mc", "ns", spec, {}, {}, "memcached")
-    pod = children.deployment(inst)["spec"]["template"]["spec"]
+    pod = children.workload(inst)["spec"]["template"]["spec"]
     container = pod["containers"][0]
     argv = localpod.container_argv(container)
     return pod, [*localpod.run_as(pod, container), memcached, *argv[1:]]
@@ -158,3 +158,24 @@ def test_the_largest_connection_limit_starts(run_pod):
     port = free_port()
     run_pod({"port": port, "maxConnections": most})
     assert int(stats(port)["max_connections"]) == most
+
+
+@pytest.fixture(scope="session")
+def memcached_exporter() -> Iterator[str]:
+    with localpod.exporter_program("memcached_exporter") as program:
+        yield str(program)
+
+
+def test_the_metrics_sidecar_scrapes_the_pods_memcached(run_pod, memcached_exporter):
+    """The sidecar's command line as the pod has it, as the pod's user, against the
+    pod's memcached: what a ServiceMonitor's scrape of the metrics port gets."""
+    port, metrics = free_port(), free_port()
+    spec = {"port": port, "memoryLimitMB": 96, "metrics": {"enabled": True, "port": metrics}}
+    pod, _ = run_pod(spec)
+    sidecar = next(c for c in pod["containers"] if c["name"] == "metrics")
+    argv = [*localpod.run_as(pod, sidecar), memcached_exporter, *localpod.container_argv(sidecar)]
+    with localpod.started(argv, lambda: tcp_probe(sidecar, "livenessProbe")):
+        series = localpod.scrape(f"http://127.0.0.1:{metrics}/metrics")
+    assert series["memcached_up"] == 1
+    assert series["memcached_limit_bytes"] == 96 * 1024 * 1024
+    assert series["memcached_max_connections"] == 1024

@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from minop.kit import localpod
+from minop.kit import localpod, sandbox
+from minop.kit import workloads as wl
+from minop_nginx import paths
 
 log = logging.getLogger("minop.plugin.nginx")
 
@@ -30,25 +32,49 @@ CONF = "/etc/nginx/nginx.conf"  # key nginx.conf of our ConfigMap (a subPath mou
 CONF_DIR = "/etc/nginx/minop"  # our ConfigMap: server.conf
 USER_DIR = "/etc/nginx/user"  # the user's configMapRef
 TLS_DIR = "/etc/nginx/tls"  # the TLS Secret
+CERTS_DIR = "/etc/nginx/certs"  # spec.certificates: <secretName>/tls.crt, tls.key
+EXTRA_DIR = "/etc/nginx/extra"  # spec.extraVolumes: <name>/<key>
 CONTENT_DIR = "/usr/share/nginx/html"  # spec.content, the default server's root
 # Volumes of the pod.
 CONFIG_VOLUME, USER_VOLUME, TLS_VOLUME, CONTENT_VOLUME = "config", "user-config", "tls", "content"
+CERT_VOLUME, EXTRA_VOLUME = "cert-", "extra-"  # prefixes: cert-<index>, extra-<name>
 DEFAULT_PORT = 8080
 DEFAULT_HEALTH = "/healthz"
+DEFAULT_STATUS_PORT = 8081
+DEFAULT_CONNECTIONS = 1024
+DEFAULT_SHUTDOWN = 30  # seconds a graceful stop waits for open requests (worker_shutdown_timeout)
+DEFAULT_DRAIN = 10
+LIVENESS_PATH = "/livez"  # on the status port
+STUB_STATUS = "/stub_status"  # on the status port, from the pod itself only
+PID = "/tmp/nginx.pid"
+CHECK_TIMEOUT = 10  # seconds: nginx -t reads local files only, it never waits on a network
 TEMP_PATHS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
+def worker_processes(spec: Mapping[str, Any]) -> str:
+    """``workerProcesses``, else one per CPU of the pod's limit (else request); `auto`
+    (the node's CPUs) only for a pod without either."""
+    n = spec.get("workerProcesses") or wl.cpu_count(spec)
+    return str(n) if n else "auto"
+
+
 def main_conf(spec: Mapping[str, Any]) -> str:
-    """nginx.conf for a read-only root: pid and temp files under /tmp, logs to stdio."""
+    """nginx.conf for a read-only root: pid and temp files under /tmp, logs to stdio,
+    and a status server on its own port (liveness, stub_status) that no user block
+    touches: an upstream outage behind the user's health path never restarts pods."""
     include = f"{USER_DIR}/*.conf" if spec.get("configMapRef") else f"{CONF_DIR}/server.conf"
     temp = "\n".join(f"    {k}_temp_path /tmp/{k}_temp;" for k in TEMP_PATHS)
-    return f"""worker_processes auto;
-pid /tmp/nginx.pid;
+    # first: load_module must precede every block
+    main = _snippet(spec.get("mainSnippet"), "")
+    events = _snippet(spec.get("eventsSnippet"), "    ")
+    return f"""{main}worker_processes {worker_processes(spec)};
+worker_shutdown_timeout {int(spec.get("shutdownTimeoutSeconds", DEFAULT_SHUTDOWN))}s;
+pid {PID};
 error_log stderr warn;
 
 events {{
-    worker_connections 1024;
-}}
+    worker_connections {int(spec.get("workerConnections", DEFAULT_CONNECTIONS))};
+{events}}}
 
 http {{
     include mime.types;
@@ -57,27 +83,64 @@ http {{
     sendfile on;
     server_tokens off;
 {temp}
-    include {include};
+    server {{
+        listen {status_port(spec)};
+        access_log off;
+        location = {LIVENESS_PATH} {{
+            default_type text/plain;
+            return 200 "ok\\n";
+        }}
+        location = {STUB_STATUS} {{
+            stub_status;
+            allow 127.0.0.1;
+            deny all;
+        }}
+        location / {{
+            return 404;
+        }}
+    }}
+{redirect_conf(spec)}    include {include};
 }}
 """
 
 
+def _snippet(text: str | None, indent: str) -> str:
+    if not text:
+        return ""
+    return "".join(f"{indent}{line}\n" for line in str(text).rstrip().splitlines())
+
+
+def status_port(spec: Mapping[str, Any]) -> int:
+    return int(spec.get("statusPort", DEFAULT_STATUS_PORT))
+
+
 def server_conf(spec: Mapping[str, Any]) -> str:
-    """The user's server block, or a default one answering the health path."""
+    """The user's server blocks, or the default one answering the health path (over
+    TLS: one more per certificate, for its names)."""
     if spec.get("config"):
         return str(spec["config"]).rstrip() + "\n"
+    if not spec.get("tls"):
+        return _server(spec, "")
+    blocks = [_server(spec, _certificate(TLS_DIR))]
+    for cert in spec.get("certificates") or []:
+        names = " ".join(cert["serverNames"])
+        tls = _certificate(f"{CERTS_DIR}/{cert['secretName']}")
+        blocks.append(_server(spec, f"    server_name {names};\n{tls}"))
+    return "\n".join(blocks)
+
+
+def _certificate(directory: str) -> str:
+    return (
+        f"    ssl_certificate {directory}/tls.crt;\n    ssl_certificate_key {directory}/tls.key;\n"
+    )
+
+
+def _server(spec: Mapping[str, Any], tls: str) -> str:
     port = int(spec.get("port", DEFAULT_PORT))
-    listen = f"listen {port};"
-    if spec.get("tls"):
-        listen = (
-            f"listen {port} ssl;\n"
-            f"    ssl_certificate {TLS_DIR}/tls.crt;\n"
-            f"    ssl_certificate_key {TLS_DIR}/tls.key;"
-        )
     health = spec.get("healthcheckPath", DEFAULT_HEALTH)
     return f"""server {{
-    {listen}
-    location = {health} {{
+    listen {port}{" ssl" if tls else ""};
+{tls}    location = {health} {{
         access_log off;
         default_type text/plain;
         return 200 "ok\\n";
@@ -87,6 +150,21 @@ def server_conf(spec: Mapping[str, Any]) -> str:
         index index.html;
     }}
 }}
+"""
+
+
+def redirect_conf(spec: Mapping[str, Any]) -> str:
+    """A plain-HTTP server redirecting every request to HTTPS on the Service's port."""
+    if not spec.get("httpRedirectPort"):
+        return ""
+    https = int((spec.get("service") or {}).get("port") or 443)
+    host = "$host" if https == 443 else f"$host:{https}"
+    return f"""    server {{
+        listen {int(spec["httpRedirectPort"])} default_server;
+        location / {{
+            return 301 https://{host}$request_uri;
+        }}
+    }}
 """
 
 
@@ -125,14 +203,21 @@ def first_error(output: str) -> str:
 
 
 def check(pod: Mapping[str, Any], data: Mapping[str, str]) -> None:
-    """Run ``nginx -t`` on the pod's own command line, with ``data`` (our ConfigMap)
-    where the pod mounts it, as the pod's user when the operator runs as root.
+    """Judge ``data`` (our ConfigMap) as the pod's nginx would, in two steps.
 
-    Raises InvalidConfig with nginx's own message for what any nginx refuses alike;
-    anything in ``NOT_DECIDABLE``, or about a file of the TLS Secret (the operator
-    holds stand-ins, never its data), is left to the pod's own check. Skipped, with
-    one warning, where nginx is not installed. Cached by content.
+    First every file it names must be one of the pod's (``paths.check``): a tenant's
+    configuration never makes the operator open its own files. Then ``nginx -t`` on the
+    pod's own command line, with the files where the pod mounts them, as the pod's user
+    when the operator runs as root, confined by the kernel (``minop.kit.sandbox``: no
+    file outside that copy and the system's libraries, no network, so no DNS, a time
+    bound); not run at all where the kernel cannot confine it.
+
+    Raises paths.ForbiddenPath, or InvalidConfig with nginx's own message for what any nginx
+    refuses alike; anything in ``NOT_DECIDABLE``, or about a file of the TLS Secret (the
+    operator holds stand-ins, never its data), is left to the pod's own check. Nothing
+    of the configuration is logged. Cached by content.
     """
+    paths.check(data, pod["containers"][0].get("volumeMounts") or [])
     _check(json.dumps({"pod": pod, "data": data}, sort_keys=True))
 
 
@@ -146,39 +231,47 @@ def _check(blob: str) -> None:
     if binary is None:
         _warn_once("nginx is not installed where the operator runs: configurations are not")
         return
-    container = pod["containers"][0]
+    if not sandbox.available():
+        _warn_once(
+            "the kernel cannot confine nginx here (Landlock, seccomp): configurations are not"
+        )
+        return
+    # the pod's own check (its init container): nginx -t with the server's mounts and user
+    [container] = pod["initContainers"]
     volumes = {CONFIG_VOLUME: data}
     if any(v["name"] == TLS_VOLUME for v in pod.get("volumes") or []):
         try:  # the Secret's data never reaches the operator: throwaway files stand in
             volumes[TLS_VOLUME] = tls_stand_ins(data)
+            for v in pod.get("volumes") or []:
+                if v["name"].startswith(CERT_VOLUME):
+                    volumes[v["name"]] = dummy_tls()
         except (OSError, subprocess.SubprocessError):
             _warn_once("openssl failed or is missing: TLS configurations are not")
             return
     with tempfile.TemporaryDirectory(prefix="minop-nginx-") as tmp:
-        paths = localpod.stage_mounts(pod, container, Path(tmp), volumes)
-        conf_dir = Path(localpod.relocate(CONF, paths)).parent
+        staged = localpod.stage_mounts(pod, container, Path(tmp), volumes)
+        conf_dir = Path(localpod.relocate(CONF, staged)).parent
         image_files(conf_dir)
-        argv = localpod.container_argv(container, paths)
+        argv = localpod.container_argv(container, staged)
         as_pod = os.geteuid() == 0 and shutil.which("setpriv")
         cmd = [*(localpod.run_as(pod, container) if as_pod else []), binary, *argv[1:]]
         try:
-            r = subprocess.run(
-                [*cmd, "-t", "-q", "-p", f"{tmp}/"],
-                stdout=subprocess.DEVNULL,  # `access_log /dev/stdout` reopens it
-                stderr=subprocess.PIPE,
-                text=True,
-                timeout=30,
+            r = sandbox.run(
+                [*cmd, "-p", f"{tmp}/"],
+                read=[tmp, str(Path(binary).resolve().parent), "/etc/nginx"],
+                write=[tmp, "/dev/null"],  # access_log /dev/stdout is our stdout: /dev/null
+                timeout=CHECK_TIMEOUT,
             )
-        except subprocess.TimeoutExpired:  # e.g. slow DNS for an upstream: do not block
-            log.warning("nginx -t timed out; configuration not checked")
+        except subprocess.TimeoutExpired:
+            log.warning("nginx -t took over %s s; configuration not checked", CHECK_TIMEOUT)
             return
-        back = {v: k for k, v in paths.items()} | {str(conf_dir): str(Path(CONF).parent)}
+        back = {v: k for k, v in staged.items()} | {str(conf_dir): str(Path(CONF).parent)}
         message = localpod.relocate(r.stderr.strip(), back)
     if r.returncode == 0:
         return
     first = first_error(message) or f"nginx -t exited {r.returncode}"
-    if NOT_DECIDABLE.search(first) or f"{TLS_DIR}/" in first:
-        log.info("nginx -t here cannot judge it; the pod's nginx will: %s", first)
+    if NOT_DECIDABLE.search(first) or any(f"{d}/" in first for d in (TLS_DIR, EXTRA_DIR)):
+        log.info("nginx -t here cannot judge a configuration; the pod's own check will")
         return
     raise InvalidConfig(first)
 

@@ -13,30 +13,38 @@ from typing import Any
 
 import minop
 from minop import content_hash, kinds
+from minop.kit import monitoring
 from minop.kit import workloads as wl
-from minop_nginx import children, config
-from minop_nginx.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
+from minop_nginx import children, config, paths
+from minop_nginx.crd import (
+    DEFAULT_EXPORTER_IMAGE,
+    DEFAULT_IMAGE,
+    DEFAULT_METRICS_PORT,
+    DEFINITION,
+    EXAMPLE,
+    KIND,
+)
 
 IMAGE_ENV = "NGINX_IMAGE"
-# Objects the pods read that the user owns: (spec field path, key, kind).
+EXPORTER_IMAGE_ENV = "NGINX_EXPORTER_IMAGE"
+# Objects the pods read that the user owns: (spec field path, key, kind); a list
+# field (certificates, extraVolumes) names one per item.
 REFERENCES = (
     ("configMapRef", "name", kinds.CONFIGMAP),
     ("tls", "secretName", kinds.SECRET),
     ("content.configMapRef", "name", kinds.CONFIGMAP),
+    ("certificates", "secretName", kinds.SECRET),
+    ("extraVolumes.configMap", "name", kinds.CONFIGMAP),
+    ("extraVolumes.secret", "secretName", kinds.SECRET),
 )
 
 
 def _referenced(body: Mapping[str, Any], field: str, key: str) -> list[str]:
-    ref: Any = body.get("spec") or {}
+    refs: list[Any] = [body.get("spec") or {}]
     for part in field.split("."):
-        ref = ref.get(part) or {}
-    return [ref[key]] if ref.get(key) else []
-
-
-def _referenced_of_kind(body: Mapping[str, Any], kind: minop.Kind) -> list[str]:
-    return [
-        name for field, key, k in REFERENCES if k == kind for name in _referenced(body, field, key)
-    ]
+        found = [r.get(part) for r in refs if isinstance(r, Mapping)]
+        refs = [x for f in found for x in (f if isinstance(f, list) else [f]) if x]
+    return [r[key] for r in refs if r.get(key)]
 
 
 @minop.hookimpl
@@ -47,16 +55,22 @@ def minop_resources() -> list[minop.Resource]:
             crd=DEFINITION,
             children=(kinds.DEPLOYMENT, kinds.SERVICE, kinds.CONFIGMAP, kinds.PDB),
             observes=(kinds.POD,),
-            # one Related per kind, naming all its references: the core tracks a kind's
-            # names per Related, so a second one of the kind would replace the first's
             related=tuple(
-                minop.Related(kind, functools.partial(_referenced_of_kind, kind=kind))
-                for kind in dict.fromkeys(kind for _, _, kind in REFERENCES)
+                minop.Related(kind, functools.partial(_referenced, field=field, key=key))
+                for field, key, kind in REFERENCES
             ),
-            images={"nginx": wl.operand_image({}, IMAGE_ENV, DEFAULT_IMAGE)},
+            images={
+                "nginx": wl.operand_image({}, IMAGE_ENV, DEFAULT_IMAGE),
+                "nginx-exporter": _exporter_image(),
+            },
             examples=(EXAMPLE,),
+            extra_rules=(monitoring.SERVICE_MONITOR_RULE,),
         )
     ]
+
+
+def _exporter_image() -> str:
+    return wl.operand_image({}, EXPORTER_IMAGE_ENV, DEFAULT_EXPORTER_IMAGE)
 
 
 def _inputs_hash(ctx: minop.Context, data: Mapping[str, str], image: str) -> str:
@@ -71,7 +85,7 @@ def _inputs_hash(ctx: minop.Context, data: Mapping[str, str], image: str) -> str
                 raise minop.PermanentError(
                     f"spec.{field}.{key}: {kind.kind} {name!r} not found in {ctx.namespace}"
                 )
-            parts[field] = found
+            parts[f"{field}/{name}"] = found
     return content_hash(parts)
 
 
@@ -81,7 +95,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     image = wl.operand_image(spec, IMAGE_ENV, DEFAULT_IMAGE)
     digest = _inputs_hash(ctx, data, image)
     inst = wl.Instance.of(ctx, image)
-    deployment = children.deployment(inst, data, digest)
+    deployment = children.deployment(inst, data, digest, _exporter_image())
     field = (
         "spec.config"
         if spec.get("config")
@@ -89,16 +103,23 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
         if spec.get("configMapRef")
         else "generated configuration"
     )
+    # nothing is applied on a refusal: the running pods keep the last good configuration
+    pod = deployment["spec"]["template"]["spec"]
+    try:
+        paths.check(data, pod["containers"][0]["volumeMounts"])
+    except paths.ForbiddenPath as e:
+        where = field if e.file == "server.conf" else "spec.mainSnippet/eventsSnippet"
+        raise minop.PermanentError(f"{where}: {e}") from None
     if not spec.get("configMapRef"):  # its data never reaches the operator: the pods judge it
         try:
-            config.check(deployment["spec"]["template"]["spec"], data)
+            config.check(pod, data)
         except config.InvalidConfig as e:
-            # nothing is applied: the running pods keep the last good configuration
             raise minop.PermanentError(f"{field}: nginx -t failed: {e}") from None
     configmap = children.configmap(ctx.name, data)
     ctx.apply(configmap)
     ctx.apply(deployment)
     ctx.apply(children.service(inst))
+    monitoring.sync(ctx, inst, DEFAULT_METRICS_PORT)
     replicas = int(spec.get("replicas", 1))
     wl.sync_pdb(ctx, replicas)
     ready, names = wl.report_deployment(ctx, replicas)

@@ -14,24 +14,31 @@ emptyDirs are empty directories owned by the pod's user. The files the image
 ships beside nginx.conf (mime.types, ...) come from the build's own /etc/nginx.
 """
 
+import contextlib
+import functools
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from minop_nginx import children, config
 
 from minop.kit import localpod
 from minop.kit import workloads as wl
-from minop.kit.testing import free_port
+from minop.kit.testing import free_port, wait_for
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="needs nginx (make unit)")
@@ -121,8 +128,11 @@ def pod_check(spec: dict, nginx: Nginx = BOOKWORM) -> tuple[int, str]:
                    "ssl_certificate_key /etc/nginx/tls/tls.key; "
                    "ssl_client_certificate /etc/nginx/tls/ca.crt; ssl_verify_client on; }",
          "tls": {"secretName": "x"}, "port": 8443},
+        # the main and events contexts, worker_processes from the CPU limit
+        {"workerConnections": 4096, "mainSnippet": "worker_rlimit_nofile 8192;\nenv TZ;",
+         "eventsSnippet": "multi_accept on;", "resources": {"limits": {"cpu": "1500m"}}},
     ],
-    ids=["default", "tls", "relative-include", "unresolvable-upstream", "mtls"],
+    ids=["default", "tls", "relative-include", "unresolvable-upstream", "mtls", "contexts"],
 )  # fmt: skip
 def test_valid_configurations_pass_nginx_t(spec, nginx):
     check(spec)
@@ -183,35 +193,56 @@ def test_invalid_configuration_fails_with_nginx_own_message_in_pod_paths(spec, m
     assert code != 0 and pod_message == str(e.value)
 
 
+class Served(NamedTuple):
+    container: dict
+    pid: int  # the master's (with pid1: unshare's)
+    pod: dict
+    paths: dict[str, str]  # mount path -> local path (localpod.stage_mounts)
+    proc: subprocess.Popen
+
+
 @pytest.fixture
 def serve():
-    """Start the pod's nginx for a spec; returns (container, master pid). Stopped after."""
+    """Start the pod's nginx for a spec, wait until ``probe`` passes. Stopped after."""
     started: list[tuple[subprocess.Popen, Path]] = []
 
-    def run(spec: dict, nginx: Nginx = BOOKWORM) -> tuple[dict, int]:
+    def run(
+        spec: dict,
+        nginx: Nginx = BOOKWORM,
+        probe: str = "readinessProbe",
+        volumes: dict[str, dict[str, str]] | None = None,
+        pid1: bool = False,
+    ) -> Served:
+        spec = {"statusPort": free_port(), **spec}
         if os.geteuid() != 0 or not shutil.which("setpriv"):
             pytest.skip("running as the pod's user needs root and setpriv")
         pod = pod_of(spec)
         c = pod["containers"][0]
         root = Path(tempfile.mkdtemp(prefix="minop-nginx-test-"))  # pytest's are 0700
-        volumes = {config.CONFIG_VOLUME: config.files(spec), config.TLS_VOLUME: config.dummy_tls()}
-        paths = localpod.stage_mounts(pod, c, root, volumes)
+        files = {config.CONFIG_VOLUME: config.files(spec), config.TLS_VOLUME: config.dummy_tls()}
+        paths = localpod.stage_mounts(pod, c, root, {**files, **(volumes or {})})
         config.image_files(Path(localpod.relocate(config.CONF, paths)).parent, nginx.etc)
         # The runtime gives the process stdio it may reopen (access_log /dev/stdout).
         out = root / "stdout"
         out.touch()
         os.chown(out, pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"])
-        argv = [*localpod.run_as(pod, c), nginx.binary, *localpod.container_argv(c, paths)[1:]]
+        command = localpod.container_argv(c, paths)
+        assert command[:5] == ["/bin/sh", "-c", command[2], "nginx", "nginx"]  # the stop shell
+        if pid1:  # the whole command as pid 1 of its own pid namespace, as in the pod
+            ours = [nginx.binary if arg == "nginx" else arg for arg in command]
+            argv = ["unshare", "--pid", "--fork", "--mount-proc", *localpod.run_as(pod, c), *ours]
+        else:  # nginx alone: setpriv execs it, so the process is the master
+            argv = [*localpod.run_as(pod, c), nginx.binary, *command[5:]]
         with out.open("w") as stdout:
             proc = subprocess.Popen(
                 argv, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
             )
         started.append((proc, root))
         deadline = time.monotonic() + 10
-        while True:  # until the readiness probe passes
+        while True:  # until the probe passes
             try:
-                assert http_probe(c, "readinessProbe") == (200, b"ok\n")
-                return c, proc.pid  # setpriv execs nginx: this is the master
+                assert http_probe(c, probe) == (200, b"ok\n")
+                return Served(c, proc.pid, pod, paths, proc)
             except OSError:
                 if proc.poll() is not None:
                     pytest.fail(f"nginx exited {proc.returncode}: {out.read_text()}")
@@ -220,7 +251,8 @@ def serve():
 
     yield run
     for proc, root in started:
-        os.killpg(proc.pid, signal.SIGTERM)  # the master and its workers
+        with contextlib.suppress(ProcessLookupError):  # gone already after a graceful stop
+            os.killpg(proc.pid, signal.SIGTERM)  # the master and its workers
         try:
             proc.wait(5)
         except subprocess.TimeoutExpired:
@@ -251,14 +283,81 @@ def uids(pid: int) -> set[str]:
 
 
 def test_default_pod_serves_its_health_path_as_the_pod_user(serve):
-    c, master = serve({"port": free_port(), "healthcheckPath": "/ready"})
+    c, master, *_ = serve({"port": free_port(), "healthcheckPath": "/ready"})
     assert c["readinessProbe"]["httpGet"]["path"] == "/ready"
     assert http_probe(c, "livenessProbe") == (200, b"ok\n")
     assert uids(master) == {str(children.UID)}
 
 
+def test_liveness_holds_while_a_proxied_health_path_fails(serve):
+    """An upstream outage takes pods out of the Service, never restarts them."""
+    port, dead = free_port(), free_port()
+    block = f"server {{ listen {port}; location / {{ proxy_pass http://127.0.0.1:{dead}; }} }}"
+    c, *_ = serve({"port": port, "config": block}, probe="livenessProbe")
+    with pytest.raises(urllib.error.HTTPError) as e:
+        http_probe(c, "readinessProbe")
+    assert e.value.code == 502
+
+
+@pytest.mark.skipif(not shutil.which("unshare"), reason="needs unshare (util-linux)")
+def test_the_kubelets_stop_lets_the_requests_in_flight_finish(serve):
+    """After the preStop drain the kubelet sends SIGTERM to the container's pid 1: the
+    shell in front turns it into SIGQUIT, so nginx stops accepting but finishes what it
+    serves (SIGTERM itself is nginx's fast stop, which cuts the request off), and the
+    container exits 0."""
+    arrived, release = threading.Event(), threading.Event()
+
+    class Slow(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            arrived.set()
+            release.wait(30)
+            self.send_response(200)
+            self.send_header("Content-Length", "4")
+            self.end_headers()
+            self.wfile.write(b"done")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    port = free_port()
+    block = (
+        f"server {{ listen {port};\n"
+        '  location = /healthz { default_type text/plain; return 200 "ok\\n"; }\n'
+        f"  location / {{ proxy_pass http://127.0.0.1:{upstream.server_address[1]}; }} }}"
+    )
+    s = serve({"port": port, "config": block}, pid1=True)
+    answers: list[tuple[int, bytes]] = []
+
+    def fetch() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/slow", timeout=30) as r:
+            answers.append((r.status, r.read()))
+
+    client = threading.Thread(target=fetch)
+    client.start()
+    try:
+        assert arrived.wait(10), "the request never reached the upstream"
+        os.kill(localpod.pid1(s.proc), signal.SIGTERM)
+        wait_for(lambda: refused(port), 10, "nginx to stop accepting")  # it is stopping
+    finally:
+        release.set()
+        client.join(30)
+        upstream.shutdown()
+    assert answers == [(200, b"done")]
+    assert s.proc.wait(timeout=10) == 0
+
+
+def refused(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
 def test_tls_pod_serves_its_health_path_over_https(serve):
-    c, _ = serve({"port": free_port(), "tls": {"secretName": "cert"}})
+    c, *_ = serve({"port": free_port(), "tls": {"secretName": "cert"}})
     assert c["readinessProbe"]["httpGet"]["scheme"] == "HTTPS"
     assert http_probe(c, "livenessProbe") == (200, b"ok\n")
 
@@ -270,7 +369,7 @@ def test_user_server_block_is_served(serve):
         '  location = /healthz { default_type text/plain; return 200 "ok\\n"; }\n'
         "  location / { return 404; } }"
     )
-    c, _ = serve({"port": port, "config": block})
+    c, *_ = serve({"port": port, "config": block})
     check({"port": port, "config": block})
     assert http_probe(c, "livenessProbe") == (200, b"ok\n")
 
@@ -278,7 +377,7 @@ def test_user_server_block_is_served(serve):
 def test_http2_pod_on_trixie_serves_http2_and_its_http1_probes(serve, trixie):
     port = free_port()
     spec = {"port": port, "config": HTTP2.replace("PORT", str(port))}
-    c, _ = serve(spec, trixie)
+    c, *_ = serve(spec, trixie)
     assert http_probe(c, "livenessProbe") == (200, b"ok\n")  # the kubelet speaks HTTP/1.1
     out = subprocess.run(
         ["curl", "-sS", "--http2-prior-knowledge", "-w", "%{http_version} %{http_code}",
@@ -286,3 +385,26 @@ def test_http2_pod_on_trixie_serves_http2_and_its_http1_probes(serve, trixie):
         capture_output=True, text=True, timeout=10,
     )  # fmt: skip
     assert out.stdout == "2 200", out
+
+
+@pytest.fixture(scope="session")
+def nginx_exporter() -> Iterator[str]:
+    with localpod.exporter_program("nginx-prometheus-exporter") as program:
+        yield str(program)
+
+
+def test_the_metrics_sidecar_scrapes_stub_status_from_inside_the_pod(serve, nginx_exporter):
+    """The sidecar's command line as the pod has it, as the pod's user: it reads the
+    status server's stub_status (which answers the pod only) and counts a request."""
+    metrics = free_port()
+    s = serve({"port": free_port(), "metrics": {"enabled": True, "port": metrics}})
+    assert http_probe(s.container, "readinessProbe") == (200, b"ok\n")
+    sidecar = next(c for c in s.pod["containers"] if c["name"] == "metrics")
+    argv = [*localpod.run_as(s.pod, sidecar), nginx_exporter, *localpod.container_argv(sidecar)]
+    port = next(p["containerPort"] for p in sidecar["ports"] if p["name"] == "metrics")
+    ready = functools.partial(socket.create_connection, ("127.0.0.1", port), 1)
+    with localpod.started(argv, lambda: ready().close()):
+        series = localpod.scrape(f"http://127.0.0.1:{metrics}/metrics")
+    assert series["nginx_up"] == 1
+    assert series["nginx_connections_accepted"] >= 2  # the probe's and the exporter's
+    assert series["nginx_http_requests_total"] >= 1

@@ -42,7 +42,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from minop import content_hash
+from minop import data_hash
 
 # Annotations of <name>-auth: what a reconcile needs without reading the data.
 DIGEST = "minop.dev/auth-hash"  # also on the pod template
@@ -124,7 +124,7 @@ def secret(name: str, state: State) -> dict[str, Any]:
                 DIGEST: state.digest(),
                 SOURCE: state.source,
                 PREVIOUS: str(len(state.previous)),
-                DATA_HASH: content_hash({"data": data}),
+                DATA_HASH: data_hash({"data": data}),
             },
         },
         "type": "Opaque",

@@ -19,7 +19,7 @@ from minop_redis.crd import SENTINEL_RESOURCES
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
 PORT = 6379
-CONFIG_DIR = "/etc/redis"  # the ConfigMap: redis.conf (shared part), init.sh, handover.sh
+CONFIG_DIR = "/etc/redis"  # the ConfigMap: redis.conf (shared part), the scripts
 AUTH_DIR = "/etc/redis-auth"  # the operator's <name>-auth Secret
 RUN_DIR = "/run/redis"  # in-memory emptyDir: this pod's complete redis.conf
 DATA_DIR = "/data"  # the PersistentVolumeClaim data-<name>-<ordinal>
@@ -51,6 +51,10 @@ class Instance(wl.Instance):
     def quorum(self) -> int:
         """Sentinels that must agree the primary is down: a majority by default."""
         return int((self.sentinel or {}).get("quorum") or self.replicas // 2 + 1)
+
+    @property
+    def down_after_ms(self) -> int:
+        return int((self.sentinel or {}).get("downAfterMilliseconds", 5000))
 
     @property
     def failover_timeout_ms(self) -> int:
@@ -92,11 +96,11 @@ def redis_conf(inst: Instance) -> str:
         "replica-read-only yes",
         f"maxmemory-policy {spec.get('maxMemoryPolicy', 'noeviction')}",
     ]
-    if spec.get("minReplicasToWrite"):
+    if min_replicas_to_write(inst):
         # a primary cut off from its replicas stops taking writes: bounds what a
         # failover can lose, and a stale primary cannot take writes for long
-        lines.append(f"min-replicas-to-write {int(spec['minReplicasToWrite'])}")
-        lines.append(f"min-replicas-max-lag {int(spec.get('minReplicasMaxLag', 10))}")
+        lines.append(f"min-replicas-to-write {min_replicas_to_write(inst)}")
+        lines.append(f"min-replicas-max-lag {min_replicas_max_lag(inst)}")
     if spec.get("maxMemory") is not None:
         lines.append(f"maxmemory {wl.quantity_value(spec['maxMemory'])}")
     if "save" in persistence:
@@ -107,10 +111,29 @@ def redis_conf(inst: Instance) -> str:
     return "\n".join(lines) + "\n"
 
 
+def min_replicas_to_write(inst: Instance) -> int:
+    """spec.minReplicasToWrite; by default 1 where there are replicas."""
+    wanted = inst.spec.get("minReplicasToWrite")
+    return int(wanted) if wanted is not None else int(inst.replicas > 1)
+
+
+def min_replicas_max_lag(inst: Instance) -> int:
+    """spec.minReplicasMaxLag; by default, with failover, a third of downAfterMilliseconds
+    (1 to 10 s): a primary cut off from its replicas counts none as good, and so refuses
+    writes, before the Sentinels can promote another: never two primaries taking
+    writes. Without failover there is no second primary: 10 s (Redis' default)."""
+    if inst.spec.get("minReplicasMaxLag") is not None:
+        return int(inst.spec["minReplicasMaxLag"])
+    if inst.sentinel is None:
+        return 10
+    return min(10, max(1, inst.down_after_ms // 3000))
+
+
 def configmap(inst: Instance) -> dict[str, Any]:
     data = {"redis.conf": redis_conf(inst), "init.sh": scripts.INIT}
     if inst.sentinel:
         data["handover.sh"] = scripts.HANDOVER
+        data["record.sh"] = scripts.RECORD
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -119,8 +142,9 @@ def configmap(inst: Instance) -> dict[str, Any]:
     }
 
 
-def init_env(inst: Instance) -> list[dict[str, Any]]:
-    """What init.sh reads (the real-program tests swap these values only)."""
+def init_env(inst: Instance, policy: str) -> list[dict[str, Any]]:
+    """What init.sh reads (the real-program tests swap these values only); ``policy``:
+    the StatefulSet's podManagementPolicy."""
     return [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "REDIS_BIND", "value": "* -::*"},
@@ -132,11 +156,11 @@ def init_env(inst: Instance) -> list[dict[str, Any]]:
         {"name": "REDIS_RUN_DIR", "value": RUN_DIR},
         {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
         *tls.env(inst.spec),
-        *sentinel_env(inst),
+        *sentinel_env(inst, policy),
     ]
 
 
-def sentinel_env(inst: Instance) -> list[dict[str, Any]]:
+def sentinel_env(inst: Instance, policy: str) -> list[dict[str, Any]]:
     sentinel = inst.sentinel
     if sentinel is None:
         return []
@@ -145,11 +169,12 @@ def sentinel_env(inst: Instance) -> list[dict[str, Any]]:
         "REDIS_SENTINEL_PORT": SENTINEL_PORT,
         "REDIS_SENTINEL_PEERS": peers,
         "REDIS_SENTINEL_QUORUM": inst.quorum,
-        "REDIS_SENTINEL_DOWN_AFTER_MS": sentinel.get("downAfterMilliseconds", 5000),
+        "REDIS_SENTINEL_DOWN_AFTER_MS": inst.down_after_ms,
         "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": inst.failover_timeout_ms,
         "REDIS_MASTER_NAME": inst.name,
         # this pod's stable DNS name ($(POD_NAME): the kubelet expands it)
         "REDIS_ANNOUNCE_HOST": f"$(POD_NAME).{inst.headless}.{inst.namespace}.svc",
+        "REDIS_POD_MANAGEMENT": policy,
     }
     return [{"name": k, "value": str(v)} for k, v in values.items()]
 
@@ -161,9 +186,12 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
         "image": inst.image,
         "command": ["sh", "-c", scripts.SENTINEL, f"{RUN_DIR}/sentinel.conf"],
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT, "protocol": "TCP"}],
+        # record.sh's (the Sentinel runs it with its own environment)
         "env": [
             {"name": "REDIS_SENTINEL_PORT", "value": str(SENTINEL_PORT)},
             {"name": "REDIS_AUTH_DIR", "value": AUTH_DIR},
+            {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
+            {"name": "REDIS_MASTER_NAME", "value": inst.name},
             *tls.env(inst.spec),
         ],
         "readinessProbe": probe,
@@ -171,6 +199,9 @@ def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, An
         "volumeMounts": [
             {"name": "run", "mountPath": RUN_DIR},
             {"name": "auth", "mountPath": AUTH_DIR, "readOnly": True},
+            # record.sh, and the data volume it records the primary on
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "data", "mountPath": DATA_DIR},
             *tls.mounts(inst.spec),
         ],
         "securityContext": security,
@@ -206,6 +237,14 @@ def startup_failures(claim_size: str) -> int:
     return math.ceil((300 + 120 * gib) / STARTUP_PERIOD)
 
 
+def pod_management(inst: Instance) -> str:
+    """spec.podManagementPolicy; by default Parallel with failover: a cold start
+    follows the pods' records only when they start together (init.sh)."""
+    return str(
+        inst.spec.get("podManagementPolicy") or ("Parallel" if inst.sentinel else "OrderedReady")
+    )
+
+
 def update_strategy(spec: Mapping[str, Any]) -> dict[str, Any]:
     strategy = spec.get("updateStrategy") or {}
     if strategy.get("type") == "OnDelete":
@@ -235,10 +274,13 @@ def statefulset(
     claim_size: str,
     storage_class: str | None,
     tls_hash: str | None = None,
+    policy: str | None = None,
 ) -> dict[str, Any]:
     """The StatefulSet. The hashes are pod-template annotations: a change of the
-    config, the passwords or the TLS Secret makes a new revision, which rolls the pods."""
+    config, the passwords or the TLS Secret makes a new revision, which rolls the pods.
+    ``policy``: the live StatefulSet's podManagementPolicy (immutable), if any."""
     spec = inst.spec
+    policy = policy or pod_management(inst)
     retention = spec.get("pvcRetention") or {}
     resources = wl.canonical_resources(spec["resources"]) if spec.get("resources") else None
     security = wl.restricted_container_security()
@@ -250,8 +292,8 @@ def statefulset(
         "name": "config",
         "image": inst.image,
         "command": ["sh", f"{CONFIG_DIR}/init.sh"],
-        "env": init_env(inst),
-        "volumeMounts": [config, auth, run, *tls.mounts(spec)],
+        "env": init_env(inst, policy),
+        "volumeMounts": [config, auth, run, data, *tls.mounts(spec)],
         "securityContext": security,
     }
     container: dict[str, Any] = {
@@ -259,8 +301,8 @@ def statefulset(
         "image": inst.image,
         "command": ["sh", "-c", scripts.START, f"{CONFIG_DIR}/init.sh", f"{RUN_DIR}/redis.conf"],
         "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
-        "env": init_env(inst),
-        "startupProbe": _probe(scripts.READY, STARTUP_PERIOD, startup_failures(claim_size)),
+        "env": init_env(inst, policy),
+        "startupProbe": _probe(scripts.STARTED, STARTUP_PERIOD, startup_failures(claim_size)),
         "readinessProbe": _probe(scripts.READY, 5, 2),
         "livenessProbe": _probe(scripts.ALIVE, 10, 6),
         "volumeMounts": [data, run, auth, config, *tls.mounts(spec)],
@@ -287,7 +329,7 @@ def statefulset(
         "spec": {
             "replicas": inst.replicas,
             "serviceName": inst.headless,
-            "podManagementPolicy": spec.get("podManagementPolicy", "OrderedReady"),
+            "podManagementPolicy": policy,
             "updateStrategy": update_strategy(spec),
             "revisionHistoryLimit": int(spec.get("revisionHistoryLimit", 10)),
             "persistentVolumeClaimRetentionPolicy": {
@@ -310,7 +352,11 @@ def statefulset(
                     "initContainers": [init],
                     "containers": containers,
                     "volumes": [
-                        {"name": "config", "configMap": {"name": inst.config_map}},
+                        # executable: the Sentinel runs record.sh itself
+                        {
+                            "name": "config",
+                            "configMap": {"name": inst.config_map, "defaultMode": 0o555},
+                        },
                         {
                             "name": "auth",
                             "secret": {"secretName": inst.auth_secret, "defaultMode": 0o440},

@@ -3,7 +3,7 @@
 from minop import Kind
 from minop.kit import crd
 from minop.kit.workloads import scheduling_schema
-from minop_redis import tls
+from minop_redis import status, tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -198,10 +198,12 @@ SPEC = crd.obj(
             default={},
         ),
         "podManagementPolicy": crd.string(
-            "OrderedReady starts pods one at a time, each after the previous one is Ready, "
-            "and stops them in reverse; Parallel starts and stops them all at once. Immutable.",
+            "Parallel starts and stops the pods all at once; OrderedReady one at a time, each "
+            "after the previous one is Ready, and stops them in reverse. Default: Parallel "
+            "with sentinel (a cold start, every pod restarted, then chooses the primary from "
+            "what the pods recorded, not pod 0), else OrderedReady; fixed when the "
+            "StatefulSet is created. Immutable.",
             enum=["OrderedReady", "Parallel"],
-            default="OrderedReady",
         ),
         "updateStrategy": UPDATE_STRATEGY,
         "revisionHistoryLimit": crd.integer(
@@ -287,14 +289,15 @@ SPEC = crd.obj(
         "minReplicasToWrite": crd.integer(
             "The primary refuses writes unless this many replicas are connected with a lag "
             "of at most minReplicasMaxLag seconds (min-replicas-to-write): bounds what a "
-            "failover can lose. 0: always accept writes.",
+            "failover can lose, and a primary cut off from every replica stops taking "
+            "writes. 0: always accept writes. Default: 1 with 2 or more replicas, else 0.",
             minimum=0,
-            default=0,
         ),
         "minReplicasMaxLag": crd.integer(
-            "Seconds a replica may lag and still count for minReplicasToWrite.",
+            "Seconds a replica may lag and still count for minReplicasToWrite. Default: "
+            "with sentinel, a third of downAfterMilliseconds (1 to 10; a primary cut off "
+            "from its replicas refuses writes before another is promoted), else 10.",
             minimum=1,
-            default=10,
         ),
         "maxMemoryPolicy": crd.string(
             "What Redis does when maxMemory is reached (maxmemory-policy).",
@@ -304,6 +307,19 @@ SPEC = crd.obj(
         **scheduling_schema(),
     },
     rules=[
+        crd.Rule(
+            "!has(self.sentinel) || !has(self.sentinel.enabled) || !self.sentinel.enabled || "
+            "!has(self.replicas) || self.replicas == 0 || self.replicas >= 3",
+            "sentinel.enabled needs at least 3 replicas: with 2, losing one pod leaves no "
+            "majority of Sentinels to fail over",
+            field=".replicas",
+        ),
+        crd.Rule(
+            "!has(self.sentinel) || !has(self.sentinel.quorum) || !has(self.replicas) || "
+            "self.replicas == 0 || self.sentinel.quorum <= self.replicas",
+            "sentinel.quorum must be at most replicas: there is one Sentinel per pod",
+            field=".sentinel.quorum",
+        ),
         crd.Rule(
             "!has(self.minReplicasToWrite) || !has(self.replicas) || "
             "self.minReplicasToWrite < self.replicas",
@@ -340,44 +356,12 @@ SPEC = crd.obj(
     ],
 )
 
-STATUS = crd.obj(
-    "Observed state, from the StatefulSet and its pods.",
-    {
-        "replicas": crd.integer("Pods the StatefulSet has created (for the scale subresource)."),
-        "readyReplicas": crd.integer("Pods ready to serve."),
-        "updatedReplicas": crd.integer("Pods on updateRevision."),
-        "currentRevision": crd.string("StatefulSet revision the pods below the partition run."),
-        "updateRevision": crd.string("StatefulSet revision pods are being updated to."),
-        "primary": crd.string("Name of the primary pod (the client Service points at it)."),
-        "members": crd.array(
-            "With failover: every pod's role and replication state, as the operator last "
-            "read them from the pods.",
-            crd.obj(
-                "One pod.",
-                {
-                    "name": crd.string("Pod name."),
-                    "role": crd.string("master, replica, or unknown (not answering)."),
-                    "lagBytes": crd.integer(
-                        "Replication offset behind the primary, in bytes (replicas)."
-                    ),
-                    "linkUp": crd.boolean("The replica's link to its primary is up."),
-                },
-            ),
-        ),
-        "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
-        "passwordRotation": crd.string(
-            "Set while a password change is in progress: which passwords the pods accept and "
-            "what the rotation waits for."
-        ),
-    },
-)
-
 DEFINITION = crd.definition(
     KIND,
     description="Redis on a StatefulSet: a primary (pod 0), replicas, persistent volumes, "
     "ordered rollouts and password rotation without an outage.",
     spec=SPEC,
-    status=STATUS,
+    status=status.STATUS,
     short_names=["rds"],
     columns=[
         crd.Column("Replicas", ".spec.replicas", "integer", "Desired pods."),

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import minop
-from minop import HASH_KEY, ApiError, Obj, content_hash, kinds
+from minop import ApiError, Obj, content_hash, kinds
 from minop.kit import workloads as wl
 from minop_redis import auth, children, roles, services, status, tls
 from minop_redis.children import AUTH_HASH, Instance
@@ -20,8 +20,7 @@ ROLES_INTERVAL = 2.0  # seconds between reads of the Sentinels (failover enabled
 
 
 def _user_secrets(body: Mapping[str, Any]) -> list[str]:
-    """The user's Secrets the pods depend on: the password's and the TLS one (one
-    Related for both: the core tracks a kind's names per Related)."""
+    """The user's Secrets the pods depend on: the password's and the TLS one."""
     spec = body.get("spec") or {}
     ref = spec.get("passwordSecretRef") or {}
     names = [ref["name"]] if ref.get("name") else []
@@ -90,7 +89,7 @@ def sync_auth(
     if ref:
         source = ctx.related_hash(kinds.SECRET, ref["name"]) or UNKNOWN
     cached = ctx.child(kinds.SECRET, inst.auth_secret)
-    known = auth.summary(cached, cached.get(HASH_KEY) if cached else None)
+    known = auth.summary(cached, ctx.child_hash(kinds.SECRET, inst.auth_secret))
     # Nothing to decide when the user's Secret is unchanged, unless a rotation may
     # move on (every pod runs its revision).
     if (
@@ -241,6 +240,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
             claim_size=size,
             storage_class=storage_class,
             tls_hash=cert.hash if cert else None,
+            # immutable: as created (the default depends on spec.sentinel)
+            policy=sts["spec"].get("podManagementPolicy") if sts else None,
         )
     )
     budget = spec.get("podDisruptionBudget") or {}
@@ -307,6 +308,13 @@ def sync_roles(
         return {"primary": None, "members": []}
     primary, members = roles.observe(inst, pods, password, tls=context)
     label(ctx, roles.label_changes(pods, primary))
+    reset = roles.forget_departed(inst, pods, password, tls=context)
+    if reset:
+        ctx.event(
+            "Normal",
+            "SentinelReset",
+            f"{reset}'s Sentinel counted Sentinels that are gone: reset, it rediscovers the rest",
+        )
     before = ctx.status.get("primary")
     if primary is None:  # nothing readable now: report the labelled pod, if any
         primary = next(

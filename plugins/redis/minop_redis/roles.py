@@ -4,7 +4,8 @@ and the role label the <name> Service selects.
 The operator asks every pod's Sentinel whom it names primary and every Redis for
 its replication state (as user ``sentinel``, with the internal password of the
 <name>-auth Secret; with spec.tls over TLS). A pod is labelled ``master`` only
-when a majority of the Sentinels name it AND it reports the master role itself;
+when a majority of all pods' Sentinels (not only of those answering) name it AND
+it reports the master role itself;
 every other pod loses the label first, so the Service never selects two pods.
 When nothing can be read, labels stay as they are: the Sentinels keep working
 without the operator.
@@ -105,8 +106,8 @@ def observe(
     addresses: Callable[[Instance, Obj], Addresses | None] = pod_addresses,
     tls: ssl.SSLContext | None = None,
 ) -> tuple[str | None, list[Member]]:
-    """The pod a majority of the answering Sentinels name primary, if it also reports
-    the master role itself (else None), and every pod's replication state."""
+    """The pod a majority of the pods' Sentinels name primary, if it also reports the
+    master role itself (else None), and every pod's replication state."""
     votes: Counter[tuple[str, int]] = Counter()
     members: list[Member] = []
     announced: dict[tuple[str, int], str] = {}
@@ -132,7 +133,47 @@ def observe(
     (named, count) = votes.most_common(1)[0]
     primary = announced.get(named)
     confirmed = any(m.name == primary and m.role == "master" for m in members)
-    return (primary if confirmed and count * 2 > sum(votes.values()) else None), members
+    # a majority of every pod's Sentinel, not of those that answered: one answering
+    # Sentinel of three may be the one cut off, with a stale view
+    return (primary if confirmed and count * 2 > len(pods) else None), members
+
+
+def forget_departed(
+    inst: Instance,
+    pods: list[Obj],
+    password: bytes,
+    addresses: Callable[[Instance, Obj], Addresses | None] = pod_addresses,
+    tls: ssl.SSLContext | None = None,
+) -> str | None:
+    """SENTINEL RESET of one Sentinel that counts more peers than there are other
+    pods: departed pods' Sentinels (scaled down), or an ID that a recreated pod's
+    Sentinel no longer has (6.2 keeps it). Each counts toward the majority a
+    failover needs and never votes. One at a time, and only while every pod's
+    Sentinel answers and none knows fewer peers or replicas than there are (one
+    reset or restarted is still rediscovering them: peers within seconds, replicas
+    at its next INFO of the primary, up to 10 s), so at most one Sentinel is ever
+    short of either. Returns the pod whose Sentinel was reset."""
+    if len(pods) != inst.replicas:
+        return None
+    counted: list[tuple[str, Addresses, int]] = []
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        where = addresses(inst, pod)
+        if where is None:
+            return None
+        try:
+            flat = call(*where.sentinel, password, "SENTINEL", "MASTER", inst.name, tls=tls)
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            peers, replicas = int(fields["num-other-sentinels"]), int(fields["num-slaves"])
+        except (OSError, RespError, ValueError, TypeError, KeyError):
+            return None
+        if peers < inst.replicas - 1 or replicas < inst.replicas - 1:
+            return None
+        counted.append((pod["metadata"]["name"], where, peers))
+    for name, where, peers in counted:
+        if peers > inst.replicas - 1:
+            call(*where.sentinel, password, "SENTINEL", "RESET", inst.name, tls=tls)
+            return name
+    return None
 
 
 def _member(

@@ -19,6 +19,45 @@ CLI = (
     'tls="--tls --cacert $d/ca.crt --cert $d/tls.crt --key $d/tls.key"; fi; '
 )
 
+
+# With failover: "views" of whom a Sentinel names primary, "EPOCH HOST PORT" (EPOCH:
+# the config epoch of that primary's election; a later election has a higher one).
+# The file on the data volume outlives the pod: the newest view its Sentinel had.
+VIEW = r"""
+view_file="$REDIS_DATA_DIR/minop-primary"
+# view "EPOCH HOST PORT": echoes it when well formed, else nothing.
+view() {
+  set -- $1
+  if [ $# -eq 3 ] && [ "$1" -ge 0 ] 2>/dev/null && [ "$3" -gt 0 ] 2>/dev/null; then
+    echo "$1 $2 $3"
+  fi
+}
+# sentinel_view HOST PORT: the view of that Sentinel; nothing if it does not answer.
+sentinel_view() {
+  REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" timeout 3 "$cli" $tls --user sentinel \
+    -h "$1" -p "$2" sentinel master "$REDIS_MASTER_NAME" 2>/dev/null | {
+    # field and value a line each (some values are empty lines)
+    ip="" port="" epoch=""
+    while read -r field && read -r value; do
+      case "$field" in
+        ip) ip="$value" ;; port) port="$value" ;; config-epoch) epoch="$value" ;;
+      esac
+    done
+    view "$epoch $ip $port"
+  }
+}
+# newer A B: the view with the higher epoch (A on a tie; either one if the other is empty).
+newer() {
+  if [ -z "$2" ]; then echo "$1"
+  elif [ -z "$1" ] || [ "${2%% *}" -gt "${1%% *}" ]; then echo "$2"
+  else echo "$1"; fi
+}
+recorded() { view "$(cat "$view_file" 2>/dev/null || true)"; }
+record() { echo "$1" > "$view_file.tmp" && mv "$view_file.tmp" "$view_file"; }
+# A static Sentinel ID per pod, from its address.
+sentinel_id() { echo "$REDIS_MASTER_NAME $1" | sha256sum | cut -c1-40; }
+"""
+
 # The init container's script.
 INIT = (
     r"""#!/bin/sh
@@ -63,6 +102,9 @@ channels=""
 if since 6 2; then channels=" &*"; fi
 umask 077
 redis_password() { cat "$REDIS_AUTH_DIR/replication"; }
+"""
+    + VIEW
+    + r"""
 # default_user: the ACL line of the default user (clients). During a password
 # rotation it also accepts the previous password(s): nobody is locked out while
 # the pods roll.
@@ -94,16 +136,14 @@ listen_lines() {
   echo "tls-auth-clients $REDIS_TLS_AUTH_CLIENTS"
   echo "tls-replication yes"
 }
-# ask_sentinels: "host port" of the primary the Sentinels agree on (the first
-# Sentinel that knows one answers), nothing if none answers (a new Redis).
+# ask_sentinels: "epoch host port" of the primary the Sentinels that answer name,
+# the highest config epoch (the newest failover) winning; nothing if none answers.
 ask_sentinels() {
+  best=""
   for peer in $REDIS_SENTINEL_PEERS; do
-    answer="$(REDISCLI_AUTH="$(redis_password)" timeout 3 "$cli" $tls --user sentinel \
-      -h "${peer%:*}" -p "${peer##*:}" sentinel get-master-addr-by-name "$REDIS_MASTER_NAME" \
-      2>/dev/null | tr '\n' ' ')" || true
-    set -- $answer
-    if [ $# -eq 2 ] && [ "$2" -gt 0 ] 2>/dev/null; then echo "$1 $2"; return; fi
+    best="$(newer "$best" "$(sentinel_view "${peer%:*}" "${peer##*:}")")"
   done
+  echo "$best"
 }
 primary_host="" primary_port=""
 if [ "$ordinal" != 0 ]; then
@@ -122,23 +162,31 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
   # Named primary but just (re)started: its data may be older than a replica's
   # (writes after the last fsync). Stay down, so the Sentinels promote the most
   # up-to-date replica, unless none is elected in time (e.g. no replica left).
-  if [ "$known" = "$me" ] && [ "$(echo $REDIS_SENTINEL_PEERS | wc -w)" -gt 1 ]; then
+  if [ "${known#* }" = "$me" ] && [ "$(echo $REDIS_SENTINEL_PEERS | wc -w)" -gt 1 ]; then
     wait_s=$(( (REDIS_SENTINEL_DOWN_AFTER_MS + REDIS_SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 10 ))
     echo "init: the Sentinels still name this pod primary: waiting up to ${wait_s}s for a failover"
     deadline=$(( $(date +%s) + wait_s ))
-    while [ "$known" = "$me" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    while [ "${known#* }" = "$me" ] && [ "$(date +%s)" -lt "$deadline" ]; do
       sleep 1
       known="$(ask_sentinels)"
     done
   fi
+  # A cold start (every pod restarted, no Sentinel knows more yet): the primary this
+  # pod last recorded, if newer, not pod 0 (which may have been away for hours). Only
+  # when the pods start together: with OrderedReady the others start once this one
+  # is Ready, which a replica of a primary that has not started never is.
+  if [ "$REDIS_POD_MANAGEMENT" = Parallel ]; then known="$(newer "$known" "$(recorded)")"; fi
+  epoch=0
   if [ -n "$known" ]; then
-    echo "init: the Sentinels' primary is ${known% *}:${known#* }"
+    epoch="${known%% *}" known="${known#* }"
+    echo "init: the primary is ${known% *}:${known#* } (config epoch $epoch)"
     if [ "$known" = "$me" ]; then
       primary_host="" primary_port=""
     else
       primary_host="${known% *}" primary_port="${known#* }"
     fi
   fi
+  record "$epoch ${primary_host:-$REDIS_ANNOUNCE_HOST} ${primary_port:-$REDIS_PORT}"
 fi
 conf="$REDIS_RUN_DIR/redis.conf"
 {
@@ -153,6 +201,7 @@ conf="$REDIS_RUN_DIR/redis.conf"
   # never changes: rotating the client password cannot break replication,
   # whatever order the pods restart in.
   echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
+  echo "user probe reset on #$(sha "$REDIS_AUTH_DIR/replication") +ping +info"
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
@@ -186,7 +235,24 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     echo "sentinel announce-hostnames yes"
     echo "sentinel announce-ip $REDIS_ANNOUNCE_HOST"
     echo "sentinel announce-port $REDIS_SENTINEL_PORT"
+    # A static ID per pod (from its address): a recreated pod's Sentinel is the same
+    # Sentinel to the others, not a new one beside the old, which 6.2 keeps counting
+    # toward the majority a failover needs.
+    addr="$REDIS_ANNOUNCE_HOST:$REDIS_SENTINEL_PORT"
+    echo "sentinel myid $(sentinel_id "$addr")"
     echo "sentinel monitor $m $primary_host $primary_port $REDIS_SENTINEL_QUORUM"
+    # The epoch of that primary's election, and every peer Sentinel known by its
+    # static ID: on a cold start the Sentinels tell each other (hellos) whom they
+    # last knew, and all follow the newest election, whomever they monitored first.
+    echo "sentinel current-epoch $epoch"
+    echo "sentinel config-epoch $m $epoch"
+    for peer in $REDIS_SENTINEL_PEERS; do
+      if [ "$peer" != "$addr" ]; then
+        echo "sentinel known-sentinel $m ${peer%:*} ${peer##*:} $(sentinel_id "$peer")"
+      fi
+    done
+    # every primary it learns of is recorded on the data volume (record.sh)
+    echo "sentinel client-reconfig-script $m $REDIS_CONFIG_DIR/record.sh"
     echo "sentinel down-after-milliseconds $m $REDIS_SENTINEL_DOWN_AFTER_MS"
     echo "sentinel failover-timeout $m $REDIS_SENTINEL_FAILOVER_TIMEOUT_MS"
     echo "sentinel parallel-syncs $m 1"
@@ -201,6 +267,29 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
   } > "$sentinel_conf.tmp"
   mv "$sentinel_conf.tmp" "$sentinel_conf"
 fi
+"""
+)
+
+# The Sentinel's client-reconfig-script (record.sh in the ConfigMap).
+RECORD = (
+    r"""#!/bin/sh
+# Run by this pod's Sentinel when another primary is elected (it led the election:
+# before it switches itself) or it learns of one from a peer (after):
+#   record.sh <name> leader|observer start|end <from-host> <from-port> <to-host> <to-port>
+# Records the new primary and the epoch of its election on the data volume, never
+# over a newer record. On a cold start (every pod restarted) init.sh follows the
+# newest record.
+set -u
+"""
+    + CLI
+    + VIEW
+    + r"""
+epoch="$(sentinel_view 127.0.0.1 "$REDIS_SENTINEL_PORT")"
+[ -n "$epoch" ] || exit 1  # the Sentinel runs it again
+now="$(view "${epoch%% *} $6 $7")"
+[ -n "$now" ] || { echo "record.sh: unexpected arguments $*" >&2; exit 2; }
+record "$(newer "$now" "$(recorded)")"
+echo "record.sh: the primary is $6:$7 (config epoch ${epoch%% *})"
 """
 )
 
@@ -306,8 +395,18 @@ _PING = (
     f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
     '"$cli" $tls --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
 )
-# Ready: the server answers commands.
-READY = f"{_PING} | grep -qx PONG"
+# Started: the server answers commands (its data loaded).
+STARTED = f"{_PING} | grep -qx PONG"
+# Ready: started and, on a replica, linked to its primary with the data synced; a
+# replica waiting for, or in the middle of, a full resync answers PING but has old
+# or no data: no clients, and a rollout waits for it. Asked as user probe (+ping
+# +info only), with the same never-changing password.
+READY = (
+    f'{STARTED} && info="$(REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
+    '"$cli" $tls --user probe -h 127.0.0.1 -p "$REDIS_PORT" info replication)" && '
+    'echo "$info" | grep -q "^role:" && '
+    '! echo "$info" | grep -qE "^(master_sync_in_progress:1|master_link_status:down)"'
+)
 # Alive: it answers at all. A replica loading a full resync, or any server loading
 # a large data set, answers LOADING for minutes: killing it would start over.
 ALIVE = f"{_PING} | grep -qE '^(PONG|LOADING)'"

@@ -13,7 +13,41 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from minop import Obj
+from minop.kit import crd
 from minop.kit import workloads as wl
+
+# What the hooks below report, as the CRD declares it.
+STATUS = crd.obj(
+    "Observed state, from the StatefulSet and its pods.",
+    {
+        "replicas": crd.integer("Pods the StatefulSet has created (for the scale subresource)."),
+        "readyReplicas": crd.integer("Pods ready to serve."),
+        "updatedReplicas": crd.integer("Pods on updateRevision."),
+        "currentRevision": crd.string("StatefulSet revision the pods below the partition run."),
+        "updateRevision": crd.string("StatefulSet revision pods are being updated to."),
+        "primary": crd.string("Name of the primary pod (the client Service points at it)."),
+        "members": crd.array(
+            "With failover: every pod's role and replication state, as the operator last "
+            "read them from the pods.",
+            crd.obj(
+                "One pod.",
+                {
+                    "name": crd.string("Pod name."),
+                    "role": crd.string("master, replica, or unknown (not answering)."),
+                    "lagBytes": crd.integer(
+                        "Replication offset behind the primary, in bytes (replicas)."
+                    ),
+                    "linkUp": crd.boolean("The replica's link to its primary is up."),
+                },
+            ),
+        ),
+        "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
+        "passwordRotation": crd.string(
+            "Set while a password change is in progress: which passwords the pods accept and "
+            "what the rotation waits for."
+        ),
+    },
+)
 
 REVISION = "controller-revision-hash"
 

@@ -32,8 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from minop_redis import auth, children, roles, tls
+from minop_redis import auth, children, tls
 from minop_redis.children import Instance
+from partition import Link, Partition
 from redis_servers import AS_ROOT, Server
 
 from minop.kit import localpod
@@ -52,19 +53,26 @@ def wait(fn: Callable[[], Any], what: str, timeout: float = 30) -> None:
 class Cluster:
     """The "mounts" all pods share (ConfigMap, Secrets) and the pods themselves."""
 
-    def __init__(self, root: Path, spec: dict[str, Any], server: Server) -> None:
-        self.root, self.server = root, server
+    def __init__(
+        self, root: Path, spec: dict[str, Any], server: Server, partition: Partition | None = None
+    ) -> None:
+        """``partition``: the pods reach each other through links it can cut
+        (partition.py); without, directly on 127.0.0.1."""
+        self.root, self.server, self.partition = root, server, partition
         self.inst = Instance("r", "ns", spec, SELECTOR, SELECTOR, "redis")
         sts = children.statefulset(
             self.inst, config_hash="c", auth_hash="a", claim_size="1Gi", storage_class=None
         )
         self.pod_spec = sts["spec"]["template"]["spec"]
+        self.pod_management: str = sts["spec"]["podManagementPolicy"]
         sec = self.pod_spec["securityContext"]
         self.uid, self.gid = sec["runAsUser"], sec["fsGroup"]
         self.config, self.auth = root / "config", root / "auth"
         self.config.mkdir()
+        volume = next(v for v in self.pod_spec["volumes"] if v["name"] == "config")
         for key, value in children.configmap(self.inst)["data"].items():
             (self.config / key).write_text(value)
+            (self.config / key).chmod(volume["configMap"].get("defaultMode", 0o644))
         self.tls_dir = root / "tls"
         self.tls: dict[str, str] | None = None  # the TLS Secret's files (spec.tls)
         if tls.settings(spec):
@@ -72,6 +80,10 @@ class Cluster:
         self.pods: list[Pod] = []
         # every pod's Sentinel port is in every pod's environment: known up front
         self.sentinel_ports = [free_port() for _ in range(self.inst.replicas)]
+
+    def announced(self, ordinal: int) -> str:
+        """The address the other pods reach a pod at (its link's, with a partition)."""
+        return f"127.0.2.{ordinal + 1}" if self.partition else "127.0.0.1"
 
     def write_secret(self, state: auth.State) -> None:
         """Replace the Secret volume's files, as the kubelet does when the Secret changes."""
@@ -133,25 +145,37 @@ class Cluster:
         return self.pods[0]
 
     def replicating(self, *passwords: bytes | None) -> bool:
-        """Every replica's link to the primary is up (asked with whichever of
-        ``passwords`` it accepts: during a rotation pods differ)."""
-        return all(
-            any(
-                "master_link_status:up" in p.cli("info", "replication", password=pw)
-                for pw in passwords
-            )
-            for p in self.pods[1:]
-        )
+        """Every replica's link to the primary is up, and the primary counts each as a
+        good replica (acknowledged within min-replicas-max-lag: it accepts writes); asked
+        with whichever of ``passwords`` a pod accepts (during a rotation pods differ)."""
+
+        def info(p: Pod) -> str:
+            outs = (p.cli("info", "replication", password=pw) for pw in passwords)
+            return next((out for out in outs if "# Replication" in out), "")
+
+        if not all("master_link_status:up" in info(p) for p in self.pods[1:]):
+            return False
+        good = re.search(r"min_slaves_good_slaves:(\d+)", info(self.primary))
+        return good is None or int(good.group(1)) == len(self.pods) - 1
 
     def stop(self) -> None:
         for p in self.pods:
             p.stop()
+            for link in p.links:
+                link.close()
 
 
 class Pod:
     def __init__(self, cluster: Cluster, ordinal: int) -> None:
         self.c, self.ordinal, self.name = cluster, ordinal, f"r-{ordinal}"
         self.port = free_port()
+        # with a partition: its own address, the source of the connections it opens
+        self.address = f"127.0.1.{ordinal + 1}" if cluster.partition else "127.0.0.1"
+        self.links = [
+            Link(cluster.partition, cluster.announced(ordinal), self.address, port)
+            for port in (self.port, cluster.sentinel_ports[ordinal])
+            if cluster.partition
+        ]
         self.run, self.data = cluster.root / f"run-{ordinal}", cluster.root / f"data-{ordinal}"
         for d in (self.run, self.data):
             d.mkdir()
@@ -163,24 +187,27 @@ class Pod:
     def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
         """The container's environment with the node-specific values swapped (None:
         kept as the pod spec sets it)."""
-        peers = " ".join(f"127.0.0.1:{p}" for p in self.c.sentinel_ports)
+        peers = " ".join(f"{self.c.announced(i)}:{p}" for i, p in enumerate(self.c.sentinel_ports))
+        # with a partition also on 127.0.0.1: the probes, hooks and the test's clients
+        bind = f"{self.address} 127.0.0.1" if self.c.partition else "127.0.0.1"
         swap: dict[str, str | None] = {
             "POD_NAME": self.name,
-            "REDIS_BIND": "127.0.0.1",
+            "REDIS_BIND": bind,
             "REDIS_PORT": str(self.port),
-            "REDIS_PRIMARY_HOST": "127.0.0.1",
+            "REDIS_PRIMARY_HOST": self.c.announced(0),
             "REDIS_PRIMARY_PORT": str(self.c.primary.port if self.c.pods else self.port),
             "REDIS_CONFIG_DIR": str(self.c.config),
             "REDIS_AUTH_DIR": str(self.c.auth),
             "REDIS_RUN_DIR": str(self.run),
             "REDIS_DATA_DIR": str(self.data),
-            "REDIS_ANNOUNCE_HOST": "127.0.0.1",
+            "REDIS_ANNOUNCE_HOST": self.c.announced(self.ordinal),
             "REDIS_SENTINEL_PORT": str(self.c.sentinel_ports[self.ordinal]),
             "REDIS_SENTINEL_PEERS": peers,
             "REDIS_SENTINEL_QUORUM": None,
             "REDIS_SENTINEL_DOWN_AFTER_MS": None,
             "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": None,
             "REDIS_MASTER_NAME": None,
+            "REDIS_POD_MANAGEMENT": None,
             "REDIS_TLS_DIR": str(self.c.tls_dir),
             "REDIS_TLS_AUTH_CLIENTS": None,
         }
@@ -221,7 +248,7 @@ class Pod:
         if sentinel and self.sentinel is None:
             self.sentinel = self.container(sentinel[0])
         if not slow_load:
-            wait(self.probe, f"{self.name} to pass its startup probe", 15)
+            wait(lambda: self.probe("startupProbe"), f"{self.name} to pass its startup probe", 15)
 
     def container(self, spec: dict[str, Any]) -> subprocess.Popen[bytes]:
         """Starts a container's command (the pod's log gets its output)."""
@@ -241,6 +268,45 @@ class Pod:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(5)
         self.proc = self.container(self.c.pod_spec["containers"][0])
+
+    def kill(self) -> None:
+        """kill -9 of both containers, not restarted (the node is gone)."""
+        for proc in (self.proc, self.sentinel):
+            if proc is not None and proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(5)
+        self.proc = self.sentinel = None
+
+    def crash_sentinel(self) -> None:
+        """kill -9 of the Sentinel; the kubelet restarts that container (its file stays)."""
+        assert self.sentinel is not None
+        os.killpg(self.sentinel.pid, signal.SIGKILL)
+        self.sentinel.wait(5)
+        self.sentinel = self.container(self.c.pod_spec["containers"][1])
+
+    def recreate(self) -> None:
+        """The pod deleted (its preStop hook first) and created again: its in-memory run
+        directory (redis.conf, sentinel.conf) starts empty, its data volume stays."""
+        if self.proc is not None:
+            self.delete()
+        self.wipe_run()
+        self.start()
+
+    def wipe_run(self) -> None:
+        """The emptyDir of a new pod."""
+        shutil.rmtree(self.run)
+        self.run.mkdir()
+        if AS_ROOT:
+            os.chown(self.run, self.c.uid, self.c.gid)
+
+    def restart_sentinel(self, myid: str) -> None:
+        """The Sentinel restarted with another ID in its file: what a pod of an
+        operator that wrote random IDs comes back as, when recreated."""
+        terminate(self.sentinel)
+        conf = self.run / "sentinel.conf"
+        text = re.sub(r"(?m)^sentinel myid \S+$", "", conf.read_text())
+        conf.write_text(f"{text}\nsentinel myid {myid}\n")
+        self.sentinel = self.container(self.c.pod_spec["containers"][1])
 
     def sentinel_cli(self, *args: str) -> str:
         """Asks this pod's Sentinel, as the operator does (user sentinel)."""
@@ -330,26 +396,3 @@ def refused(out: str) -> bool:
 FIRST = b'first "pass" word\\ with spaces'  # hashed in redis.conf: no quoting trouble
 SECOND = b"second-password"
 FAILOVER = {"enabled": True, "downAfterMilliseconds": 2000, "failoverTimeoutMilliseconds": 10000}
-
-
-def operator_view(c: Cluster) -> tuple[str | None, list[roles.Member]]:
-    """What the operator reads (roles.observe), with the test's loopback addresses."""
-
-    def addresses(inst: Instance, pod: dict[str, Any]) -> roles.Addresses:
-        p = c.pods[int(pod["metadata"]["name"].rsplit("-", 1)[1])]
-        sentinel = ("127.0.0.1", c.sentinel_ports[p.ordinal])
-        return roles.Addresses(("127.0.0.1", p.port), sentinel, ("127.0.0.1", p.port))
-
-    pods = [{"metadata": {"name": p.name}} for p in c.pods]
-    password = (c.auth / "replication").read_bytes()
-    return roles.observe(c.inst, pods, password, addresses, c.operator_tls())
-
-
-def roles_of(c: Cluster) -> list[str]:
-    """Each pod's role as it reports it ('down': not answering)."""
-    out = []
-    for p in c.pods:
-        info = p.cli("info", "replication", password=FIRST)
-        role = re.search(r"^role:(\w+)", info, re.M)
-        out.append(role.group(1) if role else "down")
-    return out

@@ -7,7 +7,10 @@ from typing import Any
 
 from minop_redis import auth, hooks
 from minop_redis.children import Instance
-from redis_fakes import FakeContext, pod, statefulset, user_secret
+from redis_objects import pod, statefulset, user_secret
+
+from minop import data_hash, kinds
+from minop.kit.testing import FakeContext
 
 A, B, C = b"alpha", b"bravo", b"charlie"
 
@@ -61,13 +64,10 @@ def test_secret_round_trip_and_digest_reveals_nothing() -> None:
 
 
 def test_summary_trusts_the_cache_only_while_the_data_is_ours() -> None:
-    from minop.apply import HASH_KEY, hash_only
-
     obj = auth.secret("r-auth", auth.State(fixed(), A, (B,), "h"))
-    cached = hash_only(obj)
-    assert auth.summary(cached, cached[HASH_KEY]) == auth.Summary(obj_digest(obj), "h", 1)
-    edited = hash_only({**obj, "data": {**obj["data"], "password": "eHh4"}})
-    assert auth.summary(edited, edited[HASH_KEY]) is None
+    assert auth.summary(obj, data_hash(obj)) == auth.Summary(obj_digest(obj), "h", 1)
+    edited = {**obj, "data": {**obj["data"], "password": "eHh4"}}
+    assert auth.summary(edited, data_hash(edited)) is None
     assert auth.summary(None, None) is None
 
 
@@ -82,55 +82,69 @@ def inst() -> Instance:
     return Instance("r", "ns", SPEC, {}, {}, "redis")
 
 
-def test_sync_auth_reads_secrets_only_when_something_may_change() -> None:
-    ctx = FakeContext(SPEC, {"pw": user_secret(A)})
-    digest, previous, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
-    assert problem is None and previous == 0 and ctx.api.reads == ["r-auth", "pw"]
-    assert auth.parse(ctx.objects["r-auth"]).password == A  # type: ignore[union-attr]
+def context(*objects: dict[str, Any]) -> FakeContext:
+    [resource] = hooks.minop_resources()
+    return FakeContext(resource, SPEC, name="r", objects=objects)
 
-    ctx.api.reads.clear()
+
+def auth_state(ctx: FakeContext) -> auth.State | None:
+    """The operator's Secret as the API server holds it."""
+    return auth.parse(ctx.get(kinds.SECRET, "r-auth"))
+
+
+def test_sync_auth_reads_secrets_only_when_something_may_change() -> None:
+    ctx = context(user_secret(A))
+    digest, previous, problem = hooks.sync_auth(ctx, inst(), None, [])
+    assert problem is None and previous == 0 and ctx.reads == ["r-auth", "pw"]
+    assert auth_state(ctx).password == A  # type: ignore[union-attr]
+
+    ctx.server.reads.clear()
     pods = [pod(0, "rev-1"), pod(1, "rev-1")]
     sts = statefulset(2, update="rev-1", current="rev-1", digest=digest or "")
-    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (digest, 0)  # type: ignore[arg-type]
-    assert ctx.api.reads == []  # steady state: the cached annotations suffice
+    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (digest, 0)
+    assert ctx.reads == []  # steady state: the cached annotations suffice
 
-    ctx.objects["pw"] = user_secret(B)  # the user rotates
-    d1, previous, _ = hooks.sync_auth(ctx, inst(), sts, pods)  # type: ignore[arg-type]
+    ctx.put(user_secret(B))  # the user rotates
+    d1, previous, _ = hooks.sync_auth(ctx, inst(), sts, pods)
     assert d1 != digest and previous == 1
     assert [e[1] for e in ctx.events] == ["PasswordRotationStarted"]
     assert all(b"alpha" not in m.encode() for _, _, m in ctx.events)
 
-    ctx.api.reads.clear()  # pods still on the old revision: keep both, read nothing
-    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (d1, 1)  # type: ignore[arg-type]
-    assert ctx.api.reads == []
+    ctx.server.reads.clear()  # pods still on the old revision: keep both, read nothing
+    assert hooks.sync_auth(ctx, inst(), sts, pods)[:2] == (d1, 1)
+    assert ctx.reads == []
 
     rolled = statefulset(2, update="rev-2", current="rev-2", digest=d1 or "")
     pods = [pod(0, "rev-2"), pod(1, "rev-2")]
-    d2, previous, _ = hooks.sync_auth(ctx, inst(), rolled, pods)  # type: ignore[arg-type]
+    d2, previous, _ = hooks.sync_auth(ctx, inst(), rolled, pods)
     assert previous == 0 and d2 not in (digest, d1)
-    state = auth.parse(ctx.objects["r-auth"])
+    state = auth_state(ctx)
     assert state is not None and state.password == B and state.previous == ()
     assert ctx.events[-1][1] == "PasswordRotationFinishing"
 
 
 def test_sync_auth_without_the_users_secret_waits_instead_of_failing() -> None:
-    ctx = FakeContext(SPEC, {})
-    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    ctx = context()
+    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])
     assert digest is None and problem is not None and "'pw'" in problem
     assert ctx.applied == []
-    ctx.objects["pw"] = user_secret(A, key="other")
-    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
+    ctx.put(user_secret(A, key="other"))
+    digest, _, problem = hooks.sync_auth(ctx, inst(), None, [])
     assert digest is None and problem is not None and "'password'" in problem
 
 
 def test_sync_auth_repairs_an_edited_secret_and_keeps_replication() -> None:
-    ctx = FakeContext(SPEC, {"pw": user_secret(A)})
-    hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
-    before = auth.parse(ctx.objects["r-auth"])
+    ctx = context(user_secret(A))
+    hooks.sync_auth(ctx, inst(), None, [])
+    before = auth_state(ctx)
     assert before is not None
-    ctx.objects["r-auth"]["data"]["password"] = base64.b64encode(b"tampered").decode()
+    edited = ctx.get(kinds.SECRET, "r-auth")
+    assert edited is not None
+    edited["data"]["password"] = base64.b64encode(b"tampered").decode()
+    ctx.put(edited)  # a user edits the operator's Secret
     ctx.applied.clear()
-    hooks.sync_auth(ctx, inst(), None, [])  # type: ignore[arg-type]
-    after = auth.parse(ctx.objects["r-auth"])
+    hooks.sync_auth(ctx, inst(), None, [])
+    after = auth_state(ctx)
     assert after is not None and after.replication == before.replication
-    assert ctx.applied  # written back
+    assert after.password == A  # written back
+    assert [s["metadata"]["name"] for s in ctx.applied] == ["r-auth"]

@@ -94,7 +94,6 @@ def test_containers_probes_and_mounts() -> None:
     probes = {p: main[p]["exec"]["command"][-1] for p in ("readinessProbe", "livenessProbe")}
     assert "grep -qx PONG" in probes["readinessProbe"]  # strict
     assert "LOADING" in probes["livenessProbe"]  # a loading replica is alive
-    assert main["startupProbe"]["exec"] == main["readinessProbe"]["exec"]
     assert main["resources"] == {"limits": {"cpu": "500m", "memory": "1Gi"}}  # canonical
     assert init["resources"] == main["resources"]
     mounts = {m["name"]: m["mountPath"] for m in main["volumeMounts"]}
@@ -154,6 +153,31 @@ def test_redis_conf_follows_persistence_and_memory() -> None:
     assert set(data) == {"redis.conf", "init.sh"}
 
 
+def test_a_primary_with_replicas_needs_one_by_default_to_take_writes() -> None:
+    """min-replicas-to-write 1 by default where there are replicas: a primary cut off
+    from every replica stops taking writes that a failover would lose."""
+    assert "min-replicas-to-write 1\n" in children.redis_conf(inst(replicas=2))
+    assert "min-replicas-to-write" not in children.redis_conf(inst(replicas=1))
+    assert "min-replicas-to-write" not in children.redis_conf(
+        inst(replicas=3, minReplicasToWrite=0)
+    )
+    assert "min-replicas-to-write 2\n" in children.redis_conf(
+        inst(replicas=3, minReplicasToWrite=2)
+    )
+
+
+def test_with_failover_a_cut_off_primary_stops_taking_writes_before_a_replica_is_promoted() -> None:
+    """min-replicas-max-lag well below downAfterMilliseconds by default: the old primary
+    counts no good replica (and refuses writes) before the Sentinels promote another."""
+    failover = {"enabled": True}
+    assert "min-replicas-max-lag 1\n" in children.redis_conf(inst(replicas=3, sentinel=failover))
+    slow = {"enabled": True, "downAfterMilliseconds": 30000}
+    assert "min-replicas-max-lag 10\n" in children.redis_conf(inst(replicas=3, sentinel=slow))
+    assert "min-replicas-max-lag 10\n" in children.redis_conf(inst(replicas=3))  # no failover
+    given = children.redis_conf(inst(replicas=3, sentinel=failover, minReplicasMaxLag=4))
+    assert "min-replicas-max-lag 4\n" in given
+
+
 def test_crd_is_documented_and_has_scale_and_short_name() -> None:
     version = DEFINITION["spec"]["versions"][0]
     schema = version["schema"]["openAPIV3Schema"]
@@ -170,3 +194,26 @@ def test_crd_is_documented_and_has_scale_and_short_name() -> None:
     assert "oldSelf.podManagementPolicy" in rules and "oldSelf.storage.storageClassName" in rules
     assert "oldSelf.storage.size" in rules
     assert EXAMPLE["spec"] == {"replicas": 3, "storage": {"size": "1Gi"}}
+
+
+def test_pod_management_defaults_to_parallel_with_failover_and_keeps_the_live_one() -> None:
+    """Parallel with sentinel (a cold start follows the pods' records only then), and
+    once created the StatefulSet's own (immutable: enabling sentinel later keeps it);
+    init.sh is told which."""
+    failover = {"replicas": 3, "sentinel": {"enabled": True}}
+
+    def policies(s: dict[str, Any]) -> tuple[str, str]:
+        env = {
+            e["name"]: e.get("value") for e in s["spec"]["template"]["spec"]["containers"][0]["env"]
+        }
+        return s["spec"]["podManagementPolicy"], env["REDIS_POD_MANAGEMENT"]
+
+    assert policies(sts(**failover)) == ("Parallel", "Parallel")
+    live = children.statefulset(
+        inst(**failover), config_hash="c", auth_hash="a", claim_size="1Gi",
+        storage_class=None, policy="OrderedReady",
+    )  # fmt: skip
+    assert policies(live) == ("OrderedReady", "OrderedReady")
+    assert sts(podManagementPolicy="OrderedReady", **failover)["spec"]["podManagementPolicy"] == (
+        "OrderedReady"
+    )

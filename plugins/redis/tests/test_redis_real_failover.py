@@ -14,16 +14,14 @@ from typing import Any
 
 import pytest
 from minop_redis import auth, children, roles
-from redis_pods import FAILOVER, FIRST, Cluster, Pod, operator_view, roles_of, wait
+from operator_view import operator_view, roles_of
+from redis_pods import FAILOVER, FIRST, Cluster, Pod, terminate, wait
 
 
-def three_with_sentinels(make_cluster: Any) -> Cluster:
-    """Three pods with failover and minReplicasToWrite 1, replicating, every
-    Sentinel seeing every other and both replicas."""
-    c = make_cluster(
-        {"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": FAILOVER}
-        | {"minReplicasToWrite": 1}
-    )
+def three_with_sentinels(make_cluster: Any, sentinel: dict[str, Any] = FAILOVER) -> Cluster:
+    """Three pods with failover (``sentinel``; the default minReplicasToWrite: 1),
+    replicating, every Sentinel seeing every other and both replicas."""
+    c = make_cluster({"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": sentinel})
     c.write_secret(auth.step(None, FIRST, "v1", rolled=False))
     c.start(0, 1, 2)
     wait(lambda: c.replicating(FIRST), "replication")
@@ -171,3 +169,18 @@ def init_refuses_failover_on_6_0(make_cluster: Any) -> None:
     with pytest.raises(subprocess.CalledProcessError):
         c.start(0)
     assert "needs Redis 6.2 or later" in (c.root / "r-0-init.log").read_text()
+
+
+def test_the_operator_names_a_primary_only_when_a_majority_of_all_sentinels_do(
+    make_cluster, server
+):
+    """One Sentinel of three answering is no majority (it may be the one cut off):
+    the operator names no primary and so changes no label."""
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    c = three_with_sentinels(make_cluster)
+    assert operator_view(c)[0] == "r-0"
+    for p in c.pods[1:]:
+        terminate(p.sentinel)
+        p.sentinel = None
+    assert operator_view(c)[0] is None

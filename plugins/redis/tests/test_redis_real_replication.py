@@ -67,7 +67,7 @@ def test_no_password_persistence_off_and_maxmemory(make_cluster):
 
 
 def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(make_cluster):
-    c = make_cluster({"replicas": 2})
+    c = make_cluster({"replicas": 2, "minReplicasToWrite": 0})  # data before the replica
     c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
     c.start(0)
     # 16 MB: a loading server answers (LOADING) only between chunks (6.x: of 2 MB),
@@ -89,6 +89,35 @@ def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(m
     assert c.pods[1].cli("strlen", "k8000") == "2048"
     c.primary.stop()
     assert not c.primary.probe("livenessProbe")  # a server that is gone is not alive
+
+
+def test_a_replica_is_not_ready_while_it_syncs_or_its_link_to_the_primary_is_down(make_cluster):
+    """It answers PING all the while (alive, started) but serves no client: without
+    this a rollout moves on, and a failover may promote it, before it has the data."""
+    c = make_cluster({"replicas": 2, "minReplicasToWrite": 0})  # data before the replica
+    c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
+    c.start(0)
+    assert c.primary.cli("set", "k", "v") == "OK"
+    # the primary sends its data 5 s after the replica asks: the sync is watchable
+    assert c.primary.cli("config", "set", "repl-diskless-sync", "yes") == "OK"
+    assert c.primary.cli("config", "set", "repl-diskless-sync-delay", "5") == "OK"
+    c.pods.append(Pod(c, 1))
+    c.pods[1].start(slow_load=True)  # does not wait for its probes
+    replica = c.pods[1]
+    log = c.root / "r-1-redis.log"
+    wait(lambda: "Partial resynchronization not possible" in log.read_text(), "a full sync")
+    assert replica.cli("ping") == "PONG"
+    assert replica.probe("livenessProbe") and replica.probe("startupProbe")
+    assert not replica.probe("readinessProbe")
+    assert replica.cli("get", "k") == ""  # and indeed, it has no data yet
+    wait(replica.probe, "the replica ready once synced", 30)
+    assert replica.cli("get", "k") == "v"
+    c.primary.stop()
+    wait(
+        lambda: "master_link_status:down" in replica.cli("info", "replication"),
+        "the replica's link down",
+    )
+    assert replica.probe("livenessProbe") and not replica.probe("readinessProbe")
 
 
 def test_persistence_knobs_and_extra_directives(make_cluster):

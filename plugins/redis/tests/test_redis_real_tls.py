@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 from minop_redis import auth
-from redis_pods import FAILOVER, FIRST, operator_view, roles_of, wait
+from operator_view import operator_view, roles_of
+from redis_pods import FAILOVER, FIRST, wait
 
 from minop.kit.testing import tls_secret_data
 

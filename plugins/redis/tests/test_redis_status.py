@@ -6,7 +6,7 @@ from typing import Any
 
 from minop_redis import status
 from minop_redis.children import AUTH_HASH
-from redis_fakes import pod, statefulset
+from redis_objects import pod, statefulset
 
 
 def spec(replicas: int, partition: int = 0, on_delete: bool = False) -> dict[str, Any]:

@@ -10,11 +10,10 @@ import ssl
 import pytest
 from minop_redis import children, hooks, services, tls
 from minop_redis.crd import DEFINITION
-from redis_fakes import FakeContext
 from test_redis_children import inst
 
 import minop
-from minop.kit.testing import tls_secret_data
+from minop.kit.testing import FakeContext, tls_secret_data
 
 TLS = {"secretName": "cert"}
 
@@ -89,26 +88,30 @@ def secret(data):
     return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "cert"}, "data": encoded}
 
 
+def hook_context(spec, *objects):
+    [resource] = hooks.minop_resources()
+    return FakeContext(resource, spec, name="r", objects=objects)
+
+
 def test_a_missing_secret_or_key_is_a_permanent_error_naming_the_field():
-    ctx = FakeContext({"tls": TLS}, {})
+    ctx = hook_context({"tls": TLS})
     with pytest.raises(minop.PermanentError, match=r"spec\.tls\.secretName: Secret 'cert' not"):
         tls.material(ctx)
-    ctx = FakeContext({"tls": TLS}, {"cert": secret({"tls.crt": "c", "tls.key": "k"})})
+    ctx = hook_context({"tls": TLS}, secret({"tls.crt": "c", "tls.key": "k"}))
     with pytest.raises(minop.PermanentError, match=r"spec\.tls\.secretName: .* no .*ca\.crt"):
         tls.material(ctx)
-    assert tls.material(FakeContext({}, {})) is None  # no TLS: nothing to read
+    assert tls.material(hook_context({})) is None  # no TLS: nothing to read
 
 
 def test_the_secret_is_read_once_per_content_and_referenced_for_watching():
     files = tls_secret_data("r")
-    objects = {"cert": secret(files)}
-    ctx = FakeContext({"tls": TLS, "passwordSecretRef": {"name": "pw"}}, objects)
+    ctx = hook_context({"tls": TLS, "passwordSecretRef": {"name": "pw"}}, secret(files))
     first = tls.material(ctx)
     assert first is not None and first.ca == files["ca.crt"].encode()
-    assert tls.material(ctx) is first and ctx.api.reads == ["cert"]  # cached by content hash
-    objects["cert"] = secret(tls_secret_data("r"))  # renewed: another hash, read again
+    assert tls.material(ctx) is first and ctx.reads == ["cert"]  # cached by content hash
+    ctx.put(secret(tls_secret_data("r")))  # renewed: another hash, read again
     renewed = tls.material(ctx)
-    assert renewed is not None and renewed.hash != first.hash and ctx.api.reads == ["cert"] * 2
+    assert renewed is not None and renewed.hash != first.hash and ctx.reads == ["cert"] * 2
     # the core watches both Secrets: a change of either re-runs the reconcile
     assert hooks._user_secrets({"spec": ctx.spec}) == ["pw", "cert"]
     # the operator's TLS to the pods: the CA verifies them, with clientAuth it presents
@@ -118,10 +121,10 @@ def test_the_secret_is_read_once_per_content_and_referenced_for_watching():
 
 
 def test_a_missing_secret_fails_the_update_once_and_the_failover_timer_stays_quiet():
-    ctx = FakeContext({"replicas": 3, "tls": TLS, "sentinel": {"enabled": True}}, {})
-    ctx.labels = ctx.selector = {"app.kubernetes.io/instance": "r"}
+    ctx = hook_context({"replicas": 3, "tls": TLS, "sentinel": {"enabled": True}})
     with pytest.raises(minop.PermanentError, match=r"spec\.tls\.secretName"):
         hooks.minop_update(ctx)  # reported as Degraded (PermanentError) by the core
     assert ctx.applied == []  # nothing changed while the Secret is missing
     # the timer (every 2 s) adds no TimerFailed Event: the update re-runs on the Secret
     assert hooks.minop_timer(ctx) is None
+    assert ctx.events == []

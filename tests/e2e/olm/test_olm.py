@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import REPO, Kubectl, cluster_runs_pods
 
+from minop.kit.e2e.fixtures import Kubectl, cluster_runs_pods
 from minop.kit.testing import OperatorRunner
+
+REPO = Path(__file__).resolve().parents[3]
 
 OLM_SH = REPO / "hack" / "olm.sh"
 BUNDLE = REPO / "bundle"

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
 
 from minop.packaging import scorecard
+
+REPO = Path(__file__).resolve().parents[3]
 
 pytestmark = pytest.mark.realpods
 BUNDLE = REPO / "bundle"

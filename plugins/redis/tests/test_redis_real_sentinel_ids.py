@@ -1,0 +1,84 @@
+"""A recreated pod's Sentinel is the same Sentinel to the others (its ID is static),
+so a crash failover stays possible after pods are recreated (drains, rollouts,
+rotations). On 6.2 a Sentinel that came back with a new ID at the same address was
+counted twice: the primary and its Sentinel lost together left too few votes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from operator_view import operator_forgets_departed, roles_of
+from redis_pods import FIRST, Cluster, wait
+from test_redis_real_failover import three_with_sentinels
+
+
+def test_a_recreated_pods_sentinel_keeps_its_id_and_a_crash_failover_still_happens(
+    make_cluster, server
+):
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    c = three_with_sentinels(make_cluster)
+    c.pods[1].recreate()
+    me = c.pods[1].sentinel_cli("sentinel", "myid")
+    for p in (c.pods[0], c.pods[2]):  # the others have heard from it since
+        wait(
+            lambda p=p: me in p.sentinel_cli("sentinel", "sentinels", "r"),
+            f"{p.name}'s Sentinel knows the recreated one",
+            30,
+        )
+    kill_primary_and_its_sentinel(c, server.version)
+
+
+def test_the_operator_resets_stale_sentinel_entries_one_at_a_time(make_cluster, server):
+    """A Sentinel back with another ID at the same address (a pod recreated under an
+    operator that wrote random IDs): the operator resets the Sentinels counting it,
+    never two at once, and a crash failover then happens."""
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    c = three_with_sentinels(make_cluster)
+    c.pods[1].restart_sentinel("f" * 40)
+    for p in (c.pods[0], c.pods[2]):
+        wait(
+            lambda p=p: "f" * 40 in p.sentinel_cli("sentinel", "sentinels", "r"),
+            f"{p.name}'s Sentinel knows the new ID",
+            30,
+        )
+    reset: list[str] = []
+
+    def settled() -> bool:
+        """After the operator's resets, every Sentinel knows 2 others and 2 replicas."""
+        name = operator_forgets_departed(c)
+        if name:
+            reset.append(name)
+        for p in c.pods:
+            info = p.sentinel_cli("sentinel", "master", "r").splitlines()
+            fields = dict(zip(info[::2], info[1::2], strict=True))
+            if (fields["num-other-sentinels"], fields["num-slaves"]) != ("2", "2"):
+                return False
+        return True
+
+    wait(settled, "every Sentinel knowing exactly its peers and replicas", 60)
+    kill_primary_and_its_sentinel(c, server.version)
+    print(f"{server.version}: Sentinels reset, in order: {reset}")
+
+
+def kill_primary_and_its_sentinel(c: Cluster, version: str) -> None:
+    """kill -9 of pod 0 (the primary) with its Sentinel, acknowledged writes before:
+    a replica is promoted within 30 s and has them."""
+    for i in range(20):
+        assert c.primary.cli("set", f"k{i}", str(i), password=FIRST) == "OK"
+    # a recreated replica may still be in its full resync: acknowledged once both have them
+    wait(
+        lambda: int(c.primary.cli("wait", "2", "1000", password=FIRST)) == 2,
+        "both replicas acknowledging the writes",
+        60,
+    )
+    c.pods[0].kill()  # 2 of 3 Sentinels left: a majority
+    t0 = time.monotonic()
+    wait(lambda: roles_of(c)[1:].count("master") == 1, "a replica promoted", 30)
+    print(f"{version}: new primary {time.monotonic() - t0:.1f}s after the kill")
+    promoted = c.pods[1 + roles_of(c)[1:].index("master")]
+    assert promoted.cli("mget", *(f"k{i}" for i in range(20)), password=FIRST).split() == [
+        str(i) for i in range(20)
+    ]
