@@ -65,6 +65,20 @@ def our_config_maps(kubectl, ns: str, name: str) -> set[str]:
     }
 
 
+def earlier_config_pods(kubectl, ns: str, name: str, current: str) -> list[str]:
+    """The instance's pods, terminating ones too, that mount a ConfigMap other than ``current``."""
+    return [
+        p["metadata"]["name"]
+        for p in get(kubectl, ns, "pods")["items"]
+        if (p["metadata"].get("labels") or {}).get("app.kubernetes.io/instance") == name
+        and any(
+            (v.get("configMap") or {}).get("name", current) != current
+            for v in p["spec"].get("volumes") or []
+            if v["name"] == "config"
+        )
+    ]
+
+
 def ngx_condition(kubectl, ns: str, name: str, ctype: str) -> dict:
     return condition(get(kubectl, ns, f"nginxserver/{name}"), ctype)
 
@@ -145,7 +159,17 @@ def test_nginx_lifecycle(namespace, kubectl):
         cm = config_map(kubectl, ns, "web")
         assert "location = /alive" in cm["data"]["server.conf"]
         wait_for(lambda: settled(kubectl, ns, "web", 1), 60, "settled after the config roll")
-        # the last configuration's ConfigMap goes once no pod mounts it
+        # the last configuration's ConfigMap goes once no pod mounts it: a stopping pod may
+        # take its whole grace period (drain, then nginx's graceful stop; minutes on a busy
+        # kind node), the operator only seconds after the pod is gone
+        grace = get(kubectl, ns, "deployment/web")["spec"]["template"]["spec"][
+            "terminationGracePeriodSeconds"
+        ]
+        wait_for(
+            lambda: not earlier_config_pods(kubectl, ns, "web", cm["metadata"]["name"]),
+            grace + 60,
+            "the pods of the earlier configuration gone",
+        )
         wait_for(
             lambda: our_config_maps(kubectl, ns, "web") == {cm["metadata"]["name"]},
             30,
