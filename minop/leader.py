@@ -10,7 +10,6 @@ clock skew between replicas does not matter.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import socket
 import threading
@@ -21,21 +20,18 @@ from collections.abc import Callable
 from minop import kinds
 from minop.apierrors import ApiError
 from minop.kube import Kube
+from minop.lease import DEFAULT_TIMING, LeaseLoop, LeaseTiming, lease_body, micro_now
 from minop.metrics import Metrics
 from minop.objects import Obj
 
 log = logging.getLogger("minop.leader")
 
 
-def micro_now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def identity() -> str:
     return f"{socket.gethostname()}_{uuid.uuid4().hex[:8]}"
 
 
-class LeaderElector:
+class LeaderElector(LeaseLoop):
     def __init__(
         self,
         kube: Kube,
@@ -44,72 +40,44 @@ class LeaderElector:
         *,
         on_started: Callable[[], None],
         on_lost: Callable[[], None],
-        lease_duration: float = 15.0,
-        renew_deadline: float = 10.0,
-        retry_period: float = 2.0,
+        timing: LeaseTiming = DEFAULT_TIMING,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # A renewal must fail fast: blocked for longer than the renew deadline, the
-        # loop could not notice in time that it has to stop leading.
-        self.kube = kube.with_timeouts(timeout=min(5.0, renew_deadline / 2), retries=1)
+        super().__init__(kube, timing, metrics, clock, "leader-election")
         self.namespace, self.name = namespace, name
         self.identity = identity()
         self.on_started, self.on_lost = on_started, on_lost
-        self.lease_duration, self.renew_deadline = lease_duration, renew_deadline
-        self.retry_period = retry_period
-        self.metrics = metrics or kube.metrics
-        self._clock = clock
-        self._renewed = 0.0  # monotonic time of our last successful renewal
         self._leading = False
         self._observed: tuple[str, str] | None = None  # (holder, renewTime) last seen
         self._observed_at = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="leader-election", daemon=True)
         self.metrics.leader_status.set(0, name=name)
 
     # -- public ------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._thread.start()
-
     def may_write(self) -> bool:
         """The client's write fence: true only while our lease is surely ours (and
         never again once stopping: a renewal still in flight cannot reopen it)."""
-        return (
-            self._leading
-            and not self._stop.is_set()
-            and self._clock() - self._renewed < self.renew_deadline
-        )
+        return self._leading and self.fresh()
 
     @property
     def leading(self) -> bool:
         return self._leading
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def stop(self, release: bool = True) -> None:
-        self._stop.set()
-        if threading.current_thread() is not self._thread:  # on_lost may call this
-            self._thread.join(self.retry_period + 5)
+        self._end()  # on_lost may call this from the loop itself
         if release and self._leading:
             self._release()
 
     # -- loop ----------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _waiting(self) -> None:
         log.info(
             "waiting to lead through Lease %s/%s as %s", self.namespace, self.name, self.identity
         )
-        while not self._stop.is_set() and self._tick():
-            self._stop.wait(self.retry_period)
 
-    def _tick(self) -> bool:
+    def tick(self) -> bool:
         """One attempt to acquire or renew; False once leadership is lost."""
-        # The lease counts from before the request: the server may have written it at
-        # any moment of a slow one, and other replicas count from what they saw.
         attempt = self._clock()
         ok = self._try_acquire_or_renew()
         if self._stop.is_set():
@@ -121,7 +89,7 @@ class LeaderElector:
                 self.metrics.leader_status.set(1, name=self.name)
                 log.info("became leader (Lease %s/%s)", self.namespace, self.name)
                 threading.Thread(target=self.on_started, name="leading", daemon=True).start()
-        elif self._leading and self._clock() - self._renewed >= self.renew_deadline:
+        elif self._leading and not self._within_deadline():
             self._leading = False
             self.metrics.leader_status.set(0, name=self.name)
             log.error(
@@ -142,8 +110,7 @@ class LeaderElector:
             seen = (holder, str(spec.get("renewTime")))
             if seen != self._observed:
                 self._observed, self._observed_at = seen, self._clock()
-            duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
-            expired = self._clock() - self._observed_at > duration
+            expired = self.timing.expired(spec, self._observed_at, self._clock())
             if holder and holder != self.identity and not expired:
                 return False
             self.kube.replace(kinds.LEASE, self._lease(lease), fenced=False)
@@ -164,17 +131,12 @@ class LeaderElector:
         spec.update(
             holderIdentity=self.identity,
             renewTime=now,
-            leaseDurationSeconds=int(self.lease_duration),
+            leaseDurationSeconds=int(self.timing.lease_duration),
         )
         meta = {"name": self.name, "namespace": self.namespace}
         if current is not None:
             meta["resourceVersion"] = current["metadata"]["resourceVersion"]
-        return {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": meta,
-            "spec": spec,
-        }
+        return lease_body(meta, spec)
 
     def _release(self) -> None:
         """Give the Lease up so a standby takes over at once, not after it expires.

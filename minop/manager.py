@@ -163,9 +163,7 @@ class Manager:
             # sharded, the leader keeps the assignment and does the once-per-cluster work
             on_started=self.once_per_cluster if sharded else self.take_over,
             on_lost=on_lost,
-            lease_duration=self.settings.lease_duration,
-            renew_deadline=self.settings.renew_deadline,
-            retry_period=self.settings.retry_period,
+            timing=self.settings.lease_timing,
             metrics=self.metrics,
         )
         if sharded:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from minop import kinds
 from minop.apierrors import ApiError, NotFound
 from minop.kube import Kube
-from minop.leader import micro_now
+from minop.lease import DEFAULT_TIMING, LeaseLoop, LeaseTiming, lease_body, micro_now
 from minop.metrics import Metrics
 from minop.objects import Obj
 from minop.shard import BUCKETS, Assignment, rebalance
@@ -75,7 +75,7 @@ def member_name(group: str, identity: str) -> str:
     return f"{group}-member-{clean}"[:253].rstrip("-")
 
 
-class Membership:
+class Membership(LeaseLoop):
     def __init__(
         self,
         kube: Kube,
@@ -87,57 +87,34 @@ class Membership:
         on_release: Callable[[frozenset[int]], None],
         on_lost: Callable[[], None],
         is_leader: Callable[[], bool],
-        lease_duration: float = 15.0,
-        renew_deadline: float = 10.0,
-        retry_period: float = 2.0,
+        timing: LeaseTiming = DEFAULT_TIMING,
         metrics: Metrics | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        # as leader election: a renewal must fail well within the renew deadline
-        self.kube = kube.with_timeouts(timeout=min(5.0, renew_deadline / 2), retries=1)
+        super().__init__(kube, timing, metrics, clock, "shard-membership")
         self.namespace, self.group = namespace, group
         self.name = member_name(group, identity)
         self.on_acquire, self.on_release, self.on_lost = on_acquire, on_release, on_lost
         self.is_leader = is_leader
-        self.lease_duration, self.renew_deadline = lease_duration, renew_deadline
-        self.retry_period = retry_period
-        self.metrics = metrics or kube.metrics
-        self._clock = clock
         self.held: frozenset[int] = frozenset()
         # given up, in-flight work still ending: still listed in our Lease
         self._draining: frozenset[int] = frozenset()
         self._lock = threading.Lock()  # _draining: the tick and drain threads
-        self._renewed = 0.0
         self._lease: Obj | None = None  # ours, as last written
         self._seen: dict[str, tuple[str, float]] = {}  # peer -> (renewTime, seen at)
         self._assigned_at: dict[int, float] = {}  # bucket -> when we saw it assigned to us
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="shard-membership", daemon=True)
         self.metrics.shard_buckets.set(0, group=group)
 
     # -- public ------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def fresh(self) -> bool:
-        """Our Lease is surely unexpired for every other member (and we are not stopping)."""
-        return not self._stop.is_set() and self._clock() - self._renewed < self.renew_deadline
 
     def may_write(self, bucket: int) -> bool:
         """The write fence of one bucket."""
         return bucket in self.held and self.fresh()
 
-    @property
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
     def stop(self) -> None:
         """Give every bucket up (in-flight work ends first), then delete our Lease: the
         others take over at once instead of after it expires."""
-        self._stop.set()
-        if self._thread.ident is not None and threading.current_thread() is not self._thread:
-            self._thread.join(self.retry_period + 5)
+        self._end()
         if self.held:
             self._release(self.held, wait=True)
         try:
@@ -148,10 +125,8 @@ class Membership:
 
     # -- loop ----------------------------------------------------------------------------
 
-    def _run(self) -> None:
+    def _waiting(self) -> None:
         log.info("shard member %s of %s/%s", self.name, self.namespace, self.group)
-        while not self._stop.is_set() and self.tick():
-            self._stop.wait(self.retry_period)
 
     def tick(self) -> bool:
         """One round: see the members, (leader) reassign, hand over, renew. False once
@@ -181,9 +156,9 @@ class Membership:
         return True
 
     def _check_deadline(self) -> bool:
-        if self._clock() - self._renewed < self.renew_deadline or not self._renewed:
+        if self._within_deadline() or not self._renewed:
             return True
-        log.error("shard member Lease not renewed for %.0fs; exiting", self.renew_deadline)
+        log.error("shard member Lease not renewed for %.0fs; exiting", self.timing.renew_deadline)
         self.held = frozenset()
         self.metrics.shard_buckets.set(0, group=self.group)
         self.on_lost()
@@ -241,8 +216,7 @@ class Membership:
             renew = str(spec.get("renewTime"))
             if self._seen.get(name, ("", 0.0))[0] != renew:
                 self._seen[name] = (renew, now)
-            duration = float(spec.get("leaseDurationSeconds") or self.lease_duration)
-            if now - self._seen[name][1] > duration and name != self.name:
+            if self.timing.expired(spec, self._seen[name][1], now) and name != self.name:
                 continue  # expired: its claims lapse
             live[name] = self._held_by(lease)
         self._seen = {n: v for n, v in self._seen.items() if n in names}
@@ -265,12 +239,7 @@ class Membership:
         if not self.is_leader() or set(current) == live:
             return current
         new = rebalance(current, live)
-        body = stored or {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": name, "namespace": self.namespace},
-            "spec": {},
-        }
+        body = stored or lease_body({"name": name, "namespace": self.namespace}, {})
         body["metadata"].setdefault("annotations", {})[ASSIGNMENT] = json.dumps(
             {m: encode(b) for m, b in sorted(new.items())}
         )
@@ -292,23 +261,19 @@ class Membership:
         }
         spec = {
             "holderIdentity": self.name,
-            "leaseDurationSeconds": int(self.lease_duration),
+            "leaseDurationSeconds": int(self.timing.lease_duration),
             "renewTime": now,
         }
-        body: Obj = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease"}
         try:
             if self._lease is None:
                 spec["acquireTime"] = now
                 self._lease = self.kube.create(
-                    kinds.LEASE, body | {"metadata": meta, "spec": spec}, self.namespace,
-                    fenced=False,
-                )  # fmt: skip
+                    kinds.LEASE, lease_body(meta, spec), self.namespace, fenced=False
+                )
             else:
                 meta["resourceVersion"] = self._lease["metadata"]["resourceVersion"]
                 spec["acquireTime"] = (self._lease.get("spec") or {}).get("acquireTime", now)
-                self._lease = self.kube.replace(
-                    kinds.LEASE, body | {"metadata": meta, "spec": spec}, fenced=False
-                )
+                self._lease = self.kube.replace(kinds.LEASE, lease_body(meta, spec), fenced=False)
             return True
         except ApiError as e:
             log.warning("shard member Lease %s: %s", self.name, e)

@@ -7,6 +7,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from minop.lease import LeaseTiming
+
 WEBHOOK_CERT_MODES = ("self-managed", "cert-manager", "olm")
 
 
@@ -62,18 +64,10 @@ class Settings:
             raise SettingsError(f"log-format: must be json or text, got {self.log_format!r}")
         if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise SettingsError(f"log-level: unknown level {self.log_level!r}")
-        # A leader retries its renewal within the deadline and stops writing before
-        # the lease can expire for the others.
-        if not self.renew_deadline < self.lease_duration:
-            raise SettingsError(
-                f"renew-deadline: must be shorter than lease-duration "
-                f"({self.renew_deadline:g} >= {self.lease_duration:g})"
-            )
-        if not self.retry_period < self.renew_deadline:
-            raise SettingsError(
-                f"retry-period: must be shorter than renew-deadline "
-                f"({self.retry_period:g} >= {self.renew_deadline:g})"
-            )
+        try:
+            self.lease_timing  # noqa: B018 -- refused here, not once the operator runs
+        except ValueError as e:
+            raise SettingsError(str(e)) from None
         if self.webhook_cert_mode not in WEBHOOK_CERT_MODES:
             raise SettingsError(
                 f"webhook-cert-mode: one of {', '.join(WEBHOOK_CERT_MODES)}, "
@@ -84,6 +78,11 @@ class Settings:
         for name in ("watch_inactivity", "resync", "grace", "retry_period"):
             if getattr(self, name) <= 0:
                 raise SettingsError(f"{name.replace('_', '-')}: must be > 0")
+
+    @property
+    def lease_timing(self) -> LeaseTiming:
+        """Leader election's and shard membership's Lease timings."""
+        return LeaseTiming(self.lease_duration, self.renew_deadline, self.retry_period)
 
 
 # Setting name -> environment variable.

@@ -62,7 +62,6 @@ class Sharding:
     def join(self, elector: LeaderElector, namespace: str, on_lost: Callable[[], None]) -> None:
         """A membership in ``namespace`` on the leader election's client; the leader keeps
         the assignment."""
-        s = self.settings
         self.attach(
             Membership(
                 elector.kube,
@@ -73,9 +72,7 @@ class Sharding:
                 on_release=self.released,
                 on_lost=on_lost,
                 is_leader=lambda: elector.leading,
-                lease_duration=s.lease_duration,
-                renew_deadline=s.renew_deadline,
-                retry_period=s.retry_period,
+                timing=self.settings.lease_timing,
                 metrics=self.metrics,
             )
         )

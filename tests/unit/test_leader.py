@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from minop.leader import LeaderElector
+from minop.lease import LeaseTiming
 from minop.metrics import Metrics
 from minop.settings import Settings, SettingsError
 
@@ -54,8 +55,8 @@ def test_the_fence_counts_from_before_a_slow_renewal():
     """A renewal that took 3 s kept the fence open 3 s past the renew deadline, counted
     from its answer, while the others count from when the Lease changed."""
     api, now = LeaseApi(), [100.0]
-    e = elector(api, clock=lambda: now[0], renew_deadline=10.0)
-    e._tick()  # acquired (created) at 100
+    e = elector(api, clock=lambda: now[0], timing=LeaseTiming(renew_deadline=10.0))
+    e.tick()  # acquired (created) at 100
     assert e.may_write()
 
     def three_seconds():
@@ -63,7 +64,7 @@ def test_the_fence_counts_from_before_a_slow_renewal():
 
     api.slow = three_seconds
     now[0] = 105.0
-    e._tick()  # renewed: sent at 105, answered at 108
+    e.tick()  # renewed: sent at 105, answered at 108
     now[0] = 115.5  # 10.5 s after the renewal was sent
     assert not e.may_write()
 
@@ -71,7 +72,12 @@ def test_the_fence_counts_from_before_a_slow_renewal():
 def test_a_renewal_answered_after_stop_never_reopens_the_fence():
     api = LeaseApi()
     e = LeaderElector(
-        api, "ns", "lease", on_started=lambda: None, on_lost=lambda: None, retry_period=0.01
+        api,
+        "ns",
+        "lease",
+        on_started=lambda: None,
+        on_lost=lambda: None,
+        timing=LeaseTiming(retry_period=0.01),
     )
     in_flight, answer = threading.Event(), threading.Event()
 

@@ -10,6 +10,7 @@ import pytest
 
 from minop.apierrors import Conflict, NotFound
 from minop.kit.testing import wait_for
+from minop.lease import LeaseTiming
 from minop.membership import ASSIGNMENT, HELD, Membership, decode, encode
 from minop.metrics import Metrics
 from minop.shard import BUCKETS
@@ -112,7 +113,7 @@ class Cluster:
             on_release=on_release or (lambda b: self.log.append((name, "release", b))),
             on_lost=lambda: self.lost.append(name),
             is_leader=lambda: self.leader == name,
-            lease_duration=15, renew_deadline=10, retry_period=2,
+            timing=LeaseTiming(lease_duration=15, renew_deadline=10, retry_period=2),
             clock=lambda: self.now[0],
         )  # fmt: skip
         self.members[name] = m
