@@ -18,10 +18,11 @@ from minop import __version__, log
 from minop.apierrors import ApiError
 from minop.kube import Kube, user_agent
 from minop.kubeconfig import ConfigError
-from minop.manager import Manager, StartError
+from minop.manager import Manager
 from minop.packaging import bundle, chart, rbac, scaffold
 from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
+from minop.preflight import StartError
 from minop.resource import Resource
 from minop.settings import (
     Settings,

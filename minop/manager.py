@@ -19,19 +19,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop import __version__, kinds
-from minop.apierrors import ApiError
 from minop.cache import INDEXERS, Cache
 from minop.controller import Controller
 from minop.events import Recorder
 from minop.handlers import Handlers
 from minop.informer import Handler, Informer, strip_managed_fields
 from minop.kube import Kube, user_agent
-from minop.kubeconfig import SA_DIR
 from minop.leader import LeaderElector
 from minop.metrics import Metrics
 from minop.migration import StorageMigration
 from minop.objects import MANAGED_SELECTOR, hash_only
 from minop.plugin.manager import PluginManager
+from minop.preflight import check_access, check_crds, lease_namespace, reach, webhook_namespace
 from minop.reconcile import Binding
 from minop.resource import Kind, Resource
 from minop.runtime import Runtime
@@ -41,10 +40,6 @@ from minop.sharding import Sharding
 from minop.webhook import lifecycle
 
 log = logging.getLogger("minop.manager")
-
-
-class StartError(Exception):
-    """The operator cannot start; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +114,14 @@ class Manager:
         """Everything but reconciling: plugins, informers, a synced cache."""
         # Probes first: /healthz answers and /readyz says why not while the API is slow.
         self._start_servers()
-        self._preflight()
+        reach(self.kube)
         if self._load_plugins:
             self.plugins.load_entry_points()
         self.plugins.startup(self.settings)
         self.bind()
         self._start_webhooks()
-        self._check_crds()
-        self._lease_namespace = self._leader_namespace()
+        check_crds(self.kube, self.controllers)
+        self._lease_namespace = lease_namespace(self.settings)
         self.recorder.start()
         self._start_informers()
         self._wait_synced()
@@ -184,62 +179,14 @@ class Manager:
         self.sharding.start()
         self.elector.start()
 
-    def _leader_namespace(self) -> str | None:
-        if not self.settings.leader_elect and self.settings.shards == "off":
-            return None
-        if self.settings.leader_election_namespace:
-            return self.settings.leader_election_namespace
-        ns_file = SA_DIR / "namespace"
-        if ns_file.exists():
-            return ns_file.read_text().strip()
-        raise StartError(
-            "--leader-election-namespace is required when not running in a pod "
-            "(MINOP_LEADER_ELECTION_NAMESPACE)"
-        )
-
     def _start_webhooks(self) -> None:
         """On every replica, before the informers: the API server may call it at once."""
         if parse_addr(self.settings.webhook_addr) is None or not lifecycle.needed(self.plugins):
             return
-        namespace = self.settings.webhook_namespace
-        ns_file = SA_DIR / "namespace"
-        if not namespace and ns_file.exists():
-            namespace = ns_file.read_text().strip()
-        if not namespace and self.settings.webhook_cert_mode == "self-managed":
-            raise StartError(
-                "--webhook-namespace is required for a self-managed webhook certificate "
-                "when not running in a pod (MINOP_WEBHOOK_NAMESPACE)"
-            )
         self.webhooks = lifecycle.Webhooks(
-            self.settings, self.plugins, self.kube, self.metrics, namespace or ""
+            self.settings, self.plugins, self.kube, self.metrics, webhook_namespace(self.settings)
         )
         self.webhooks.start()
-
-    def _preflight(self) -> None:
-        try:
-            self.kube.version()
-        except ApiError as e:
-            raise StartError(f"cannot reach the API server at {self.kube.server}: {e}") from e
-
-    def _check_crds(self) -> None:
-        missing = []
-        for kind in self.controllers:
-            if not kind.group or "." not in kind.group:
-                continue  # built-in kinds need no CRD
-            try:
-                found = self.kube.request("GET", f"/apis/{kind.group}/{kind.version}")
-                plurals = {r.get("name") for r in found.get("resources") or []}
-            except ApiError as e:
-                if e.status != 404:
-                    raise StartError(f"cannot check the CRD of {kind}: {e}") from e
-                plurals = set()
-            if kind.plural not in plurals:
-                missing.append(f"{kind.plural}.{kind.group}")
-        if missing:
-            raise StartError(
-                f"CRD not installed: {', '.join(missing)}; "
-                "install with `python -m minop crds | kubectl apply -f -`"
-            )
 
     def _start_informers(self) -> None:
         plan = watched(c.binding.resource for c in self.controllers.values())
@@ -267,16 +214,7 @@ class Manager:
         # Children must be cached before any reconcile: otherwise every child
         # looks missing and a restart would rewrite them all.
         while not self.cache.synced():
-            forbidden = [i for i in self.cache.informers() if i.forbidden is not None]
-            if forbidden:
-                i = forbidden[0]
-                assert i.forbidden is not None
-                where = f"namespace {i.namespace}" if i.namespace else "all namespaces"
-                raise StartError(
-                    f"forbidden to list/watch {i.kind.label} in {where}: grant the operator's "
-                    f"ServiceAccount list and watch on {i.kind.label} (`python -m minop rbac`); "
-                    f"API server said: {i.forbidden.message}"
-                )
+            check_access(self.cache.informers())
             if self.stopping.wait(0.05):
                 return
 

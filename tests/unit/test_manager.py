@@ -3,8 +3,9 @@
 import pytest
 
 import minop
-from minop.manager import Manager, StartError
+from minop.manager import Manager
 from minop.plugin.manager import PluginManager
+from minop.preflight import StartError
 from minop.settings import Settings
 
 from .test_kube import Script, status
