@@ -19,7 +19,8 @@ from minop import conditions, kinds
 from minop.apierrors import NotFound
 from minop.context import Context
 from minop.kit import crd
-from minop.kit.workloads import Instance, canonical_resources, restricted_container_security
+from minop.kit.podtemplate import canonical_resources, restricted_container_security
+from minop.kit.workloads import Instance
 from minop.resource import Kind
 
 SERVICE_MONITOR = Kind("monitoring.coreos.com", "v1", "ServiceMonitor", "servicemonitors")
