@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 
+from minop.hookrun import Binding, Result, retry_causes
 from minop.objects import Key, Obj
 from minop.plugin.manager import PluginManager
 from minop.queue import WorkQueue
-from minop.reconcile import Binding, Reconciler, Result, retry_causes
+from minop.reconcile import Reconciler
 from minop.resource import Timer
 from minop.runtime import Runtime
 

@@ -23,6 +23,7 @@ from minop.cache import INDEXERS, Cache
 from minop.controller import Controller
 from minop.events import Recorder
 from minop.handlers import Handlers
+from minop.hookrun import Binding
 from minop.informer import Handler, Informer, strip_managed_fields
 from minop.kube import Kube, user_agent
 from minop.leader import LeaderElector
@@ -31,7 +32,6 @@ from minop.migration import StorageMigration
 from minop.objects import MANAGED_SELECTOR, hash_only
 from minop.plugin.manager import PluginManager
 from minop.preflight import check_access, check_crds, lease_namespace, reach, webhook_namespace
-from minop.reconcile import Binding
 from minop.resource import Kind, Resource
 from minop.runtime import Runtime
 from minop.serve import Server, check_route, parse_addr

@@ -18,8 +18,8 @@ the hook body's generation as ``observedGeneration`` and, for create/spec, the h
 spec: one request; a status that is no JSON object or that the API server refuses is
 the hook's failure, never API trouble. What an outcome means (conditions, finite
 retries) is ``verdict``'s; when a failed pass runs again, ``retries``'; what it
-tells besides the status (log, Event, metrics), ``report``'s. Every status write is the
-reconciler's own.
+tells besides the status (log, Event, metrics), ``report``'s. The hook's run and every
+status write are ``hookrun``'s.
 """
 
 from __future__ import annotations
@@ -29,53 +29,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
-from minop import invoke as inv
 from minop import schema, verdict
 from minop import status as st
 from minop.apierrors import ApiError, NotFound, WritesFenced
-from minop.conditions import DEGRADED, Condition, find
-from minop.context import Context
+from minop.conditions import DEGRADED, find
 from minop.diff import diff
 from minop.errors import PermanentError
 from minop.events import NORMAL
-from minop.objects import Key, Obj, copy_tree, uid_of
-from minop.outcome import API, FENCED, INVALID, OK, PERMANENT, TIMEOUT, Ending
+from minop.hookrun import DONE, TRIGGERS, Binding, HookRunner, Result, retry_causes
+from minop.objects import Key, Obj, uid_of
+from minop.outcome import FENCED, OK, PERMANENT, TIMEOUT
 from minop.plugin.manager import PluginManager
 from minop.report import Report
-from minop.resource import Kind, Resource
+from minop.resource import Kind
 from minop.retries import FENCED_RETRY, Retries
 from minop.runtime import Runtime
 
 log = logging.getLogger("minop.reconcile")
-
-# Causes that call minop_update on an unchanged spec, by precedence.
-TRIGGERS = ("child", "related", "resync")
-RETRY = frozenset({"retry"})
-
-
-@dataclass(frozen=True)
-class Binding:
-    """A resource and the plugin that owns it."""
-
-    plugin: str
-    resource: Resource
-    finalizes: bool
-
-
-@dataclass(frozen=True)
-class Result:
-    """What the controller does with the key after a pass."""
-
-    requeue_after: float | None = None  # None: nothing more until the next event
-    causes: frozenset[str] = RETRY  # what the key is queued with again
-    hold: inv.Call | None = None  # a timed-out hook: keep the key busy until it ends
-    unrun: tuple[str, ...] = ()  # due timers this pass could not run: due at the next one
-
-
-DONE = Result()
 
 
 class Reconciler:
@@ -89,13 +60,12 @@ class Reconciler:
         progress: Callable[[float], None] = lambda seconds: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rt, self.plugins, self.b = runtime, plugins, binding
+        self.rt, self.b = runtime, binding
         self.due_timers = timers  # names of this key's timers due now (and re-armed)
-        # the pass starts a step that takes at most this many seconds (liveness)
-        self.progress = progress
         self.controller = binding.resource.kind.kind.lower()
         self.retries = Retries(clock)
         self.report = Report(runtime.recorder, runtime.metrics, binding.plugin, self.controller)
+        self.hooks = HookRunner(runtime, plugins, binding, self.retries, self.report, progress)
         self.tombstones: dict[Key, Obj] = {}  # last body of a deleted (or replaced) object
         self._released: set[tuple[Key, str]] = set()  # (key, uid) whose finalizer we removed
         self._lock = threading.Lock()
@@ -172,15 +142,15 @@ class Reconciler:
         if invalid:  # stored before the CRD was tightened: no hook may act on it
             error = PermanentError(invalid)
             v = verdict.failure(PERMANENT, error, 1, 1, 0.0)
-            self._report_failure(key, obj, hook, PERMANENT, error, v)
+            self.hooks.report_failure(key, obj, hook, PERMANENT, error, v)
             return DONE
         self.retries.new_spec(key, spec)
         wait = self.retries.due_in(key, causes)
         if wait:
             return Result(wait, retry_causes(causes))
         if self.b.finalizes and not st.has_finalizer(obj):
-            self._request()
-            self._mutated(st.add_finalizer(self.rt.kube, key.kind, obj))
+            self.hooks.request()
+            self.hooks.mutated(st.add_finalizer(self.rt.kube, key.kind, obj))
             # decided again at once from the response (our overlay): a requeue would be
             # a pass with no new event. Anything else the cache shows came with the
             # watch's own event, which queued the key already.
@@ -193,14 +163,14 @@ class Reconciler:
             ):
                 return DONE
             return self._reconcile(key, latest, causes)
-        ctx = self._context(obj, cause, old=last, new=spec, diff=changes)
-        out = self._call(hook, ctx)
+        ctx = self.hooks.context(obj, cause, old=last, new=spec, diff=changes)
+        out = self.hooks.call(hook, ctx)
         if out.kind == OK:
             handled = spec if cause in ("create", "spec") else None
             conditions = verdict.success(ctx.conditions)
-            out = self._write_results(obj, out.results, conditions, handled=handled)
+            out = self.hooks.write_results(obj, out.results, conditions, handled=handled)
         if out.kind != OK:
-            return self._failed(key, obj, hook, out, causes)
+            return self.hooks.failed(key, obj, hook, out, causes)
         self.retries.succeeded(key)  # only now: the status write was API work too
         self.report.count("success")
         return DONE
@@ -224,24 +194,26 @@ class Reconciler:
             wait = self.retries.due_in(key, set())
             if wait:
                 return Result(wait)
-            ctx = self._context(obj, "finalize")
-            out = self._call("minop_finalize", ctx)
+            ctx = self.hooks.context(obj, "finalize")
+            out = self.hooks.call("minop_finalize", ctx)
             if out.kind != OK:
                 # finalizers are retried for as long as it takes (the object cannot go
                 # otherwise); past max_tries it shows Degraded with a Warning each time
-                return self._failed(key, obj, "minop_finalize", out, set())
+                return self.hooks.failed(key, obj, "minop_finalize", out, set())
             ctx.event(NORMAL, "Finalized", f"finalize handled by {self.b.plugin}")
-        self._request()
+        self.hooks.request()
         with contextlib.suppress(NotFound):  # gone already: what we wanted
-            self._mutated(st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True)
+            self.hooks.mutated(
+                st.remove_finalizer(self.rt.kube, key.kind, obj), only_if_present=True
+            )
         with self._lock:
             self._released.add((key, uid_of(obj)))
         self.report.count("success")
         return DONE
 
     def _notify_deleted(self, key: Key, tomb: Obj) -> None:
-        ctx = self._context(tomb, "delete")
-        out = self._call("minop_delete", ctx)
+        ctx = self.hooks.context(tomb, "delete")
+        out = self.hooks.call("minop_delete", ctx)
         if out.kind != OK:  # a notification: reported, never retried
             self.report.delete_failed(key, out.error)
 
@@ -259,10 +231,10 @@ class Reconciler:
         never replaces ``pending``, the pass's own retry."""
         names = self.due_timers(key)
         for i, name in enumerate(names):
-            ctx = self._context(obj, "timer", timer=name)
-            out = self._call("minop_timer", ctx)
+            ctx = self.hooks.context(obj, "timer", timer=name)
+            out = self.hooks.call("minop_timer", ctx)
             if out.kind == OK:
-                out = self._write_results(obj, out.results, ctx.conditions, observe=False)
+                out = self.hooks.write_results(obj, out.results, ctx.conditions, observe=False)
             if out.kind == OK:
                 continue
             if out.kind == FENCED:
@@ -285,99 +257,6 @@ class Reconciler:
         for kind, found in names.items():
             self.rt.cache.refer(key, kind, key.namespace, found)
 
-    # -- outcomes ----------------------------------------------------------------------
-
-    def _context(self, obj: Obj, cause: str, **kw: Any) -> Context:
-        """A hook's context on copies (body, old, new, diff): a hook can never
-        change what is cached, nor the spec recorded as handled."""
-        key = Key.of(self.b.resource.kind, obj)
-        retry = 0 if cause in ("delete", "timer") else self.retries.tries(key)
-        body, kw = copy_tree((obj, kw))
-        return Context(
-            self.rt, self.b.plugin, self.b.resource, body, cause=cause, retry=retry, **kw
-        )
-
-    def _call(self, hook: str, ctx: Context) -> inv.Outcome:
-        r, rt = self.b.resource, self.rt
-        return inv.invoke(
-            self.plugins, self.b.plugin, hook, ctx, r.hook_timeout, rt.metrics, self.progress
-        )
-
-    def _write_results(
-        self, obj: Obj, results: list[Any], conditions: list[Condition], **kw: Any
-    ) -> inv.Outcome:
-        """A successful hook's status. One that is no status, or that the API server
-        refuses, is the hook's failure (its backoff, Degraded naming the field), never API
-        trouble: sending it again cannot help."""
-        try:
-            self._write_status(obj, st.new_status(obj, results, conditions, **kw))
-        except st.InvalidStatus as e:
-            return inv.Outcome(INVALID, results, e)
-        except ApiError as e:
-            refused = st.refusal(e)
-            if refused is None:
-                raise
-            return inv.Outcome(INVALID, results, refused)
-        return inv.Outcome(OK, results)
-
-    def _failed(self, key: Key, obj: Obj, hook: str, out: inv.Outcome, causes: set[str]) -> Result:
-        """A failed hook: API trouble on its own backoff (no hook try used), anything
-        else as ``verdict`` says, on the hook's; a timed-out hook holds its key."""
-        retry = retry_causes(causes)
-        if out.kind == FENCED:
-            self.report.fenced(key)
-            return Result(FENCED_RETRY, retry)
-        if out.kind == API:
-            delay = self.retries.api_delay(key, out.error)
-            self.report.api_trouble(key, delay, out.error, hook)
-            return Result(delay, retry)
-        tries, max_tries = self.retries.tries(key) + 1, self.b.resource.max_tries
-        backoff = self.retries.hook_delay(key)
-        finalize = hook == "minop_finalize"
-        v = verdict.failure(out.kind, out.error, tries, max_tries, backoff, endless=finalize)
-        if v.delay is not None:  # recorded first: a report that cannot be written
-            self.retries.hook_failed(key, v.delay)  # does not make the hook run sooner
-        hold = out.running if out.kind == TIMEOUT else None
-        try:
-            self._report_failure(key, obj, hook, out.kind, out.error, v)
-        except ApiError as e:
-            if hold is None:
-                raise
-            # the timed-out hook still runs: its key stays held whatever the report met
-            delay = self.retries.api_delay(key, e)
-            self.report.api_trouble(key, delay, e, hook)
-            return Result(delay, retry, hold=hold)
-        return Result(v.delay, retry, hold=hold)
-
-    def _report_failure(
-        self,
-        key: Key,
-        obj: Obj,
-        hook: str,
-        ending: Ending,
-        error: BaseException | None,
-        v: verdict.Verdict,
-    ) -> None:
-        """The verdict's log line and Event, its conditions in the status, its metrics."""
-        self.report.failed(key, obj, hook, ending, error, v)
-        self._write_status(obj, st.new_status(obj, [], v.conditions))
-        self.report.counted(ending, v.delay)
-
-    # -- writes ----------------------------------------------------------------------------
-
-    def _mutated(self, obj: Obj, *, only_if_present: bool = False) -> None:
-        self.rt.cache.mutated(self.b.resource.kind, obj, only_if_present=only_if_present)
-
-    def _request(self) -> None:
-        """One request of ours starts: it takes at most the client's longest."""
-        self.progress(self.rt.kube.longest_request)
-
-    def _write_status(self, obj: Obj, status: dict[str, Any]) -> None:
-        self._request()
-        written = st.write_status(self.rt.kube, self.b.resource.kind, obj, status)
-        if written is not None:
-            self._mutated(written, only_if_present=True)
-
 
 def _unobserved(obj: Obj) -> bool:
     """The object's current generation has not been handled."""
@@ -391,10 +270,3 @@ def _also(pending: Result, timers: Result) -> Result:
     delays = [d for d in (pending.requeue_after, timers.requeue_after) if d is not None]
     causes = pending.causes if pending.requeue_after is not None else timers.causes
     return Result(min(delays, default=None), causes, timers.hold, timers.unrun)
-
-
-def retry_causes(causes: set[str]) -> frozenset[str]:
-    """What a retry of a pass is queued with: every trigger it had (without one, a pass
-    on an unchanged spec does nothing, and only ``related`` passes a given-up object's
-    wait), else a bare retry (a create or spec change is read from the object again)."""
-    return frozenset(c for c in causes if c in TRIGGERS) or RETRY

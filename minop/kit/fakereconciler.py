@@ -23,11 +23,12 @@ from collections.abc import Callable
 from typing import Any
 
 from minop.cache import Cache
+from minop.hookrun import Binding, Result
 from minop.kit.fakeapi import FakeApi
 from minop.kit.fakecontext import FakeRuntime
 from minop.objects import Key, Obj
 from minop.plugin.manager import PluginManager
-from minop.reconcile import Binding, Reconciler, Result
+from minop.reconcile import Reconciler
 from minop.resource import Resource
 from minop.runtime import Runtime
 

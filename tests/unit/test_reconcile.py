@@ -11,7 +11,7 @@ import pytest
 
 import minop
 from minop.apierrors import ApiError
-from minop.reconcile import Result
+from minop.hookrun import Result
 from minop.status import FINALIZER, LAST_HANDLED, LAST_HANDLED_FIELD
 
 from .widget import KIND, Env
