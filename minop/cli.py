@@ -16,7 +16,7 @@ import yaml
 
 from minop import __version__, log
 from minop.apierrors import ApiError
-from minop.kube import Kube, user_agent
+from minop.kube import Kube
 from minop.kubeconfig import ConfigError
 from minop.manager import Manager
 from minop.packaging import bundle, chart, rbac, scaffold
@@ -24,6 +24,7 @@ from minop.packaging.bundle import BundleInfo
 from minop.plugin.manager import PluginManager
 from minop.preflight import StartError
 from minop.resource import Resource
+from minop.rest import user_agent
 from minop.settings import (
     Settings,
     SettingsError,

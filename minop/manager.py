@@ -25,7 +25,7 @@ from minop.events import Recorder
 from minop.handlers import Handlers
 from minop.hookrun import Binding
 from minop.informer import Handler, Informer, strip_managed_fields
-from minop.kube import Kube, user_agent
+from minop.kube import Kube
 from minop.leader import LeaderElector
 from minop.metrics import Metrics
 from minop.migration import StorageMigration
@@ -33,6 +33,7 @@ from minop.objects import MANAGED_SELECTOR, hash_only
 from minop.plugin.manager import PluginManager
 from minop.preflight import check_access, check_crds, lease_namespace, reach, webhook_namespace
 from minop.resource import Kind, Resource
+from minop.rest import user_agent
 from minop.runtime import Runtime
 from minop.serve import Server, check_route, parse_addr
 from minop.settings import Settings

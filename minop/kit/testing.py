@@ -39,9 +39,10 @@ from minop.kit.fakeapi import FakeApi
 from minop.kit.fakecontext import FakeContext, FakeRuntime
 from minop.kit.fakereconciler import FakeReconciler
 from minop.kit.fakeserver import FakeServer
-from minop.kube import Kube, user_agent
+from minop.kube import Kube
 from minop.manager import Manager
 from minop.plugin.manager import PluginManager
+from minop.rest import user_agent
 from minop.settings import Settings
 
 __all__ = [
