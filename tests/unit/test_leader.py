@@ -106,3 +106,5 @@ def test_a_renewal_answered_after_stop_never_reopens_the_fence():
 def test_lease_timings_that_cannot_fence_in_time_are_refused(values, named):
     with pytest.raises(SettingsError, match=named):
         Settings(**values)
+    with pytest.raises(ValueError, match=named):  # whoever builds them, not only settings
+        LeaseTiming(**values)
