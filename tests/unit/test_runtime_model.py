@@ -1,7 +1,8 @@
 """A model-based search for interleavings that lose work or spin (issue 22).
 
-Hypothesis drives the real runtime (``model_runtime.Replica``) against a ``FakeApi``:
-users create, edit, delete and recreate widgets and delete their children; the watch
+Hypothesis drives the real runtime (``model_runtime.Replica``) against a ``FakeApi``
+(widget a may exist before minop starts): users create, edit, delete and recreate
+widgets and delete their children (sometimes unseen: the watch expires); the watch
 delivers, repeats or drops (then relists) events; writes fail (409, 422, 429, 500,
 timeouts, lost answers) or let a user act and the watch deliver before minop records
 their answer; hooks fail, return a bad status or time out; timers come due; a standby
@@ -13,9 +14,9 @@ once everything is healed and quiet: every widget converged (child as the spec s
 observedGeneration, lastHandledSpec) or visibly Degraded, minop_delete at most once
 per uid, no spin, and what the runtime remembers bounded by what exists.
 
-``make unit`` runs the "ci" profile (a fixed number of examples, about a minute);
-``make fuzz`` the "fuzz" profile (MINOP_FUZZ_EXAMPLES). A failure prints the seed and
-the shortest schedule; pin it below as an ``@example``-style explicit test.
+``make unit`` searches for MINOP_MODEL_SECONDS (60), ``make fuzz`` for FUZZ_SECONDS
+with longer schedules. A failure prints the seed and the shortest schedule; pin it
+below as an ``@example``-style explicit test.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ class RuntimeModel(RuleBasedStateMachine):
         self.writes_seen = 0
         self.mid_write: str | None = None  # see work
 
-    @initialize(numeric=st.booleans())
-    def start(self, numeric: bool) -> None:
+    @initialize(numeric=st.booleans(), existing=st.booleans())
+    def start(self, numeric: bool, existing: bool = False) -> None:
+        """``existing``: widget a exists before minop starts (its first list queues it):
+        most schedules then reach a reconciled widget with a child."""
         rv = str if numeric else (lambda n: f"x{n:04x}")
         self.api = FakeApi([WIDGETS, CM], validate=validate, rv_format=rv)
+        if existing:
+            self.create_or_edit("a", 0, True)
         self.api.after_write = self._after_write
         self.replicas.append(Replica(self.api, self.plugin, self.clock, "r0", leading=True))
 
@@ -106,10 +111,14 @@ class RuntimeModel(RuleBasedStateMachine):
         if self._widget(name) is not None:
             self.api.remove(WIDGETS, NS, name)
 
-    @rule(name=NAMES)
-    def delete_child(self, name: str) -> None:
+    @rule(name=NAMES, unseen=st.booleans())
+    def delete_child(self, name: str, unseen: bool = False) -> None:
+        """A user deletes the widget's child (``unseen``: then the watch expires before
+        delivering it, and whatever else it had not delivered, and relists)."""
         if self.api.get(CM, NS, f"{name}-cm") is not None:
             self.api.remove(CM, NS, f"{name}-cm")
+            if unseen:
+                self.leader.relist(CM)
 
     # -- the watch ----------------------------------------------------------------------
 
@@ -407,4 +416,17 @@ def test_found_adding_the_finalizer_is_no_requeue_without_an_event():
         ("create_or_edit", {"name": "a", "size": 0, "ok": True}),
         ("deliver", {"kind": "widgets", "n": 1, "again": False}),
         ("work", {"n": 2, "during": None, "dt": 0.0, "finish": False}),
+    )
+
+
+def test_found_child_deleted_in_a_watch_gap_after_its_apply_answer_is_recreated():
+    """The apply's answer is recorded, then a user deletes the child and the watch
+    expires before delivering either event (410, a relist): a re-list that keeps what
+    only the overlay knew keeps the answer as a ghost, and the child is never recreated
+    (the relist variant; without ``unseen`` the search rarely found it in 60 s)."""
+    run(
+        ("create_or_edit", {"name": "a", "size": 0, "ok": True}),
+        ("deliver", {"kind": "widgets", "n": 1, "again": False}),
+        ("work", {"n": 1, "during": None, "dt": 0.0, "finish": False}),
+        ("delete_child", {"name": "a", "unseen": True}),
     )
