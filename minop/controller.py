@@ -237,5 +237,7 @@ class Controller:
         assert result.hold is not None
         result.hold.join()
         self.timers.again(key, result.unrun, 0.0)  # skipped for the hold: due right after it
-        self._requeue(key, result, result.requeue_after or 0.0)
+        # events that came meanwhile wait in the queue's dirty set; only a failure's own
+        # backoff (counted from now) queues the key again
+        self._requeue(key, result, result.requeue_after)
         self.queue.done(key)

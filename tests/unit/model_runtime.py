@@ -57,7 +57,8 @@ class Plugin:
     create/update/finalize calls (default "ok"); records what the invariants need."""
 
     def __init__(self) -> None:
-        self.script: deque[str] = deque()
+        self.script: deque[str] = deque()  # outcomes of the next create/update hooks
+        self.timer_script: deque[str] = deque()  # of the next timer hooks
         self.active: set[tuple[int, str]] = set()  # (replica, uid) a hook runs on now
         self.deleted: Counter[str] = Counter()  # minop_delete calls per uid
         self.handled: dict[str, int] = {}  # uid -> newest generation a hook succeeded on
@@ -85,7 +86,8 @@ class Plugin:
                     f"{self.handled[uid]}"
                 )
             self.active.add(me)
-            outcome = self.script.popleft() if self.script and hook != "minop_timer" else "ok"
+            script = self.timer_script if hook == "minop_timer" else self.script
+            outcome = script.popleft() if script else "ok"
         try:
             return self._act(hook, ctx, outcome)
         finally:

@@ -169,6 +169,10 @@ class RuntimeModel(RuleBasedStateMachine):
     def next_hook_fails(self, outcome: str) -> None:
         self.plugin.script.append(outcome)
 
+    @rule(outcome=st.sampled_from(["temporary", "crash", "slow"]))
+    def next_timer_fails(self, outcome: str) -> None:
+        self.plugin.timer_script.append(outcome)
+
     @rule(
         n=st.integers(1, 4),
         during=st.sampled_from([None, "deliver", "delete-child", "edit"]),
@@ -247,6 +251,7 @@ class RuntimeModel(RuleBasedStateMachine):
     def _settle(self) -> None:
         """Heal every fault and run until nothing is queued; a spin never gets there."""
         self.plugin.script.clear()
+        self.plugin.timer_script.clear()
         self.api.faults.clear()
         self.mid_write = None
         self._release()
@@ -429,4 +434,18 @@ def test_found_child_deleted_in_a_watch_gap_after_its_apply_answer_is_recreated(
         ("deliver", {"kind": "widgets", "n": 1, "again": False}),
         ("work", {"n": 1, "during": None, "dt": 0.0, "finish": False}),
         ("delete_child", {"name": "a", "unseen": True}),
+    )
+
+
+def test_found_a_timer_hook_that_outlived_its_timeout_is_no_requeue_without_an_event():
+    """A timer's hook times out and ends later: the key, held meanwhile, was queued again
+    the moment the hook ended, with no new event and no failure's backoff elapsed (seen
+    under load, where a hook outlives the model's 0.2 s timeout)."""
+    run(
+        ("create_or_edit", {"name": "a", "size": 0, "ok": True}),
+        ("deliver", {"kind": "widgets", "n": 1, "again": False}),
+        ("work", {"n": 3, "during": None, "dt": 0.0, "finish": False}),
+        ("next_timer_fails", {"outcome": "slow"}),
+        ("work", {"n": 2, "during": None, "dt": 61.0, "finish": False}),
+        ("work", {"n": 2, "during": None, "dt": 0.0, "finish": True}),
     )
