@@ -53,7 +53,13 @@ newer() {
   else echo "$1"; fi
 }
 recorded() { view "$(cat "$view_file" 2>/dev/null || true)"; }
-record() { echo "$1" > "$view_file.tmp" && mv "$view_file.tmp" "$view_file"; }
+# record VIEW; a pod an earlier plugin version made has no data volume in its init
+# container: it starts without (its Sentinel records the next election)
+record() {
+  if ! { echo "$1" > "$view_file.tmp" && mv "$view_file.tmp" "$view_file"; } 2>/dev/null; then
+    echo "cannot record the primary in $view_file: not writable here" >&2
+  fi
+}
 # A static Sentinel ID per pod, from its address.
 sentinel_id() { echo "$REDIS_MASTER_NAME $1" | sha256sum | cut -c1-40; }
 """
@@ -175,7 +181,10 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
   # pod last recorded, if newer, not pod 0 (which may have been away for hours). Only
   # when the pods start together: with OrderedReady the others start once this one
   # is Ready, which a replica of a primary that has not started never is.
-  if [ "$REDIS_POD_MANAGEMENT" = Parallel ]; then known="$(newer "$known" "$(recorded)")"; fi
+  # (unset in a pod an earlier plugin version made: its StatefulSet was OrderedReady)
+  if [ "${REDIS_POD_MANAGEMENT:-OrderedReady}" = Parallel ]; then
+    known="$(newer "$known" "$(recorded)")"
+  fi
   epoch=0
   if [ -n "$known" ]; then
     epoch="${known%% *}" known="${known#* }"

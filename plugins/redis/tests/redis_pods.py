@@ -183,6 +183,10 @@ class Pod:
                 os.chown(d, cluster.uid, cluster.gid)
         self.proc: subprocess.Popen[bytes] | None = None
         self.sentinel: subprocess.Popen[bytes] | None = None
+        # a pod an earlier plugin version made, running the new scripts (an upgrade
+        # updates the ConfigMap at once, the pods when the StatefulSet rolls them): no
+        # REDIS_POD_MANAGEMENT, and an init container without the data volume
+        self.earlier = False
 
     def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
         """The container's environment with the node-specific values swapped (None:
@@ -215,6 +219,8 @@ class Pod:
         for var in pod_env:
             assert var["name"] in swap, f"{var['name']} is new: decide what the test swaps"
             out[var["name"]] = swap[var["name"]] or var["value"]
+        if self.earlier:
+            out.pop("REDIS_POD_MANAGEMENT", None)
         return out
 
     def paths(self, cmd: list[str]) -> list[str]:
@@ -234,10 +240,16 @@ class Pod:
         init = self.c.pod_spec["initContainers"][0]
         main = self.c.pod_spec["containers"][0]
         cmd = self.c.as_pod_user(self.paths(init["command"]), init)
-        with (self.c.root / f"{self.name}-init.log").open("ab") as log:
-            subprocess.run(
-                cmd, env=self.env(init["env"]), check=True, timeout=30, stdout=log, stderr=log
-            )
+        mode = self.data.stat().st_mode & 0o777
+        if self.earlier:  # its init container cannot write the data volume (not mounted)
+            self.data.chmod(0o500)
+        try:
+            with (self.c.root / f"{self.name}-init.log").open("ab") as log:
+                subprocess.run(
+                    cmd, env=self.env(init["env"]), check=True, timeout=30, stdout=log, stderr=log
+                )
+        finally:
+            self.data.chmod(mode)
         if slow_load:
             with (self.run / "redis.conf").open("a") as conf:
                 conf.write("key-load-delay 1000\n")
