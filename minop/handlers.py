@@ -28,6 +28,13 @@ from minop.objects import INSTANCE, KIND_NAME, Key, Obj
 from minop.resource import Kind
 
 
+# A burst of events on an object's children (a rollout: pods created, then ready, then
+# the Deployment's counts) makes one pass and one status write instead of one each, as
+# Kopf's batching window: the first event queues the owner this far ahead, the rest
+# join it. The object's own changes are never delayed (they queue it at once).
+CHILD_BATCH = 0.1
+
+
 class Handlers:
     """The event handlers of every informer, over the controllers of one manager."""
 
@@ -53,16 +60,16 @@ class Handlers:
                         owned.reconciler.deleted(key, obj)
                     owned.enqueue(key, "watch")
                 for key in self.owners(meta):
-                    self._enqueue(key, "child")
+                    self._enqueue(key, "child", CHILD_BATCH)
             for key in self._cache.referrers(kind, meta.get("namespace") or "", meta["name"]):
                 self._enqueue(key, "related")
 
         return handle
 
-    def _enqueue(self, key: Key, cause: str) -> None:
+    def _enqueue(self, key: Key, cause: str, delay: float = 0.0) -> None:
         c = self._controllers[key.kind]
         if c.admit(key, None):  # with sharding: only this replica's objects
-            c.enqueue(key, cause)
+            c.enqueue(key, cause, delay)
 
     def owners(self, meta: Obj) -> list[Key]:
         """The custom resources an object with this metadata belongs to."""
