@@ -27,7 +27,6 @@ from minop.informer import Handler
 from minop.objects import INSTANCE, KIND_NAME, Key, Obj
 from minop.resource import Kind
 
-
 # A burst of events on an object's children (a rollout: pods created, then ready, then
 # the Deployment's counts) makes one pass and one status write instead of one each, as
 # Kopf's batching window: the first event queues the owner this far ahead, the rest
