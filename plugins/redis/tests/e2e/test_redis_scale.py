@@ -3,6 +3,8 @@ the removed pods' PVCs are kept (whenScaled: Retain) or deleted (Delete)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from test_redis import (
     added_since,
@@ -53,6 +55,7 @@ def test_scale_up_and_down_in_order_with_pvc_retention(namespace, kubectl, watch
         assert added_since(pods, before) == ["r-3", "r-4"]
         names_ready_before_added(pods, 2, 4)
         wait_for(lambda: len(pvcs(kubectl, ns)) == 5, PODS, "5 PVCs Bound")
+        wait_status_replicas(kubectl, ns, 5)
         assert get(kubectl, ns, "redis/r")["status"]["podNames"] == [f"r-{i}" for i in range(5)]
 
         uid = uids(kubectl, ns)
@@ -68,8 +71,8 @@ def test_scale_up_and_down_in_order_with_pvc_retention(namespace, kubectl, watch
             started = deleted_index(pods, nxt, uid[nxt])
             assert finished is not None and started is not None and finished < started
         wait_ready(kubectl, ns, "r")
-        status = get(kubectl, ns, "redis/r")["status"]
-        assert status["replicas"] == 2 and status["podNames"] == ["r-0", "r-1"]
+        wait_status_replicas(kubectl, ns, 2)
+        assert get(kubectl, ns, "redis/r")["status"]["podNames"] == ["r-0", "r-1"]
 
         if when_scaled == "Retain":
             # nothing owns the scaled-down claims (with Delete the StatefulSet controller
@@ -88,3 +91,11 @@ def test_scale_up_and_down_in_order_with_pvc_retention(namespace, kubectl, watch
             assert patch_redis(kubectl, ns, "r", {"replicas": 3}).returncode == 0
             wait_ready(kubectl, ns, "r")
             assert get(kubectl, ns, "pvc/data-r-2")["spec"]["volumeName"] == volume
+
+
+def wait_status_replicas(kubectl: Any, ns: str, n: int) -> None:
+    """The status counts ``n`` pods. Ready can be True already (it was before the scale):
+    the pass that follows the last pod's event writes the count a moment later (child
+    events join a short batching window), so wait on the watch for it, not on Ready."""
+    kubectl("wait", f"--for=jsonpath={{.status.replicas}}={n}", "redis/r", "-n", ns,
+            "--timeout=60s", timeout=90)  # fmt: skip
