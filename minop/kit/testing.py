@@ -20,6 +20,7 @@ audit log tells runners apart.
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import tempfile
@@ -61,10 +62,32 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (for test servers)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts in
+    another process. Chosen at random below the kernel's ephemeral range: the port a
+    ``bind(0)`` returns is an ephemeral one, which any outgoing connection (kubectl, a
+    watch, another test's client) may take before the server binds it."""
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = _pick.randrange(max(1024, low - EPHEMERAL_BELOW), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # a server holds it
+            return port
+    raise RuntimeError(f"no free TCP port on 127.0.0.1 below {low}")
+
+
+# How far below the ephemeral range free_port picks (a random choice among this many).
+EPHEMERAL_BELOW = 12000
+_pick = random.SystemRandom()  # never a test's seeded random state
+
+
+def _ephemeral_low(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> int:
+    try:
+        return int(Path(path).read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere a guess
 
 
 def tls_secret_data(cn: str, hosts: tuple[str, ...] = ("127.0.0.1",)) -> dict[str, str]:
