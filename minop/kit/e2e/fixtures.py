@@ -316,8 +316,12 @@ def plugin_crds(kubectl: Kubectl) -> None:
     crds = subprocess.run(
         [sys.executable, "-m", "minop", "crds"], capture_output=True, text=True, check=True
     ).stdout
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=crds)
-    kubectl("wait", "--for=condition=Established", "crd", "-l", "!none", "--all", "--timeout=60s")
+    applied = kubectl(
+        "apply", "--server-side", "--force-conflicts", "-o", "name", "-f", "-", input=crds
+    ).stdout.split()
+    # By name: other tests create and delete CRDs of their own meanwhile, and waiting on
+    # every CRD in the cluster would wait on (and fail on) one that is being deleted.
+    kubectl("wait", "--for=condition=Established", *applied, "--timeout=60s")
 
 
 @pytest.fixture
