@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop.kit import workloads as wl
-from minop_redis import scripts, tls
+from minop_redis import containers, scripts, tls
 from minop_redis.crd import SENTINEL_RESOURCES
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
@@ -132,7 +132,7 @@ def min_replicas_max_lag(inst: Instance) -> int:
 def configmap(inst: Instance) -> dict[str, Any]:
     data = {"redis.conf": redis_conf(inst), "init.sh": scripts.INIT}
     if inst.sentinel:
-        data["handover.sh"] = scripts.HANDOVER
+        data["handover.sh"] = containers.HANDOVER
         data["record.sh"] = scripts.RECORD
     return {
         "apiVersion": "v1",
@@ -180,11 +180,11 @@ def sentinel_env(inst: Instance, policy: str) -> list[dict[str, Any]]:
 
 
 def sentinel_container(inst: Instance, security: dict[str, Any]) -> dict[str, Any]:
-    probe = _probe(scripts.SENTINEL_READY, 5, 3)
+    probe = _probe(containers.SENTINEL_READY, 5, 3)
     return {
         "name": "sentinel",
         "image": inst.image,
-        "command": ["sh", "-c", scripts.SENTINEL, f"{RUN_DIR}/sentinel.conf"],
+        "command": ["sh", "-c", containers.SENTINEL, f"{RUN_DIR}/sentinel.conf"],
         "ports": [{"name": "sentinel", "containerPort": SENTINEL_PORT, "protocol": "TCP"}],
         # record.sh's (the Sentinel runs it with its own environment)
         "env": [
@@ -299,19 +299,19 @@ def statefulset(
     container: dict[str, Any] = {
         "name": "redis",
         "image": inst.image,
-        "command": ["sh", "-c", scripts.START, f"{CONFIG_DIR}/init.sh", f"{RUN_DIR}/redis.conf"],
+        "command": ["sh", "-c", containers.START, f"{CONFIG_DIR}/init.sh", f"{RUN_DIR}/redis.conf"],
         "ports": [{"name": "redis", "containerPort": PORT, "protocol": "TCP"}],
         "env": init_env(inst, policy),
-        "startupProbe": _probe(scripts.STARTED, STARTUP_PERIOD, startup_failures(claim_size)),
-        "readinessProbe": _probe(scripts.READY, 5, 2),
-        "livenessProbe": _probe(scripts.ALIVE, 10, 6),
+        "startupProbe": _probe(containers.STARTED, STARTUP_PERIOD, startup_failures(claim_size)),
+        "readinessProbe": _probe(containers.READY, 5, 2),
+        "livenessProbe": _probe(containers.ALIVE, 10, 6),
         "volumeMounts": [data, run, auth, config, *tls.mounts(spec)],
         "securityContext": security,
     }
-    containers = [container]
+    pod_containers = [container]
     grace: dict[str, int] = {}
     if inst.sentinel:
-        containers.append(sentinel_container(inst, security))
+        pod_containers.append(sentinel_container(inst, security))
         hook = {"exec": {"command": ["sh", f"{CONFIG_DIR}/handover.sh"]}}
         container["lifecycle"] = {"preStop": hook}
         grace["terminationGracePeriodSeconds"] = grace_seconds(inst)
@@ -350,7 +350,7 @@ def statefulset(
                     "enableServiceLinks": False,
                     **grace,
                     "initContainers": [init],
-                    "containers": containers,
+                    "containers": pod_containers,
                     "volumes": [
                         # executable: the Sentinel runs record.sh itself
                         {

@@ -37,7 +37,8 @@ import redis
 from minop_redis import children
 from operator_view import operator_forgets_departed
 from partition import Partition
-from redis_pods import FIRST, Cluster, Pod, wait
+from redis_pod import Pod, wait
+from redis_pods import FIRST, Cluster
 from redis_servers import AS_ROOT, Server
 from test_redis_real_failover import three_with_sentinels
 

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from minop_redis import auth, children, roles
 from operator_view import operator_view, roles_of
-from redis_pods import FAILOVER, FIRST, Cluster, Pod, terminate, wait
+from redis_pod import Pod, terminate, wait
+from redis_pods import FAILOVER, FIRST, Cluster
 
 
 def three_with_sentinels(make_cluster: Any, sentinel: dict[str, Any] = FAILOVER) -> Cluster:

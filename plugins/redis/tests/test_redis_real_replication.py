@@ -6,7 +6,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from minop_redis import auth
-from redis_pods import FIRST, Pod, refused, wait
+from redis_pod import Pod, refused, wait
+from redis_pods import FIRST
 
 
 def test_primary_and_replicas_replicate_require_the_password_and_write_the_aof(make_cluster):

@@ -6,7 +6,8 @@ replication and clients working, on every supported server."""
 from __future__ import annotations
 
 from minop_redis import auth
-from redis_pods import FIRST, SECOND, refused, wait
+from redis_pod import refused, wait
+from redis_pods import FIRST, SECOND
 
 
 def test_password_rotation_the_operator_way_keeps_replication_and_clients(make_cluster):

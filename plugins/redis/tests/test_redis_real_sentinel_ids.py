@@ -9,7 +9,8 @@ import time
 
 import pytest
 from operator_view import operator_forgets_departed, roles_of
-from redis_pods import FIRST, Cluster, wait
+from redis_pod import wait
+from redis_pods import FIRST, Cluster
 from test_redis_real_failover import three_with_sentinels
 
 

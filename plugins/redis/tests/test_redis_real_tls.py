@@ -11,7 +11,8 @@ import subprocess
 import pytest
 from minop_redis import auth
 from operator_view import operator_view, roles_of
-from redis_pods import FAILOVER, FIRST, wait
+from redis_pod import wait
+from redis_pods import FAILOVER, FIRST
 
 from minop.kit.testing import tls_secret_data
 

@@ -5,7 +5,8 @@ an earlier plugin version made must keep working under the new scripts."""
 from __future__ import annotations
 
 import pytest
-from redis_pods import FIRST, wait
+from redis_pod import wait
+from redis_pods import FIRST
 from test_redis_real_failover import three_with_sentinels
 
 
