@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from minop_redis.scripts import CLI
 
+PEER_SEARCH_S = 12  # handover.sh's bound on finding another pod's Sentinel that answers
+
 # The redis container's preStop hook with failover (handover.sh in the ConfigMap).
 HANDOVER = (
     r"""#!/bin/sh
@@ -25,8 +27,13 @@ here() { timeout 3 $cli $tls --user sentinel -h 127.0.0.1 -p "$REDIS_PORT" "$@" 
 [ "$(here role | sed -n 1p)" = master ] || exit 0
 # this pod's own Sentinel gets SIGTERM now: ask another pod's
 peer=""
-for p in $REDIS_SENTINEL_PEERS; do
+# for a bounded time: the list may still name pods a scale-down removed
+search_end=$(( $(date +%s) + """
+    + str(PEER_SEARCH_S)
+    + r""" ))
+for p in $(cat "$REDIS_CONFIG_DIR/sentinel-peers"); do
   if [ "$p" = "$REDIS_ANNOUNCE_HOST:$REDIS_SENTINEL_PORT" ]; then continue; fi
+  if [ "$(date +%s)" -ge "$search_end" ]; then break; fi
   if [ "$(timeout 3 $cli $tls --user sentinel -h "${p%:*}" -p "${p##*:}" ping 2>/dev/null)" = PONG ]
   then peer="$p"; break; fi
 done

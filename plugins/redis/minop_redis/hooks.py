@@ -9,9 +9,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import minop
-from minop import ApiError, Obj, content_hash, kinds
+from minop import ApiError, Obj, kinds
 from minop.kit import workloads as wl
 from minop_redis import auth, children, roles, services, status, tls
+from minop_redis import config as cfg
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
 
@@ -217,7 +218,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     cert = tls.material(ctx)
     sts = ctx.child(kinds.STATEFULSET, inst.name)
     pods = ctx.children(kinds.POD)
-    config = children.configmap(inst)
+    config = cfg.configmap(inst)
     ctx.apply(config)
     ctx.apply(services.headless_service(inst))
     ctx.apply(services.client_service(inst))
@@ -235,7 +236,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     sts = ctx.apply(
         children.statefulset(
             inst,
-            config_hash=content_hash(config["data"]),
+            config_hash=cfg.config_hash(config["data"]),
             auth_hash=digest,
             claim_size=size,
             storage_class=storage_class,
@@ -315,6 +316,8 @@ def sync_roles(
             "SentinelReset",
             f"{reset}'s Sentinel counted Sentinels that are gone: reset, it rediscovers the rest",
         )
+    for pod in roles.align_quorum(inst, pods, password, tls=context):
+        ctx.event("Normal", "SentinelQuorum", f"{pod}'s Sentinel now needs {inst.quorum} to agree")
     before = ctx.status.get("primary")
     if primary is None:  # nothing readable now: report the labelled pod, if any
         primary = next(

@@ -176,6 +176,35 @@ def forget_departed(
     return None
 
 
+def align_quorum(
+    inst: Instance,
+    pods: list[Obj],
+    password: bytes,
+    addresses: Callable[[Instance, Obj], Addresses | None] = pod_addresses,
+    tls: ssl.SSLContext | None = None,
+) -> list[str]:
+    """SENTINEL SET quorum on every Sentinel that answers with another quorum than the
+    spec's: a scale changes the default (a majority), and running Sentinels keep the
+    one their pod started with (a new pod's reads the ConfigMap). Returns the pods
+    whose Sentinel was changed."""
+    changed = []
+    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
+        where = addresses(inst, pod)
+        if where is None:
+            continue
+        try:
+            flat = call(*where.sentinel, password, "SENTINEL", "MASTER", inst.name, tls=tls)
+            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            if int(fields["quorum"]) == inst.quorum:
+                continue
+            call(*where.sentinel, password, "SENTINEL", "SET", inst.name, "quorum",
+                 str(inst.quorum), tls=tls)  # fmt: skip
+        except (OSError, RespError, ValueError, TypeError, KeyError):
+            continue
+        changed.append(pod["metadata"]["name"])
+    return changed
+
+
 def _member(
     name: str, redis: tuple[str, int], password: bytes, tls: ssl.SSLContext | None
 ) -> Member:

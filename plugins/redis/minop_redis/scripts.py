@@ -62,6 +62,9 @@ record() {
 }
 # A static Sentinel ID per pod, from its address.
 sentinel_id() { echo "$REDIS_MASTER_NAME $1" | sha256sum | cut -c1-40; }
+# peers: "host:port" of every pod's Sentinel. In the ConfigMap, not the environment: it
+# follows spec.replicas, and a scale restarts no pod.
+peers() { cat "$REDIS_CONFIG_DIR/sentinel-peers" 2>/dev/null || true; }
 """
 
 # The init container's script.
@@ -146,7 +149,7 @@ listen_lines() {
 # the highest config epoch (the newest failover) winning; nothing if none answers.
 ask_sentinels() {
   best=""
-  for peer in $REDIS_SENTINEL_PEERS; do
+  for peer in $(peers); do
     best="$(newer "$best" "$(sentinel_view "${peer%:*}" "${peer##*:}")")"
   done
   echo "$best"
@@ -168,7 +171,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
   # Named primary but just (re)started: its data may be older than a replica's
   # (writes after the last fsync). Stay down, so the Sentinels promote the most
   # up-to-date replica, unless none is elected in time (e.g. no replica left).
-  if [ "${known#* }" = "$me" ] && [ "$(echo $REDIS_SENTINEL_PEERS | wc -w)" -gt 1 ]; then
+  if [ "${known#* }" = "$me" ] && [ "$(peers | wc -w)" -gt 1 ]; then
     wait_s=$(( (REDIS_SENTINEL_DOWN_AFTER_MS + REDIS_SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 10 ))
     echo "init: the Sentinels still name this pod primary: waiting up to ${wait_s}s for a failover"
     deadline=$(( $(date +%s) + wait_s ))
@@ -249,13 +252,14 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     # toward the majority a failover needs.
     addr="$REDIS_ANNOUNCE_HOST:$REDIS_SENTINEL_PORT"
     echo "sentinel myid $(sentinel_id "$addr")"
-    echo "sentinel monitor $m $primary_host $primary_port $REDIS_SENTINEL_QUORUM"
+    quorum="$(cat "$REDIS_CONFIG_DIR/sentinel-quorum")"
+    echo "sentinel monitor $m $primary_host $primary_port $quorum"
     # The epoch of that primary's election, and every peer Sentinel known by its
     # static ID: on a cold start the Sentinels tell each other (hellos) whom they
     # last knew, and all follow the newest election, whomever they monitored first.
     echo "sentinel current-epoch $epoch"
     echo "sentinel config-epoch $m $epoch"
-    for peer in $REDIS_SENTINEL_PEERS; do
+    for peer in $(peers); do
       if [ "$peer" != "$addr" ]; then
         echo "sentinel known-sentinel $m ${peer%:*} ${peer##*:} $(sentinel_id "$peer")"
       fi

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from minop_redis import children
+from minop_redis import config
 from operator_view import operator_forgets_departed
 from partition import Partition
 from redis_pod import Pod, wait
@@ -94,7 +94,7 @@ def accepts_writes(pod: Pod) -> bool | None:
         return None
     if info.get("role") != "master":
         return False
-    wanted = children.min_replicas_to_write(pod.c.inst)
+    wanted = config.min_replicas_to_write(pod.c.inst)
     return int(info.get("min_slaves_good_slaves", info.get("connected_slaves", 0))) >= wanted
 
 

@@ -1,5 +1,6 @@
-"""What the operator reads from pods of local processes (redis_pods.py): roles.observe
-and roles.forget_departed with the test's loopback addresses, and each pod's role."""
+"""What the operator reads from pods of local processes (redis_pods.py): roles.observe,
+roles.forget_departed and roles.align_quorum with the test's loopback addresses, and
+each pod's role."""
 
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ def operator_view(c: Cluster) -> tuple[str | None, list[roles.Member]]:
 def operator_forgets_departed(c: Cluster) -> str | None:
     """One timer tick of the operator's Sentinel clean-up (roles.forget_departed)."""
     return roles.forget_departed(*_operator_args(c))
+
+
+def operator_aligns_quorum(c: Cluster) -> list[str]:
+    """One timer tick of the operator's quorum upkeep (roles.align_quorum)."""
+    return roles.align_quorum(*_operator_args(c))
 
 
 def roles_of(c: Cluster) -> list[str]:

@@ -55,7 +55,6 @@ class Pod:
     def env(self, pod_env: list[dict[str, Any]]) -> dict[str, str]:
         """The container's environment with the node-specific values swapped (None:
         kept as the pod spec sets it)."""
-        peers = " ".join(f"{self.c.announced(i)}:{p}" for i, p in enumerate(self.c.sentinel_ports))
         # with a partition also on 127.0.0.1: the probes, hooks and the test's clients
         bind = f"{self.address} 127.0.0.1" if self.c.partition else "127.0.0.1"
         swap: dict[str, str | None] = {
@@ -70,8 +69,6 @@ class Pod:
             "REDIS_DATA_DIR": str(self.data),
             "REDIS_ANNOUNCE_HOST": self.c.announced(self.ordinal),
             "REDIS_SENTINEL_PORT": str(self.c.sentinel_ports[self.ordinal]),
-            "REDIS_SENTINEL_PEERS": peers,
-            "REDIS_SENTINEL_QUORUM": None,
             "REDIS_SENTINEL_DOWN_AFTER_MS": None,
             "REDIS_SENTINEL_FAILOVER_TIMEOUT_MS": None,
             "REDIS_MASTER_NAME": None,

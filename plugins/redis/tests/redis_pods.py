@@ -25,10 +25,11 @@ import os
 import re
 import shutil
 import ssl
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from minop_redis import auth, children, tls
+from minop_redis import auth, children, config, tls
 from minop_redis.children import Instance
 from partition import Partition
 from redis_pod import Pod
@@ -59,17 +60,42 @@ class Cluster:
         self.uid, self.gid = sec["runAsUser"], sec["fsGroup"]
         self.config, self.auth = root / "config", root / "auth"
         self.config.mkdir()
-        volume = next(v for v in self.pod_spec["volumes"] if v["name"] == "config")
-        for key, value in children.configmap(self.inst)["data"].items():
-            (self.config / key).write_text(value)
-            (self.config / key).chmod(volume["configMap"].get("defaultMode", 0o644))
         self.tls_dir = root / "tls"
         self.tls: dict[str, str] | None = None  # the TLS Secret's files (spec.tls)
         if tls.settings(spec):
             self.write_tls(tls_secret_data("r"))
         self.pods: list[Pod] = []
-        # every pod's Sentinel port is in every pod's environment: known up front
-        self.sentinel_ports = [free_port() for _ in range(self.inst.replicas)]
+        self.sentinel_ports: list[int] = []
+        self.write_config()
+
+    def write_config(self) -> None:
+        """The ConfigMap's files, as the kubelet updates them; the Sentinel peers are
+        the pods' local addresses (what their stable DNS names resolve to in a cluster)."""
+        while len(self.sentinel_ports) < self.inst.replicas:
+            self.sentinel_ports.append(free_port())
+        data = config.configmap(self.inst)["data"]
+        if "sentinel-peers" in data:
+            ports = self.sentinel_ports[: self.inst.replicas]
+            data["sentinel-peers"] = " ".join(
+                f"{self.announced(i)}:{p}" for i, p in enumerate(ports)
+            )
+        volume = next(v for v in self.pod_spec["volumes"] if v["name"] == "config")
+        for key, value in data.items():
+            (self.config / key).write_text(value)
+            (self.config / key).chmod(volume["configMap"].get("defaultMode", 0o644))
+
+    def scale(self, replicas: int) -> None:
+        """spec.replicas changed: the ConfigMap follows (the pod template does not:
+        test_scaling_changes_nothing_a_running_pod_runs); pods added start, pods
+        removed stop, last first, as the StatefulSet controller does."""
+        self.inst = replace(self.inst, spec={**self.inst.spec, "replicas": replicas})
+        self.write_config()
+        while len(self.pods) > replicas:
+            gone = self.pods.pop()
+            gone.stop()
+            for link in gone.links:
+                link.close()
+        self.start(*range(len(self.pods), replicas))
 
     def announced(self, ordinal: int) -> str:
         """The address the other pods reach a pod at (its link's, with a partition)."""

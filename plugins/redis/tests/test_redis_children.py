@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minop_redis import children, services
+from minop_redis import children, config, services
 from minop_redis.children import Instance
 from minop_redis.crd import DEFINITION, EXAMPLE
 
@@ -138,30 +138,30 @@ def test_services_point_at_every_pod_and_at_the_primary() -> None:
 
 
 def test_redis_conf_follows_persistence_and_memory() -> None:
-    conf = children.redis_conf(
+    conf = config.redis_conf(
         inst(persistence={"appendOnly": False}, maxMemory="256Mi", maxMemoryPolicy="allkeys-lru")
     )
     assert "appendonly no" in conf and f"maxmemory {256 << 20}" in conf
     assert "maxmemory-policy allkeys-lru" in conf
-    assert f"maxmemory {3 << 19}\n" in children.redis_conf(inst(maxMemory="1.5Mi"))
-    assert "maxmemory 1048577\n" in children.redis_conf(inst(maxMemory="1048576.5"))  # up
-    conf = children.redis_conf(inst())
+    assert f"maxmemory {3 << 19}\n" in config.redis_conf(inst(maxMemory="1.5Mi"))
+    assert "maxmemory 1048577\n" in config.redis_conf(inst(maxMemory="1048576.5"))  # up
+    conf = config.redis_conf(inst())
     assert "appendonly yes" in conf
     assert "appenddirname" not in conf  # 7.0 and later only: init.sh adds it
     assert "maxmemory " not in conf and "maxmemory-policy noeviction" in conf
-    data = children.configmap(inst())["data"]
+    data = config.configmap(inst())["data"]
     assert set(data) == {"redis.conf", "init.sh"}
 
 
 def test_a_primary_with_replicas_needs_one_by_default_to_take_writes() -> None:
     """min-replicas-to-write 1 by default where there are replicas: a primary cut off
     from every replica stops taking writes that a failover would lose."""
-    assert "min-replicas-to-write 1\n" in children.redis_conf(inst(replicas=2))
-    assert "min-replicas-to-write" not in children.redis_conf(inst(replicas=1))
-    assert "min-replicas-to-write" not in children.redis_conf(
+    assert "min-replicas-to-write 1\n" in config.redis_conf(inst(replicas=2))
+    assert "min-replicas-to-write" not in config.redis_conf(inst(replicas=1))
+    assert "min-replicas-to-write" not in config.redis_conf(
         inst(replicas=3, minReplicasToWrite=0)
     )
-    assert "min-replicas-to-write 2\n" in children.redis_conf(
+    assert "min-replicas-to-write 2\n" in config.redis_conf(
         inst(replicas=3, minReplicasToWrite=2)
     )
 
@@ -170,11 +170,11 @@ def test_with_failover_a_cut_off_primary_stops_taking_writes_before_a_replica_is
     """min-replicas-max-lag well below downAfterMilliseconds by default: the old primary
     counts no good replica (and refuses writes) before the Sentinels promote another."""
     failover = {"enabled": True}
-    assert "min-replicas-max-lag 1\n" in children.redis_conf(inst(replicas=3, sentinel=failover))
+    assert "min-replicas-max-lag 1\n" in config.redis_conf(inst(replicas=3, sentinel=failover))
     slow = {"enabled": True, "downAfterMilliseconds": 30000}
-    assert "min-replicas-max-lag 10\n" in children.redis_conf(inst(replicas=3, sentinel=slow))
-    assert "min-replicas-max-lag 10\n" in children.redis_conf(inst(replicas=3))  # no failover
-    given = children.redis_conf(inst(replicas=3, sentinel=failover, minReplicasMaxLag=4))
+    assert "min-replicas-max-lag 10\n" in config.redis_conf(inst(replicas=3, sentinel=slow))
+    assert "min-replicas-max-lag 10\n" in config.redis_conf(inst(replicas=3))  # no failover
+    given = config.redis_conf(inst(replicas=3, sentinel=failover, minReplicasMaxLag=4))
     assert "min-replicas-max-lag 4\n" in given
 
 
@@ -217,3 +217,19 @@ def test_pod_management_defaults_to_parallel_with_failover_and_keeps_the_live_on
     assert sts(podManagementPolicy="OrderedReady", **failover)["spec"]["podManagementPolicy"] == (
         "OrderedReady"
     )
+
+
+def test_scaling_changes_nothing_a_running_pod_runs() -> None:
+    """kubectl scale restarts no pod: with failover the pod template and the ConfigMap
+    part the config hash covers are the same at 3, 4 and 5 replicas (the Sentinel peers
+    and the quorum are in the ConfigMap, read when the scripts run)."""
+    shapes = set()
+    for n in (3, 4, 5):
+        i = inst(replicas=n, sentinel={"enabled": True})
+        template = sts(replicas=n, sentinel={"enabled": True})["spec"]["template"]
+        shapes.add((repr(template), config.config_hash(config.configmap(i)["data"])))
+        assert config.configmap(i)["data"]["sentinel-peers"].split() == [
+            f"r-{k}.r-headless.ns.svc:26379" for k in range(n)
+        ]
+        assert config.configmap(i)["data"]["sentinel-quorum"] == str(n // 2 + 1)
+    assert len(shapes) == 1

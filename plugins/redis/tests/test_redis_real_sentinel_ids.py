@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from operator_view import operator_forgets_departed, roles_of
+from operator_view import operator_aligns_quorum, operator_forgets_departed, roles_of
 from redis_pod import wait
 from redis_pods import FIRST, Cluster
 from test_redis_real_failover import three_with_sentinels
@@ -62,6 +62,37 @@ def test_the_operator_resets_stale_sentinel_entries_one_at_a_time(make_cluster, 
     wait(settled, "every Sentinel knowing exactly its peers and replicas", 60)
     kill_primary_and_its_sentinel(c, server.version)
     print(f"{server.version}: Sentinels reset, in order: {reset}")
+
+
+def test_a_scale_3_4_3_restarts_no_process_and_a_crash_failover_still_happens(make_cluster, server):
+    """kubectl scale changes the ConfigMap, not the pods: r-3's Sentinel joins the
+    others (hellos), the operator sets the new quorum; scaled back, it resets the
+    Sentinels that still count r-3 one at a time and sets the quorum back. The first
+    three pods' processes run throughout, and a crash failover then happens."""
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    c = three_with_sentinels(make_cluster)
+    pids = [(p.proc.pid, p.sentinel.pid) for p in c.pods if p.proc and p.sentinel]
+
+    def settled(n: int) -> bool:
+        """Every Sentinel counts n - 1 others and n - 1 replicas, with quorum n // 2 + 1."""
+        operator_forgets_departed(c)
+        operator_aligns_quorum(c)
+        want = (str(n - 1), str(n - 1), str(n // 2 + 1))
+        for p in c.pods:
+            info = p.sentinel_cli("sentinel", "master", "r").splitlines()
+            fields = dict(zip(info[::2], info[1::2], strict=True))
+            if (fields["num-other-sentinels"], fields["num-slaves"], fields["quorum"]) != want:
+                return False
+        return True
+
+    c.scale(4)
+    wait(lambda: c.replicating(FIRST), "r-3 replicating")
+    wait(lambda: settled(4), "4 Sentinels with quorum 3", 60)
+    c.scale(3)
+    wait(lambda: settled(3), "3 Sentinels with quorum 2 again", 60)
+    assert [(p.proc.pid, p.sentinel.pid) for p in c.pods if p.proc and p.sentinel] == pids
+    kill_primary_and_its_sentinel(c, server.version)
 
 
 def kill_primary_and_its_sentinel(c: Cluster, version: str) -> None:

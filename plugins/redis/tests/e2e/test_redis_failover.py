@@ -40,12 +40,14 @@ def test_sentinels_services_and_the_primary_label(namespace, kubectl):
             "requests": requests
         }
         assert sentinel["resources"] == {"requests": requests}
-        env = {e["name"]: e.get("value") for e in pod["initContainers"][0]["env"]}
-        assert env["REDIS_SENTINEL_QUORUM"] == "2"  # a majority of 3
-        assert env["REDIS_SENTINEL_PEERS"].split() == [
+        # the peers and the quorum follow spec.replicas: in the ConfigMap, so a scale
+        # restarts no pod (test_redis_scale.py)
+        data = get(kubectl, ns, "configmap/r-config")["data"]
+        assert data["sentinel-quorum"] == "2"  # a majority of 3
+        assert data["sentinel-peers"].split() == [
             f"r-{i}.r-headless.{ns}.svc:26379" for i in range(3)
         ]
-        conf = get(kubectl, ns, "configmap/r-config")["data"]["redis.conf"]
+        conf = data["redis.conf"]
         # a third of downAfterMilliseconds (5 s): a cut-off primary stops taking writes
         # before the Sentinels promote another
         assert "min-replicas-to-write 1\n" in conf and "min-replicas-max-lag 1\n" in conf
