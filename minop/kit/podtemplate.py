@@ -23,7 +23,8 @@ SCHEDULING_FIELDS = (
 
 
 def scheduling_schema() -> dict[str, crd.Schema]:
-    """CRD properties for pod scheduling and metadata pass-through."""
+    """CRD properties for pod scheduling and metadata pass-through, and whom the pods
+    run as (``pod_security``)."""
     return {
         "affinity": crd.free_form("Pod affinity and anti-affinity (core/v1 Affinity)."),
         "topologySpreadConstraints": crd.array(
@@ -46,7 +47,42 @@ def scheduling_schema() -> dict[str, crd.Schema]:
         ),
         "podAnnotations": crd.string_map("Extra annotations on the pods."),
         "podLabels": crd.string_map("Extra labels on the pods (minop's own labels win)."),
+        "podSecurityContext": _identity_schema(),
     }
+
+
+IDENTITY_FIELDS = ("runAsUser", "runAsGroup", "fsGroup")
+
+
+def _identity_schema() -> crd.Schema:
+    return crd.obj(
+        "Whom the pods run as. By default the image's user and group, set in the pod's "
+        "restricted securityContext. Platforms that assign them, such as OpenShift's "
+        "restricted-v2 SCC (a UID and fsGroup from the namespace's range), refuse other "
+        "values: set assignedByPlatform, or the values the platform gives.",
+        {
+            "runAsUser": crd.integer("UID of the containers' processes (never 0).", minimum=1),
+            "runAsGroup": crd.integer("Primary GID of the containers' processes.", minimum=0),
+            "fsGroup": crd.integer(
+                "GID that owns the pods' volumes, a supplementary group of every process.",
+                minimum=0,
+            ),
+            "assignedByPlatform": crd.boolean(
+                "Set none of runAsUser, runAsGroup and fsGroup: an admission controller "
+                "(OpenShift's SCC) assigns them. Without one the image's user is used, "
+                "and it must not be root (runAsNonRoot)."
+            ),
+        },
+        rules=[
+            crd.Rule(
+                "!has(self.assignedByPlatform) || !self.assignedByPlatform || "
+                "!(has(self.runAsUser) || has(self.runAsGroup) || has(self.fsGroup))",
+                "assignedByPlatform leaves runAsUser, runAsGroup and fsGroup to the "
+                "platform: set none of them",
+                field=".assignedByPlatform",
+            )
+        ],
+    )
 
 
 def scheduling(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,6 +111,19 @@ def restricted_pod_security(uid: int, fs_group: int | None = None) -> dict[str, 
     }
     if fs_group is not None:
         out["fsGroup"] = fs_group
+    return out
+
+
+def pod_security(spec: Mapping[str, Any], uid: int, fs_group: int | None = None) -> dict[str, Any]:
+    """``restricted_pod_security`` as the spec's ``podSecurityContext`` adjusts it: the
+    user's UID/GIDs instead of the image's, or none (``assignedByPlatform``)."""
+    out = restricted_pod_security(uid, fs_group)
+    given = spec.get("podSecurityContext") or {}
+    for field in IDENTITY_FIELDS:
+        if given.get("assignedByPlatform"):
+            out.pop(field, None)
+        elif field in given:
+            out[field] = given[field]
     return out
 
 

@@ -20,10 +20,10 @@ from minop.kit.podtemplate import canonical_resources as canonical_resources
 from minop.kit.podtemplate import cpu_count as cpu_count
 from minop.kit.podtemplate import drain_schema as drain_schema
 from minop.kit.podtemplate import pod_metadata as pod_metadata
+from minop.kit.podtemplate import pod_security as pod_security
 from minop.kit.podtemplate import pre_stop as pre_stop
 from minop.kit.podtemplate import probe_port as probe_port
 from minop.kit.podtemplate import restricted_container_security as restricted_container_security
-from minop.kit.podtemplate import restricted_pod_security as restricted_pod_security
 from minop.kit.podtemplate import scheduling as scheduling
 from minop.kit.podtemplate import scheduling_schema as scheduling_schema
 from minop.kit.podtemplate import spread_across_nodes as spread_across_nodes
@@ -83,7 +83,7 @@ def deployment(
         container = {**container, "resources": resources}
         init_containers = [{**c, "resources": resources} for c in init_containers or []]
     pod: dict[str, Any] = {
-        "securityContext": restricted_pod_security(uid),
+        "securityContext": pod_security(spec, uid),
         "automountServiceAccountToken": False,
     }
     if termination_grace_seconds is not None:

@@ -1,4 +1,5 @@
-"""minop.kit.workloads: reading a failed init container, spreading pods over nodes."""
+"""minop.kit.workloads: reading a failed init container, spreading pods over nodes, whom
+the pods run as."""
 
 from __future__ import annotations
 
@@ -100,3 +101,20 @@ def test_statefulset_keeps_the_deployments_pods_under_the_headless_service():
         "selector": d["spec"]["selector"],
         "template": d["spec"]["template"],
     }  # no Deployment strategy carried over
+
+
+def test_pod_security_context_sets_whom_the_pods_run_as_or_leaves_it_to_the_platform():
+    """The image's user by default; the user's UID/GIDs (OpenShift's range, say); or none
+    at all with assignedByPlatform (an SCC assigns them), still restricted otherwise."""
+
+    def identity(spec: dict[str, Any]) -> dict[str, Any]:
+        return deployment(spec)["spec"]["template"]["spec"]["securityContext"]
+
+    restricted = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    assert identity({}) == {**restricted, "runAsUser": 1000, "runAsGroup": 1000}
+    given = {"runAsUser": 1000680000, "runAsGroup": 0, "fsGroup": 1000680000}
+    assert identity({"podSecurityContext": given}) == {**restricted, **given}
+    assert identity({"podSecurityContext": {"assignedByPlatform": True}}) == restricted
+    assert wl.pod_security({"podSecurityContext": {"fsGroup": 5}}, 999, fs_group=999) == {
+        **restricted, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 5,
+    }  # fmt: skip

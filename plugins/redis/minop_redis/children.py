@@ -275,7 +275,7 @@ def statefulset(
                 "metadata": wl.pod_metadata(spec, inst.labels, annotations),
                 "spec": {
                     "securityContext": {
-                        **wl.restricted_pod_security(UID, fs_group=UID),
+                        **wl.pod_security(spec, UID, fs_group=UID),
                         # chown the volume once, not on every start (large volumes)
                         "fsGroupChangePolicy": "OnRootMismatch",
                     },

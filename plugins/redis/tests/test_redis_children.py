@@ -158,12 +158,8 @@ def test_a_primary_with_replicas_needs_one_by_default_to_take_writes() -> None:
     from every replica stops taking writes that a failover would lose."""
     assert "min-replicas-to-write 1\n" in config.redis_conf(inst(replicas=2))
     assert "min-replicas-to-write" not in config.redis_conf(inst(replicas=1))
-    assert "min-replicas-to-write" not in config.redis_conf(
-        inst(replicas=3, minReplicasToWrite=0)
-    )
-    assert "min-replicas-to-write 2\n" in config.redis_conf(
-        inst(replicas=3, minReplicasToWrite=2)
-    )
+    assert "min-replicas-to-write" not in config.redis_conf(inst(replicas=3, minReplicasToWrite=0))
+    assert "min-replicas-to-write 2\n" in config.redis_conf(inst(replicas=3, minReplicasToWrite=2))
 
 
 def test_with_failover_a_cut_off_primary_stops_taking_writes_before_a_replica_is_promoted() -> None:

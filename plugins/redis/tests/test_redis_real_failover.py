@@ -19,10 +19,13 @@ from redis_pod import Pod, terminate, wait
 from redis_pods import FAILOVER, FIRST, Cluster
 
 
-def three_with_sentinels(make_cluster: Any, sentinel: dict[str, Any] = FAILOVER) -> Cluster:
-    """Three pods with failover (``sentinel``; the default minReplicasToWrite: 1),
-    replicating, every Sentinel seeing every other and both replicas."""
-    c = make_cluster({"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": sentinel})
+def three_with_sentinels(
+    make_cluster: Any, sentinel: dict[str, Any] = FAILOVER, **spec: Any
+) -> Cluster:
+    """Three pods with failover (``sentinel``; the default minReplicasToWrite: 1) and
+    ``spec``, replicating, every Sentinel seeing every other and both replicas."""
+    spec = {"replicas": 3, "passwordSecretRef": {"name": "pw"}, "sentinel": sentinel, **spec}
+    c = make_cluster(spec)
     c.write_secret(auth.step(None, FIRST, "v1", rolled=False))
     c.start(0, 1, 2)
     wait(lambda: c.replicating(FIRST), "replication")

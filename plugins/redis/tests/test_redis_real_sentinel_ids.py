@@ -5,12 +5,15 @@ counted twice: the primary and its Sentinel lost together left too few votes."""
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 from operator_view import operator_aligns_quorum, operator_forgets_departed, roles_of
 from redis_pod import wait
 from redis_pods import FIRST, Cluster
+from redis_servers import AS_ROOT
 from test_redis_real_failover import three_with_sentinels
 
 
@@ -114,3 +117,22 @@ def kill_primary_and_its_sentinel(c: Cluster, version: str) -> None:
     assert promoted.cli("mget", *(f"k{i}" for i in range(20)), password=FIRST).split() == [
         str(i) for i in range(20)
     ]
+
+
+def test_pods_under_an_arbitrary_uid_with_group_0_replicate_and_fail_over(make_cluster, server):
+    """podSecurityContext with the IDs OpenShift's restricted-v2 assigns (a UID from the
+    namespace's range, group 0, that fsGroup): init.sh, the servers, the Sentinels and
+    record.sh work with only the group's access to the mounted files and volumes."""
+    if not AS_ROOT:
+        pytest.skip("runs the pods' processes as another user: needs root")
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    ids = {"runAsUser": 1000680000, "runAsGroup": 0, "fsGroup": 1000680000}
+    c = three_with_sentinels(make_cluster, podSecurityContext=ids)
+    for p in c.pods:
+        for proc in (p.proc, p.sentinel):
+            assert proc is not None
+            status = Path(f"/proc/{proc.pid}/status").read_text()
+            assert re.search(r"^Uid:\s+1000680000\s", status, re.M), status
+            assert re.search(r"^Groups:\s+1000680000\s*$", status, re.M), status
+    kill_primary_and_its_sentinel(c, server.version)
