@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minop.kit import monitoring
+from minop.kit import monitoring, netpol
 from minop.kit import workloads as wl
 from minop_memcached.crd import (
     DEFAULT_DRAIN,
     DEFAULT_EXPORTER_IMAGE,
     DEFAULT_METRICS_PORT,
     DEFAULT_PORT,
-    NETWORK_POLICY,
 )
 
 UID = 11211  # the image's "memcache" user, by number: restricted pods need a numeric user
@@ -191,20 +190,6 @@ def network_policy(inst: wl.Instance) -> dict[str, Any]:
     """Only the clients ``networkPolicy.from`` names reach memcached's port; nothing
     else reaches the pods but a scrape of the exporter's read-only metrics, from
     anywhere (Prometheus runs in a namespace of its own)."""
-    peers = list((inst.spec.get("networkPolicy") or {}).get("from") or [])
-    ingress: list[dict[str, Any]] = []
-    if peers:
-        ingress.append({"from": peers, "ports": [{"protocol": "TCP", "port": port(inst.spec)}]})
-    if monitoring.enabled(inst.spec):
-        metrics = monitoring.port(inst.spec, DEFAULT_METRICS_PORT)
-        ingress.append({"ports": [{"protocol": "TCP", "port": metrics}]})
-    return {
-        "apiVersion": f"{NETWORK_POLICY.group}/{NETWORK_POLICY.version}",
-        "kind": NETWORK_POLICY.kind,
-        "metadata": {"name": inst.name},
-        "spec": {
-            "podSelector": {"matchLabels": dict(inst.selector)},
-            "policyTypes": ["Ingress"],
-            "ingress": ingress,
-        },
-    }
+    scrape = monitoring.enabled(inst.spec)
+    metrics = [monitoring.port(inst.spec, DEFAULT_METRICS_PORT)] if scrape else []
+    return netpol.policy(inst, [port(inst.spec)], open_ports=metrics)

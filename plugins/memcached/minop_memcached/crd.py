@@ -1,7 +1,7 @@
 """The Memcached CRD (cache.minop.dev/v1alpha1)."""
 
 from minop import Kind
-from minop.kit import crd, monitoring
+from minop.kit import crd, monitoring, netpol
 from minop.kit.workloads import drain_schema, scheduling_schema
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Memcached", "memcacheds")
@@ -11,7 +11,6 @@ DEFAULT_DRAIN = 10
 DEFAULT_EXPORTER_IMAGE = "prom/memcached-exporter:v0.15.0"
 DEFAULT_METRICS_PORT = 9150
 MAX_SIZE = 1000
-NETWORK_POLICY = Kind("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies")
 
 _LIMIT = "self.resources.limits['memory']"
 
@@ -43,19 +42,10 @@ SPEC = crd.obj(
             "Needs /bin/sh and kill in the image, as the official one has.",
             default=False,
         ),
-        "networkPolicy": crd.obj(
+        "networkPolicy": netpol.schema(
             "A NetworkPolicy letting only these clients reach memcached's port (and nothing "
             "else reach the pods); without it any pod of the cluster can read, write and "
-            "flush_all the cache. Needs a network plugin that enforces NetworkPolicies.",
-            {
-                "from": crd.array(
-                    "Who may connect: NetworkPolicyPeer objects (podSelector, "
-                    "namespaceSelector, ipBlock), as in a NetworkPolicy's ingress rule; "
-                    "empty: nobody.",
-                    crd.free_form("One NetworkPolicyPeer."),
-                    max_items=32,
-                )
-            },
+            "flush_all the cache."
         ),
         "sasl": crd.reference(
             "Clients must authenticate with SASL PLAIN (memcached -S: binary protocol only) "

@@ -12,7 +12,7 @@ from typing import Any
 
 import minop
 from minop import content_hash, kinds
-from minop.kit import monitoring
+from minop.kit import monitoring, netpol
 from minop.kit import workloads as wl
 from minop_memcached import children
 from minop_memcached.crd import (
@@ -22,7 +22,6 @@ from minop_memcached.crd import (
     DEFINITION,
     EXAMPLE,
     KIND,
-    NETWORK_POLICY,
 )
 
 IMAGE_ENV = "MEMCACHED_IMAGE"
@@ -40,7 +39,7 @@ def minop_resources() -> list[minop.Resource]:
                 kinds.STATEFULSET,
                 kinds.SERVICE,
                 kinds.PDB,
-                NETWORK_POLICY,
+                netpol.NETWORK_POLICY,
             ),
             observes=(kinds.POD,),
             related=(minop.Related(kinds.SECRET, _secrets),),
@@ -82,10 +81,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     ctx.delete(kinds.DEPLOYMENT if kind == kinds.STATEFULSET else kinds.STATEFULSET, ctx.name)
     ctx.apply(children.service(inst))
     monitoring.sync(ctx, inst, DEFAULT_METRICS_PORT)
-    if spec.get("networkPolicy") is not None:
-        ctx.apply(children.network_policy(inst))
-    else:
-        ctx.delete(NETWORK_POLICY, ctx.name)
+    netpol.sync(ctx, inst, children.network_policy(inst))
     wl.sync_pdb(ctx, size)
     ready, names = wl.report_deployment(ctx, size, kind)
     return {

@@ -1,7 +1,7 @@
 """The Redis CRD (cache.minop.dev/v1alpha1): schema, CEL rules, printer columns, /scale."""
 
 from minop import Kind
-from minop.kit import crd
+from minop.kit import crd, netpol
 from minop.kit.workloads import scheduling_schema
 from minop_redis import status, tls
 
@@ -228,6 +228,12 @@ SPEC = crd.obj(
                 ),
             },
             default={},
+        ),
+        "networkPolicy": netpol.schema(
+            "A NetworkPolicy letting only these clients reach Redis (and, with failover, the "
+            "Sentinels); the pods reach each other and the operator reaches them; nothing "
+            "else reaches the pods. Without it any pod of the cluster can connect (the "
+            "password still applies)."
         ),
         "passwordSecretRef": crd.obj(
             "A Secret key holding the password clients must send (AUTH); none: no password. "

@@ -10,6 +10,7 @@ from typing import Any
 
 import minop
 from minop import ApiError, Obj, kinds
+from minop.kit import netpol
 from minop.kit import workloads as wl
 from minop_redis import auth, children, roles, services, status, tls
 from minop_redis import config as cfg
@@ -39,7 +40,14 @@ def minop_resources() -> list[minop.Resource]:
         minop.Resource(
             kind=KIND,
             crd=DEFINITION,
-            children=(kinds.STATEFULSET, kinds.SERVICE, kinds.CONFIGMAP, kinds.SECRET, kinds.PDB),
+            children=(
+                kinds.STATEFULSET,
+                kinds.SERVICE,
+                kinds.CONFIGMAP,
+                kinds.SECRET,
+                kinds.PDB,
+                netpol.NETWORK_POLICY,
+            ),
             observes=(kinds.POD, kinds.PVC),
             related=(minop.Related(kinds.SECRET, _user_secrets),),
             images={"redis": default_image()},
@@ -225,6 +233,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     ctx.apply(services.replicas_service(inst))
     if inst.sentinel:
         ctx.apply(services.sentinel_service(inst))
+    netpol.sync(ctx, inst, services.network_policy(inst))
     digest, previous, problem = sync_auth(ctx, inst, sts, pods)
     out: dict[str, Any] = {"selector": wl.selector_string(inst.selector)}
     if digest is None:  # no password to configure the pods with yet: wait for the Secret

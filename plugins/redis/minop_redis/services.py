@@ -1,11 +1,13 @@
 """The Services of a Redis: stable DNS for every pod, the primary for clients, the
 read-only replicas and, with failover, the Sentinels. The port names stay ``redis``
-and ``sentinel`` whether or not the pods speak TLS (spec.tls)."""
+and ``sentinel`` whether or not the pods speak TLS (spec.tls). And who may reach the
+pods at all: the NetworkPolicy of spec.networkPolicy."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from minop.kit import netpol
 from minop_redis.children import PORT, ROLE_LABEL, SENTINEL_PORT, Instance
 
 
@@ -74,3 +76,12 @@ def sentinel_service(inst: Instance) -> dict[str, Any]:
         "metadata": {"name": f"{inst.name}-sentinel"},
         "spec": {"selector": dict(inst.selector), "ports": _ports(inst, redis=False)},
     }
+
+
+def network_policy(inst: Instance) -> dict[str, Any]:
+    """The clients spec.networkPolicy names reach Redis and, with failover, the
+    Sentinels (clients ask them for the primary); the pods reach each other
+    (replication, the Sentinels' gossip); the operator reaches both (it reads the
+    Sentinels and the servers' roles). Nothing else reaches the pods."""
+    ports = [PORT, SENTINEL_PORT] if inst.sentinel else [PORT]
+    return netpol.policy(inst, ports, peer_ports=ports, operator_ports=ports)

@@ -229,3 +229,30 @@ def test_scaling_changes_nothing_a_running_pod_runs() -> None:
         ]
         assert config.configmap(i)["data"]["sentinel-quorum"] == str(n // 2 + 1)
     assert len(shapes) == 1
+
+
+def test_network_policy_admits_the_clients_the_pods_and_the_operator(monkeypatch) -> None:
+    """Named clients reach Redis and the Sentinels; the pods each other; the operator's
+    pods (in the namespace it runs in) both ports; nobody else. Outside a pod the
+    operator has no rule (it reaches no pod IP through a policy anyway)."""
+    from minop.kit import netpol
+
+    web = {"podSelector": {"matchLabels": {"app": "web"}}}
+    both = [{"protocol": "TCP", "port": 6379}, {"protocol": "TCP", "port": 26379}]
+    spec = {"replicas": 3, "sentinel": {"enabled": True}, "networkPolicy": {"from": [web]}}
+    monkeypatch.setattr(netpol, "pod_namespace", lambda: "minop-system")
+    policy = services.network_policy(inst(**spec))
+    assert policy["spec"]["podSelector"] == {"matchLabels": SEL}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    operator = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "minop-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minop"}},
+    }
+    assert policy["spec"]["ingress"] == [
+        {"from": [web], "ports": both},
+        {"from": [{"podSelector": {"matchLabels": SEL}}], "ports": both},
+        {"from": [operator], "ports": both},
+    ]
+    monkeypatch.setattr(netpol, "pod_namespace", lambda: None)
+    nobody = services.network_policy(inst(replicas=1, networkPolicy={}))["spec"]["ingress"]
+    assert nobody == [{"from": [{"podSelector": {"matchLabels": SEL}}], "ports": both[:1]}]

@@ -1,5 +1,5 @@
 """Redis production knobs on KWOK: the read-only replicas Service, the
-PodDisruptionBudget, persistence and extra directives in the ConfigMap, and the
+PodDisruptionBudget, the NetworkPolicy, persistence and extra directives in the ConfigMap, and the
 directives the operator owns refused at admission."""
 
 from __future__ import annotations
@@ -60,10 +60,29 @@ def test_replicas_service_budget_and_config(namespace, kubectl):
             "redis.conf restored",
         )
 
-        # no budget when asked for none
-        patch = {"spec": {"podDisruptionBudget": {"enabled": False}}}
+        # no budget when asked for none; no NetworkPolicy until asked for one
+        assert get(kubectl, ns, "networkpolicy/r", missing_ok=True) is None
+        web = {"podSelector": {"matchLabels": {"app": "web"}}}
+        patch = {
+            "spec": {"podDisruptionBudget": {"enabled": False}, "networkPolicy": {"from": [web]}}
+        }
         kubectl("patch", "redis/r", "-n", ns, "--type=merge", "-p", json.dumps(patch))
         wait_for(lambda: get(kubectl, ns, "pdb/r", missing_ok=True) is None, 30, "PDB deleted")
+        policy = wait_for(
+            lambda: get(kubectl, ns, "networkpolicy/r", missing_ok=True), 30, "NetworkPolicy"
+        )
+        # the named clients, and the pods each other (the operator runs outside a pod here)
+        assert [rule["from"] for rule in policy["spec"]["ingress"]] == [
+            [web],
+            [{"podSelector": {"matchLabels": policy["spec"]["podSelector"]["matchLabels"]}}],
+        ]
+        kubectl("patch", "redis/r", "-n", ns, "--type=json",
+                "-p", '[{"op": "remove", "path": "/spec/networkPolicy"}]')  # fmt: skip
+        wait_for(
+            lambda: get(kubectl, ns, "networkpolicy/r", missing_ok=True) is None,
+            30,
+            "NetworkPolicy deleted",
+        )
 
 
 @pytest.mark.apionly
