@@ -128,6 +128,13 @@ default_user() {
     echo "user default reset on nopass ~*$channels +@all"
   fi
 }
+# protected_mode: on where a client password is set (a later ACL SETUSER default nopass
+# then still refuses clients from other pods); off without one, or nobody else could
+# connect at all.
+protected_mode() {
+  if [ -f "$REDIS_AUTH_DIR/password" ]; then echo "protected-mode yes"
+  else echo "protected-mode no"; fi
+}
 bind_line() {
   # Optional addresses ("-::*": IPv6 if the node has it) and "*" exist from 6.2;
   # without a bind line 6.0 listens on every IPv4 and IPv6 address it can.
@@ -204,6 +211,7 @@ conf="$REDIS_RUN_DIR/redis.conf"
 {
   cat "$REDIS_CONFIG_DIR/redis.conf"
   bind_line
+  protected_mode
   listen_lines "$REDIS_PORT"
   echo "dir $REDIS_DATA_DIR"
   # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
@@ -242,7 +250,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     listen_lines "$REDIS_SENTINEL_PORT"
     echo "dir $REDIS_RUN_DIR"
     echo 'logfile ""'
-    echo "protected-mode no"
+    protected_mode
     echo "sentinel resolve-hostnames yes"
     echo "sentinel announce-hostnames yes"
     echo "sentinel announce-ip $REDIS_ANNOUNCE_HOST"

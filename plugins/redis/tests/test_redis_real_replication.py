@@ -35,6 +35,12 @@ def test_primary_and_replicas_replicate_require_the_password_and_write_the_aof(m
         assert FIRST not in conf and b"masterauth " + repl in conf
         assert (p.run / "redis.conf").stat().st_mode & 0o077 == 0
     assert c.server.version in c.primary.cli("info", "server", password=FIRST)
+    # protected mode on with a password: clients from other pods still need it even
+    # after an ACL SETUSER default nopass
+    assert c.primary.cli("config", "get", "protected-mode", password=FIRST).split() == [
+        "protected-mode",
+        "yes",
+    ]
     for p in c.pods:  # the append-only files: a directory from 7.0, one file before
         if c.server.at_least(7, 0):
             aof = p.data / "appendonlydir"
@@ -57,6 +63,8 @@ def test_no_password_persistence_off_and_maxmemory(make_cluster):
     c.start(0, 1)
     wait(lambda: c.replicating(None), "replication without a client password")
     assert c.primary.cli("set", "k", "v") == "OK"  # no password asked
+    # without one protected mode is off: clients of other pods could not connect at all
+    assert c.primary.cli("config", "get", "protected-mode").split() == ["protected-mode", "no"]
     wait(lambda: c.pods[1].cli("get", "k") == "v", "replicated")
     assert c.primary.cli("config", "get", "maxmemory").split() == ["maxmemory", str(64 << 20)]
     policy = c.primary.cli("config", "get", "maxmemory-policy").split()

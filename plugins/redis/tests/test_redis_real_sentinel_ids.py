@@ -76,6 +76,8 @@ def test_a_scale_3_4_3_restarts_no_process_and_a_crash_failover_still_happens(ma
         pytest.skip("failover needs 6.2")
     c = three_with_sentinels(make_cluster)
     pids = [(p.proc.pid, p.sentinel.pid) for p in c.pods if p.proc and p.sentinel]
+    # with a client password the Sentinels run in protected mode too
+    assert all("protected-mode yes" in (p.run / "sentinel.conf").read_text() for p in c.pods)
 
     def settled(n: int) -> bool:
         """Every Sentinel counts n - 1 others and n - 1 replicas, with quorum n // 2 + 1."""
