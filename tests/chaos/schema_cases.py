@@ -173,9 +173,26 @@ REDIS_OWNED = (
     "min-replicas-to-write, min-replicas-max-lag, min-slaves-to-write, min-slaves-max-lag and "
     "tls-* cannot be set here"
 )
+PLATFORM_IDS = (
+    "assignedByPlatform leaves runAsUser, runAsGroup and fsGroup to the platform: set none of them"
+)
 CEL_CASES: dict[tuple[str, str], Case] = {
     (c.crd, c.message): c
     for c in [
+        *(
+            Case(
+                crd,
+                "cel:assignedByPlatform-with-ids",
+                {**base, "podSecurityContext": {"assignedByPlatform": True, "runAsUser": 5}},
+                "spec.podSecurityContext.assignedByPlatform",
+                message=PLATFORM_IDS,
+            )
+            for crd, base in (
+                ("redises.cache.minop.dev", {}),
+                ("memcacheds.cache.minop.dev", {}),
+                ("nginxservers.web.minop.dev", {"config": NGINX_LISTEN}),
+            )
+        ),
         Case(
             "redises.cache.minop.dev",
             "cel:podManagementPolicy-immutable",
