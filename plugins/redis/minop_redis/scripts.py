@@ -114,20 +114,29 @@ redis_password() { cat "$REDIS_AUTH_DIR/replication"; }
 """
     + VIEW
     + r"""
-# default_user: the ACL line of the default user (clients). During a password
-# rotation it also accepts the previous password(s): nobody is locked out while
-# the pods roll.
+# default_user [COMMANDS]: the ACL line of the default user (clients), allowed
+# COMMANDS (default +@all). During a password rotation it also accepts the previous
+# password(s): nobody is locked out while the pods roll.
 default_user() {
+  rules="reset on ~*$channels ${1:-+@all}"
   if [ -f "$REDIS_AUTH_DIR/password" ]; then
-    rules="reset on ~*$channels +@all"
     for f in "$REDIS_AUTH_DIR/password" "$REDIS_AUTH_DIR"/previous-*; do
       if [ -f "$f" ]; then rules="$rules #$(sha "$f")"; fi
     done
-    echo "user default $rules"
   else
-    echo "user default reset on nopass ~*$channels +@all"
+    rules="$rules nopass"
   fi
+  echo "user default $rules"
 }
+# What clients ask a Sentinel: discovery (the primary, the replicas, the Sentinels)
+# and the +switch-master notifications; never FAILOVER, SET, REMOVE, RESET or
+# CONFIG, which only the operator and the Sentinels themselves (user sentinel) run.
+sentinel_clients="-@all +ping +hello +auth +role +info +client|setname +client|getname"
+sentinel_clients="$sentinel_clients +subscribe +psubscribe +unsubscribe +punsubscribe"
+for sub in get-master-addr-by-name master masters replicas slaves sentinels myid \
+  ckquorum; do
+  sentinel_clients="$sentinel_clients +sentinel|$sub"
+done
 # protected_mode: on where a client password is set (a later ACL SETUSER default nopass
 # then still refuses clients from other pods); off without one, or nobody else could
 # connect at all.
@@ -281,7 +290,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     echo "sentinel auth-pass $m $(redis_password)"
     # Clients ask with the client password; Sentinels among themselves (and the
     # operator) as user sentinel.
-    default_user
+    default_user "$sentinel_clients"
     echo "user sentinel on #$(sha "$REDIS_AUTH_DIR/replication") ~* &* +@all"
     echo "sentinel sentinel-user sentinel"
     echo "sentinel sentinel-pass $(redis_password)"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from operator_view import operator_aligns_quorum, operator_forgets_departed, roles_of
-from redis_pod import wait
+from redis_pod import refused, wait
 from redis_pods import FIRST, Cluster
 from redis_servers import AS_ROOT
 from test_redis_real_failover import three_with_sentinels
@@ -97,6 +97,39 @@ def test_a_scale_3_4_3_restarts_no_process_and_a_crash_failover_still_happens(ma
     c.scale(3)
     wait(lambda: settled(3), "3 Sentinels with quorum 2 again", 60)
     assert [(p.proc.pid, p.sentinel.pid) for p in c.pods if p.proc and p.sentinel] == pids
+    kill_primary_and_its_sentinel(c, server.version)
+
+
+def test_clients_may_ask_a_sentinel_but_never_reconfigure_it(make_cluster, server):
+    """With the client password a client discovers the primary, the replicas and the
+    Sentinels and may subscribe to +switch-master; FAILOVER, SET, REMOVE, RESET and
+    CONFIG are refused (only user sentinel, the operator's and the Sentinels', has
+    them), and a failover then still happens."""
+    if not server.at_least(6, 2):
+        pytest.skip("failover needs 6.2")
+    c = three_with_sentinels(make_cluster)
+    port = c.sentinel_ports[1]
+
+    def client(*args: str) -> str:
+        return c.pods[1].cli(*args, password=FIRST, port=port)
+
+    assert client("ping") == "PONG"
+    assert client("sentinel", "get-master-addr-by-name", "r").split() == [
+        c.announced(0),
+        str(c.pods[0].port),
+    ]
+    for ask in (("master", "r"), ("replicas", "r"), ("sentinels", "r"), ("masters",)):
+        assert "NOPERM" not in client("sentinel", *ask), ask
+    for change in (
+        ("sentinel", "failover", "r"),
+        ("sentinel", "set", "r", "quorum", "1"),
+        ("sentinel", "remove", "r"),
+        ("sentinel", "reset", "*"),
+        ("sentinel", "config", "set", "resolve-hostnames", "no"),
+        ("acl", "setuser", "default", "+@all"),
+    ):
+        assert "NOPERM" in client(*change), change
+    assert refused(c.pods[1].cli("ping", password=b"guess", port=port))
     kill_primary_and_its_sentinel(c, server.version)
 
 
