@@ -9,12 +9,11 @@ import socket
 import ssl
 
 from minop_nginx import config
-from test_nginx_real import check, http_probe, needs_nginx, serve
+from nginx_builds import check, http_probe, needs_nginx
 
 from minop.kit.testing import free_port, tls_secret_data
 
 pytestmark = needs_nginx
-__all__ = ["serve"]  # the fixture, shared with test_nginx_real
 
 
 def served_certificate(port: int, name: str) -> bytes:

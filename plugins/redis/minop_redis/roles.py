@@ -161,8 +161,7 @@ def forget_departed(
         if where is None:
             return None
         try:
-            flat = call(*where.sentinel, password, "SENTINEL", "MASTER", inst.name, tls=tls)
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            fields = _master(inst, where, password, tls)
             peers, replicas = int(fields["num-other-sentinels"]), int(fields["num-slaves"])
         except (OSError, RespError, ValueError, TypeError, KeyError):
             return None
@@ -193,8 +192,7 @@ def align_quorum(
         if where is None:
             continue
         try:
-            flat = call(*where.sentinel, password, "SENTINEL", "MASTER", inst.name, tls=tls)
-            fields = dict(zip(flat[::2], flat[1::2], strict=True))
+            fields = _master(inst, where, password, tls)
             if int(fields["quorum"]) == inst.quorum:
                 continue
             call(*where.sentinel, password, "SENTINEL", "SET", inst.name, "quorum",
@@ -203,6 +201,14 @@ def align_quorum(
             continue
         changed.append(pod["metadata"]["name"])
     return changed
+
+
+def _master(
+    inst: Instance, where: Addresses, password: bytes, tls: ssl.SSLContext | None
+) -> dict[str, Any]:
+    """What a pod's Sentinel knows of the primary it monitors (SENTINEL MASTER)."""
+    flat = call(*where.sentinel, password, "SENTINEL", "MASTER", inst.name, tls=tls)
+    return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
 def _member(
