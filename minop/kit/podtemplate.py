@@ -69,8 +69,8 @@ def _identity_schema() -> crd.Schema:
             ),
             "assignedByPlatform": crd.boolean(
                 "Set none of runAsUser, runAsGroup and fsGroup: an admission controller "
-                "(OpenShift's SCC) assigns them. Without one the image's user is used, "
-                "and it must not be root (runAsNonRoot)."
+                "(OpenShift's SCC) assigns them. Without one the kubelet runs the image's "
+                "user, which must then be numeric and not root (runAsNonRoot)."
             ),
         },
         rules=[
