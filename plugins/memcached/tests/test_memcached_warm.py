@@ -7,15 +7,16 @@ save), it starts empty."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from minop_memcached import children
@@ -42,16 +43,25 @@ def command(port: int, line: str) -> str:
     return data.decode()
 
 
-def container(pod: dict, paths: dict[str, str]) -> Any:
+@contextlib.contextmanager
+def container(pod: dict, paths: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
     """The pod's memcached container as pid 1 of a new pid namespace (unshare --fork:
-    the namespace's first process is the container's command) until the block ends."""
+    the namespace's first process is the container's command) until the block ends,
+    then killed with its namespace (pid 1 killed: every process in it), as the kubelet
+    does at last. unshare alone would leave it running: its child changes user
+    (setpriv), which clears --kill-child's parent-death signal."""
     c = pod["containers"][0]
     argv = [*localpod.run_as(pod, c), *localpod.container_argv(c, paths)]
     port = c["ports"][0]["containerPort"]
-    return localpod.started(
+    with localpod.started(
         ["unshare", "--pid", "--fork", "--mount-proc", *argv],
         lambda: socket.create_connection(("127.0.0.1", port), 1).close(),
-    )
+    ) as proc:
+        try:
+            yield proc
+        finally:
+            with contextlib.suppress(OSError, ValueError):  # gone already (stopped, killed)
+                os.kill(localpod.pid1(proc), signal.SIGKILL)
 
 
 @pytest.fixture
