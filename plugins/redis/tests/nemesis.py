@@ -15,7 +15,8 @@ Faults (one at a time; the cluster healed and settled in between, as after a pod
 comes back): ``kill_primary`` (kill -9 of redis-server, the kubelet restarts the
 container), ``kill_sentinel`` (the primary's Sentinel), ``kill_both`` (the
 primary's pod gone with its node, then recreated elsewhere: empty run directory,
-same volume), ``recreate`` (any pod deleted, preStop hook first, and created again).
+same volume), ``recreate`` (any pod deleted, preStop hook first, and created again);
+and, restarting every pod (nemesis_restarts.py), a cold start and a rollout.
 """
 
 from __future__ import annotations
@@ -28,22 +29,23 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nemesis_restarts as restarts
 import redis
 from minop_redis import config
 from operator_view import operator_forgets_departed
 from partition import Partition
 from redis_pod import Pod, wait
 from redis_pods import FIRST, Cluster
-from redis_servers import AS_ROOT, Server
+from redis_servers import Server
 from test_redis_real_failover import three_with_sentinels
 
 FAULTS = ("kill_primary", "kill_sentinel", "kill_both", "recreate", "partition")
 COLD = ("cold_start",)  # every pod restarted, pod 0 stale or empty
+ROLLOUT = ("rollout",)  # every pod replaced in the StatefulSet's order, the operator ticking
 TIMEOUT = 2.0  # seconds a client waits for an answer before it reconnects
 
 
@@ -246,7 +248,9 @@ def run(
             print(f"seed {seed}, fault {len(report.faults) + 1}: {kind}", flush=True)
             before = sampler.samples
             if kind in COLD:
-                cold_start(c, rng, report, client)
+                report.faults.append(restarts.cold_start(c, rng, lambda: len(client.acked), seed))
+            elif kind in ROLLOUT:
+                report.faults.append(restarts.rolling(c, seed))
             else:
                 inject(c, kind, rng, report, seed)
             # the sampler looked at the pods during the fault, however slow the machine
@@ -323,38 +327,6 @@ def inject(c: Cluster, kind: str, rng: random.Random, report: Report, seed: int)
         target.recreate()  # the pod again, on another node
     if kind == "recreate":
         recreating.join()
-
-
-def cold_start(c: Cluster, rng: random.Random, report: Report, client: Client) -> None:
-    """Pod 0 away (deleted; a hand-over first if it was primary) while the others
-    take writes; then every pod deleted at once and created again as the StatefulSet
-    does (podManagementPolicy: all at once, or in order), with fresh Sentinels and,
-    for ``empty``, pod 0 on an empty volume."""
-    empty = rng.random() < 0.5
-    report.faults.append(f"cold start, pod 0 {'on an empty volume' if empty else 'stale'}")
-    c.pods[0].delete()
-    before = len(client.acked)
-    wait_for(lambda: len(client.acked) >= before + 20, "writes without pod 0", 60, report.seed)
-    stops = [threading.Thread(target=p.delete) for p in c.pods[1:]]
-    for t in stops:
-        t.start()
-    for t in stops:
-        t.join()
-    if empty:
-        shutil.rmtree(c.pods[0].data)
-        c.pods[0].data.mkdir()
-        if AS_ROOT:
-            os.chown(c.pods[0].data, c.uid, c.gid)
-    for p in c.pods:
-        p.wipe_run()
-    if c.pod_management == "Parallel":
-        with ThreadPoolExecutor(len(c.pods)) as pool:
-            for started in [pool.submit(p.start) for p in c.pods]:
-                started.result()  # its failure, if any
-    else:  # OrderedReady: each once the previous one is ready
-        for p in c.pods:
-            p.start()
-            wait_for(p.probe, f"{p.name} to be ready", 60, report.seed)
 
 
 def version_of_the_day(ids: list[str]) -> str:
