@@ -16,7 +16,8 @@ comes back): ``kill_primary`` (kill -9 of redis-server, the kubelet restarts the
 container), ``kill_sentinel`` (the primary's Sentinel), ``kill_both`` (the
 primary's pod gone with its node, then recreated elsewhere: empty run directory,
 same volume), ``recreate`` (any pod deleted, preStop hook first, and created again);
-and, restarting every pod (nemesis_restarts.py), a cold start and a rollout.
+and, as operations on every pod (nemesis_operations.py), a cold start, a rollout and
+a scale up and down.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import nemesis_restarts as restarts
+import nemesis_operations as operations
 import redis
 from minop_redis import config
 from operator_view import operator_forgets_departed
@@ -46,6 +47,7 @@ from test_redis_real_failover import three_with_sentinels
 FAULTS = ("kill_primary", "kill_sentinel", "kill_both", "recreate", "partition")
 COLD = ("cold_start",)  # every pod restarted, pod 0 stale or empty
 ROLLOUT = ("rollout",)  # every pod replaced in the StatefulSet's order, the operator ticking
+SCALE = ("scale",)  # one pod more, then one less
 TIMEOUT = 2.0  # seconds a client waits for an answer before it reconnects
 
 
@@ -229,10 +231,16 @@ def settled(c: Cluster) -> bool:
 
 
 def run(
-    c: Cluster, seed: int, faults: int, bound: float, kinds: tuple[str, ...] = FAULTS
+    c: Cluster,
+    seed: int,
+    faults: int,
+    bound: float,
+    kinds: tuple[str, ...] = FAULTS,
+    schedule: tuple[str, ...] = (),
 ) -> Report:
     """``faults`` faults of ``kinds`` drawn with ``seed`` (print it: the same seed
-    replays the same schedule); the cluster must be running and settled."""
+    replays the same schedule), or those of ``schedule`` in its order; the cluster
+    must be running and settled."""
     rng = random.Random(seed)
     if c.partition is None:  # pods that talk directly cannot be cut off
         kinds = tuple(k for k in kinds if k != "partition")
@@ -244,13 +252,15 @@ def run(
     try:
         for _ in range(faults):
             wait_for(lambda: len(client.acked) >= 5, "writes acknowledged", 30, seed)
-            kind = rng.choice(kinds)
+            kind = schedule[len(report.faults)] if schedule else rng.choice(kinds)
             print(f"seed {seed}, fault {len(report.faults) + 1}: {kind}", flush=True)
             before = sampler.samples
             if kind in COLD:
-                report.faults.append(restarts.cold_start(c, rng, lambda: len(client.acked), seed))
+                report.faults.append(operations.cold_start(c, rng, lambda: len(client.acked), seed))
             elif kind in ROLLOUT:
-                report.faults.append(restarts.rolling(c, seed))
+                report.faults.append(operations.rolling(c, seed))
+            elif kind in SCALE:
+                report.faults.append(operations.scaling(c, seed))
             else:
                 inject(c, kind, rng, report, seed)
             # the sampler looked at the pods during the fault, however slow the machine
@@ -345,6 +355,7 @@ def replay(
     faults: int,
     kinds: tuple[str, ...] = FAULTS,
     spec: dict[str, Any] | None = None,
+    schedule: tuple[str, ...] = (),
 ) -> Report:
     """A run on three fresh pods (failover, every pod behind a partitionable link, and
     ``spec``'s fields) with the seed MINOP_NEMESIS_SEED, else a random one; both print it."""
@@ -362,7 +373,8 @@ def replay(
         # the default downAfterMilliseconds (5 s) and minReplicasMaxLag
         c = three_with_sentinels(make, {"enabled": True, "failoverTimeoutMilliseconds": 10000})
         # down-after + one failed election retried after 2 x failover-timeout + 5 s
-        report = run(c, seed, faults, bound=c.inst.down_after_ms / 1000 + 2 * 10 + 5, kinds=kinds)
+        bound = c.inst.down_after_ms / 1000 + 2 * 10 + 5
+        report = run(c, seed, faults, bound, kinds, schedule)
     finally:
         for c in made:
             c.stop()
