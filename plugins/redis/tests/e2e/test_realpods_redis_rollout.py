@@ -92,7 +92,9 @@ def test_cold_start_and_rollout_after_the_primary_left_pod_0(namespace, kubectl,
     kubectl("patch", "redis", "r", "-n", ns, "--type=merge",
             "-p", '{"spec":{"podAnnotations":{"example.com/rolled":"1"}}}')  # fmt: skip
     wait_for(lambda: "HandedOverFirst" in reasons(), 120, "the hand-over to r-0 first", 1)
-    assert primary() == "r-0"  # until the StatefulSet replaces it, last
+    # (status follows the Event within the same pass) r-0 stays primary until the
+    # StatefulSet replaces it, last
+    wait_for(lambda: primary() == "r-0", 30, "r-0 primary after the hand-over", 1)
     kubectl("rollout", "status", "statefulset/r", "-n", ns, "--timeout=600s", timeout=630)
     ready()
     sts = get(kubectl, ns, "statefulset/r")
