@@ -95,10 +95,11 @@ def test_cold_start_and_rollout_after_the_primary_left_pod_0(namespace, kubectl,
     # (status follows the Event within the same pass) r-0 stays primary until the
     # StatefulSet replaces it, last
     wait_for(lambda: primary() == "r-0", 30, "r-0 primary after the hand-over", 1)
+    # the partition released (the next pass), then the rollout in the StatefulSet's order
+    kubectl("wait", "--for=jsonpath={.spec.updateStrategy.rollingUpdate.partition}=0",
+            "statefulset/r", "-n", ns, "--timeout=60s", timeout=90)  # fmt: skip
     kubectl("rollout", "status", "statefulset/r", "-n", ns, "--timeout=600s", timeout=630)
     ready()
-    sts = get(kubectl, ns, "statefulset/r")
-    assert sts["spec"]["updateStrategy"]["rollingUpdate"]["partition"] == 0  # released
     # r-0 replaced last: its hand-over promoted a pod already replaced
     wait_for(lambda: primary() in ("r-1", "r-2"), 120, "a replaced pod primary", 1)
     present("a", "b")
