@@ -184,8 +184,8 @@ def hand_over(
     nothing), then SENTINEL FAILOVER on ``target``'s Sentinel, which sees ``target``
     as the only promotable replica. No acknowledged write is lost and no two
     primaries take writes. Blocks for at most about 20 s. Returns None once that
-    Sentinel names ``target``, else why not (nothing changed, or undone: writes
-    resume; the next tick tries again)."""
+    Sentinel names ``target``, else why not (nothing changed, undone with writes
+    resumed, or left to a failover that may be running; the next tick looks again)."""
     by_name = {p["metadata"]["name"]: p for p in pods}
     old = addresses(inst, by_name[primary]) if primary in by_name else None
     new = addresses(inst, by_name[target]) if target in by_name else None
@@ -206,25 +206,40 @@ def hand_over(
         here("CLIENT", "PAUSE", str(int(PAUSE_S * 1000)), "WRITE")
     except (OSError, RespError, ValueError, TypeError, KeyError):
         return "not reachable"
-    demoted = False
+    # "paused", then "demoted" (no failover asked: undone on failure), then "asked":
+    # a failover may be running (accepted, or no answer came): never undone, or two
+    # primaries could take writes; the Sentinels finish it or fail over as for a crash
+    state = "paused"
+
+    def failover() -> bool:
+        nonlocal state
+        state = "asked"
+        try:
+            accepted = _failover(ask)
+        except RespError:
+            state = "demoted"  # refused: a definite answer
+            raise
+        state = "asked" if accepted else "demoted"
+        return accepted
+
     try:
         if not _until(lambda: _caught_up(here("INFO", "replication")), 5):
             raise RespError("no replica caught up within 5s")
         here("REPLICAOF", "127.0.0.1", "1")  # port 1: nothing answers
-        demoted = True
+        state = "demoted"
         # INPROG: still finishing an earlier failover; NOGOODSLAVE: not seen the
         # replicas answer again yet (both soon after another failover)
-        if not _until(lambda: _failover(ask), 5):
+        if not _until(failover, 5):
             raise RespError("SENTINEL FAILOVER refused for 5s")
         if not _until(lambda: tuple(ask("get-master-addr-by-name")) == (
             new.announced[0], str(new.announced[1])), 8):  # fmt: skip
             raise RespError(f"{target} not promoted within 8s")
     except (OSError, RespError, ValueError, TypeError) as e:
         with contextlib.suppress(OSError, RespError):  # else the pause ends by itself
-            if demoted:
+            if state == "demoted":
                 here("REPLICAOF", "NO", "ONE")
             here("CLIENT", "UNPAUSE")
-        return str(e)
+        return f"{e} ({state})"
     # a replica now (READONLY): unpaused, it syncs from the new primary at once
     with contextlib.suppress(OSError, RespError):
         here("CLIENT", "UNPAUSE")

@@ -55,11 +55,16 @@ def pods_on(revisions: str) -> list[dict[str, Any]]:
 
 
 def operator_rollout_tick(
-    c: Cluster, pods: list[dict[str, Any]], sts: dict[str, Any], template_hash: str
+    c: Cluster,
+    pods: list[dict[str, Any]],
+    sts: dict[str, Any],
+    template_hash: str,
+    answers: list[str | None] | None = None,
 ) -> tuple[str | None, str | None]:
     """One timer tick of what the operator does for a rollout (failover.py's
     composition): the replicas' priorities, and a hand-over to pod 0 while the
-    primary would be replaced early. Returns the primary it read and the target."""
+    primary would be replaced early (its outcome appended to ``answers``: None, or
+    why not). Returns the primary it read and the target."""
     inst, _, password, addresses, tls = _operator_args(c)
     primary, members = roles.observe(inst, pods, password, addresses, tls)
     due = rollout.primary_due_early(inst, sts, template_hash, pods, primary)
@@ -68,7 +73,9 @@ def operator_rollout_tick(
     wanted = rollout.priorities(pods, primary, target if ready else None)
     rollout.set_priorities(inst, pods, members, wanted, password, addresses, tls)
     if ready and target is not None and primary is not None:
-        rollout.hand_over(inst, pods, primary, target, password, addresses, tls)
+        failed = rollout.hand_over(inst, pods, primary, target, password, addresses, tls)
+        if answers is not None:
+            answers.append(failed)
     return primary, target
 
 

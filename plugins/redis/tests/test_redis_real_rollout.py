@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from minop_redis.rollout import TEMPLATE_HASH
+from minop_redis.rollout import HOLD_S, TEMPLATE_HASH
 from operator_view import operator_rollout_tick, pods_on, roles_of
 from redis_pod import Pod, wait
 from redis_pods import FIRST, Cluster
@@ -80,13 +80,18 @@ def test_the_primary_hands_over_to_pod_0_first_and_is_replaced_last(make_cluster
         # the template changes: the operator holds the partition and hands over to r-0
         held = statefulset(f"{key}-1", "a")
 
+        answers: list[str | None] = []  # each hand-over's outcome: None, or why not
+
         def handed_over() -> bool:
-            primary, target = operator_rollout_tick(c, pods_on("aaa"), held, f"{key}-2")
+            primary, target = operator_rollout_tick(c, pods_on("aaa"), held, f"{key}-2", answers)
             # (mid-hand-over no majority of Sentinels may name a primary: no target)
             assert target in ("r-0", None), target
             return primary == "r-0"  # what a majority of the Sentinels say
 
-        wait(handed_over, "the hand-over to r-0 before any pod is replaced", 40)
+        try:  # within the operator's own bound (HOLD_S: it gives up after)
+            wait(handed_over, "the hand-over to r-0 before any pod is replaced", HOLD_S)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the hand-overs said: {answers}") from e
         primary_changed()
         wait(lambda: c.replicating(FIRST), "r-1 and r-2 replicating from r-0", 60)
         # the next tick releases the hold: nothing left for it to do
