@@ -456,6 +456,13 @@ CEL_CASES: dict[tuple[str, str], Case] = {
         ),
         Case(
             "redises.cache.minop.dev",
+            "cel:auth-clientCommands-not-acl-rules",
+            {"auth": {"clientCommands": "+@all >clear-password"}},
+            "spec.auth.clientCommands",
+            message="auth.clientCommands must be ACL command rules separated by spaces",
+        ),
+        Case(
+            "redises.cache.minop.dev",
             "cel:config-directive-name",
             {"config": {"Not A Directive": "yes"}},
             "spec.config",

@@ -43,6 +43,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from minop import data_hash
+from minop.kit import crd
+from minop_redis.scripts import CLIENT_COMMANDS
 
 # Annotations of <name>-auth: what a reconcile needs without reading the data.
 DIGEST = "minop.dev/auth-hash"  # also on the pod template
@@ -50,6 +52,40 @@ SOURCE = "minop.dev/password-source"  # content hash of the user's Secret last r
 PREVIOUS = "minop.dev/previous-passwords"  # how many old passwords are still accepted
 DATA_HASH = "minop.dev/data-hash"  # detects edits of the data behind our back
 NO_PASSWORD = "none"
+
+# One ACL command rule: +cmd, -cmd, +cmd|sub, +@category, -@category, allcommands,
+# nocommands. No passwords, users, key or channel patterns: the operator sets those.
+_ACL_WORD = r"([+-]@?[a-zA-Z0-9_.-]+([|][a-zA-Z0-9_.-]+)?|allcommands|nocommands)"
+SCHEMA = crd.obj(
+    "What clients (Redis's default user) may do.",
+    {
+        "clientCommands": crd.string(
+            "The commands clients may run on Redis, as ACL rules separated by spaces, e.g. "
+            "'+@all' (every command: what operators before this field gave) or '+@read "
+            "+@write +@connection -@dangerous'. Default: '"
+            + CLIENT_COMMANDS
+            + "': data, scripting, Pub/Sub, transactions, WAIT and INFO, not the server's "
+            "administration (CONFIG, which reads the internal password, REPLICAOF, FAILOVER, "
+            "ACL, DEBUG, SHUTDOWN, MONITOR, SAVE, CLIENT KILL...); on Redis 6.x, where all of "
+            "CLIENT and ACL are @admin, the default also allows what client libraries send "
+            "(CLIENT SETNAME, ID, TRACKING...): a rule of your own must name them. Keys and "
+            "channels: all. Sentinels' clients always get discovery only. A rule the server "
+            "does not know stops the pod from starting (the rollout waits on it). Changing "
+            "it rolls the pods.",
+            max_length=1024,
+        ),
+    },
+    rules=[
+        crd.Rule(
+            "!has(self.clientCommands) || self.clientCommands.matches("
+            f"'^ *{_ACL_WORD}( +{_ACL_WORD})* *$')",
+            "auth.clientCommands must be ACL command rules separated by spaces, such as "
+            "'+@all -@admin' or '+get -flushall +client|setname': no passwords, users, key or "
+            "channel patterns",
+            field=".clientCommands",
+        )
+    ],
+)
 
 
 def _b64(value: bytes) -> str:

@@ -3,7 +3,7 @@
 from minop import Kind
 from minop.kit import crd, netpol
 from minop.kit.workloads import scheduling_schema
-from minop_redis import status, tls
+from minop_redis import auth, status, tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -250,6 +250,7 @@ SPEC = crd.obj(
             },
             required=["name"],
         ),
+        "auth": auth.SCHEMA,
         "tls": tls.SCHEMA,
         "resources": crd.resources(),
         "maxMemory": crd.quantity(
