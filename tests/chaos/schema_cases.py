@@ -459,7 +459,16 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             "cel:auth-clientCommands-not-acl-rules",
             {"auth": {"clientCommands": "+@all >clear-password"}},
             "spec.auth.clientCommands",
-            message="auth.clientCommands must be ACL command rules separated by spaces",
+            message="auth.clientCommands must be ACL command rules separated by spaces, such as "
+            "'+@all -@admin' or '+get -flushall +client|setname': no passwords, users, key or "
+            "channel patterns",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:auth-generatePassword-with-passwordSecretRef",
+            {"passwordSecretRef": {"name": "pw"}, "auth": {"generatePassword": True}},
+            "spec.auth.generatePassword",
+            message="auth.generatePassword applies only without passwordSecretRef",
         ),
         Case(
             "redises.cache.minop.dev",

@@ -29,6 +29,23 @@ Everything lives in the operator's Secret ``<name>-auth`` (keys
 Client passwords reach redis.conf as SHA-256 hashes (``#<hash>`` ACL rules).
 The pod-template annotation is an HMAC keyed by the replication password, so it
 reveals nothing about the passwords. Values are never logged.
+
+Not yet: rotating the internal (replication) password, e.g. when
+``spec.auth.rotateInternalPassword`` (a token) changes. Why not one step: the
+Secret volume's files change in running pods within a minute, so the probes,
+handover.sh and record.sh would send the new password to servers configured with
+the old one (every pod unready). The plan, three rolls as each phase waits for
+every pod to run its revision (``status.everyone_on``, as phase 2 above):
+1. keys ``replication`` (sent: OLD) and ``replication-next`` (NEW): the users
+   replication, probe and sentinel accept both hashes; everything still sends OLD;
+2. ``replication`` NEW, ``replication-previous`` OLD: the scripts (live file) and
+   the operator send NEW, which every pod accepts since 1; the roll moves
+   masterauth and the Sentinels' auth-pass/sentinel-pass (sentinel.conf is written
+   once per pod: a roll recreates it) to NEW;
+3. OLD dropped: one more roll. The operator tries the sent password first and the
+   other one on WRONGPASS while a phase is in flight. Each roll hands over the
+   primary once; the real-program test would do it the operator's way, as
+   test_redis_real_rotation.py does for the client password, with a failover.
 """
 
 from __future__ import annotations
@@ -73,6 +90,16 @@ SCHEMA = crd.obj(
             "does not know stops the pod from starting (the rollout waits on it). Changing "
             "it rolls the pods.",
             max_length=1024,
+        ),
+        "generatePassword": crd.boolean(
+            "Without passwordSecretRef: true, the operator generates the client password "
+            "once into Secret <name>-password (key password, 43 random characters; owned "
+            "by this Redis, never overwritten: edit or delete it to rotate); false, no "
+            "password (anyone who reaches the pods may do what clientCommands allows). "
+            "Unset: generated, except for a Redis whose pods run without a password (one "
+            "an earlier operator version created without passwordSecretRef), which keeps "
+            "none until this is set. status.passwordSecretRef names the Secret clients "
+            "read."
         ),
     },
     rules=[

@@ -236,7 +236,8 @@ SPEC = crd.obj(
             "password still applies)."
         ),
         "passwordSecretRef": crd.obj(
-            "A Secret key holding the password clients must send (AUTH); none: no password. "
+            "A Secret key holding the password clients must send (AUTH); without it see "
+            "auth.generatePassword. "
             "Changing the Secret rotates the password without an outage: pods accept the old "
             "and the new one until every pod runs with the new one.",
             {
@@ -326,6 +327,11 @@ SPEC = crd.obj(
             "self.replicas == 0 || self.sentinel.quorum <= self.replicas",
             "sentinel.quorum must be at most replicas: there is one Sentinel per pod",
             field=".sentinel.quorum",
+        ),
+        crd.Rule(
+            "!has(self.passwordSecretRef) || !has(self.auth) || !has(self.auth.generatePassword)",
+            "auth.generatePassword applies only without passwordSecretRef",
+            field=".auth.generatePassword",
         ),
         crd.Rule(
             "!has(self.minReplicasToWrite) || !has(self.replicas) || "

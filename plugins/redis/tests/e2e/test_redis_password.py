@@ -245,3 +245,79 @@ def test_a_missing_password_secret_waits_for_it(namespace, kubectl):
         wait_ready(kubectl, ns, "r")
         assert auth_data(kubectl, ns)["password"] == FIRST
         assert condition(kubectl, ns, "r", "Degraded")["status"] == "False"
+
+
+def test_without_a_secret_the_operator_generates_one_once_and_never_overwrites_it(
+    namespace, kubectl
+):
+    """<name>-password: created once, owned by the Redis, the password of <name>-auth,
+    named in status; an edit is kept (and rotates like a user's Secret); deleted, it
+    is generated again. A Redis with generatePassword: false gets none."""
+    ns = namespace
+    with operator(ns):
+        assert apply_redis(kubectl, ns, "r", replicas=2).returncode == 0
+        wait_ready(kubectl, ns, "r")
+        made = get(kubectl, ns, "secret/r-password")
+        pw = base64.b64decode(made["data"]["password"]).decode()
+        assert len(pw) >= 32 and auth_data(kubectl, ns)["password"] == pw
+        [owner] = made["metadata"]["ownerReferences"]
+        redis = get(kubectl, ns, "redis/r")
+        assert (owner["kind"], owner["uid"]) == ("Redis", redis["metadata"]["uid"])
+        assert redis["status"]["passwordSecretRef"] == {"name": "r-password", "key": "password"}
+        events = get(kubectl, ns, "events")["items"]
+        assert [e["reason"] for e in events].count("PasswordGenerated") == 1
+        assert leaked(kubectl, ns, pw) == {}
+
+        # the user edits it: kept, and the pods roll to it (two phases, as a rotation)
+        set_password_of(kubectl, ns, "r-password", SECOND)
+        wait_for(lambda: auth_data(kubectl, ns).get("password") == SECOND, 60, "r-auth follows")
+        wait_for(lambda: previous(kubectl, ns) == [], ROLLS, "the rotation to finish")
+        assert base64.b64decode(get(kubectl, ns, "secret/r-password")["data"]["password"]) == (
+            SECOND.encode()
+        )  # never written back
+        uid = made["metadata"]["uid"]
+        assert get(kubectl, ns, "secret/r-password")["metadata"]["uid"] == uid  # the same one
+
+        # deleted: a new one (a new password, rotated to like any other change)
+        kubectl("delete", "secret/r-password", "-n", ns)
+        wait_for(
+            lambda: (
+                (get(kubectl, ns, "secret/r-password", missing_ok=True) or {})
+                .get("metadata", {})
+                .get("uid")
+                not in (None, uid)
+            ),
+            60,
+            "r-password generated again",
+        )
+        again = base64.b64decode(get(kubectl, ns, "secret/r-password")["data"]["password"])
+        assert again.decode() not in (pw, SECOND)
+        wait_for(lambda: auth_data(kubectl, ns).get("password") == again.decode(), 60, "used")
+
+        ok = apply_redis(kubectl, ns, "open", replicas=1, auth={"generatePassword": False})
+        assert ok.returncode == 0
+        wait_ready(kubectl, ns, "open")
+        assert get(kubectl, ns, "secret/open-password", missing_ok=True) is None
+        assert "password" not in get(kubectl, ns, "secret/open-auth")["data"]
+        assert "passwordSecretRef" not in get(kubectl, ns, "redis/open")["status"]
+        # generatePassword removed: <name>-auth says the pods run without a password, as an
+        # earlier version's object without passwordSecretRef: it keeps none (its clients
+        # send none)
+        digest = get(kubectl, ns, "secret/open-auth")["metadata"]["annotations"]
+        remove = json.dumps([{"op": "remove", "path": "/spec/auth"}])
+        kubectl("patch", "redis/open", "-n", ns, "--type=json", "-p", remove)
+        generation = get(kubectl, ns, "redis/open")["metadata"]["generation"]
+        wait_for(
+            lambda: (
+                get(kubectl, ns, "redis/open")["status"].get("observedGeneration") == generation
+            ),
+            60,
+            "the operator to handle the change",
+        )
+        assert get(kubectl, ns, "secret/open-password", missing_ok=True) is None
+        assert get(kubectl, ns, "secret/open-auth")["metadata"]["annotations"] == digest
+
+
+def set_password_of(kubectl, ns, secret, value):
+    patch = json.dumps({"stringData": {"password": value}})
+    kubectl("patch", f"secret/{secret}", "-n", ns, "-p", patch)
