@@ -59,7 +59,9 @@ def source(spec: Mapping[str, Any], name: str, cached_auth: Obj | None) -> Sourc
     wanted = (spec.get("auth") or {}).get("generatePassword")
     if wanted is None and cached_auth is not None:
         annotations = (cached_auth.get("metadata") or {}).get("annotations") or {}
-        wanted = annotations.get(auth.SOURCE) != auth.NO_PASSWORD  # as the pods run
+        # as the pods run (no annotation: from before it existed, when no
+        # passwordSecretRef meant no password)
+        wanted = annotations.get(auth.SOURCE, auth.NO_PASSWORD) != auth.NO_PASSWORD
     if wanted is False:
         return None
     return Source(generated_name(name), KEY, generated=True)

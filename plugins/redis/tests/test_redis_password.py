@@ -109,3 +109,12 @@ def test_generate_password_false_is_no_password_and_a_users_secret_wins() -> Non
     ctx.body["spec"] = {"replicas": 1}
     sync(ctx)
     assert generated(ctx) is not None and auth_password(ctx) == generated(ctx)
+
+
+def test_an_operators_secret_without_a_source_annotation_counts_as_no_password() -> None:
+    """<name>-auth from before the annotation existed, when no passwordSecretRef meant no
+    password: still none (the annotation is only missing from such objects)."""
+    earlier = auth.secret("r-auth", auth.State(b"r" * 64, None, (), auth.NO_PASSWORD))
+    del earlier["metadata"]["annotations"][auth.SOURCE]
+    assert password.source({}, "r", earlier) is None
+    assert password.source({}, "r", None) == password.Source("r-password", "password", True)

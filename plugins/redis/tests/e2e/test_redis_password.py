@@ -248,11 +248,12 @@ def test_a_missing_password_secret_waits_for_it(namespace, kubectl):
 
 
 def test_without_a_secret_the_operator_generates_one_once_and_never_overwrites_it(
-    namespace, kubectl
+    namespace, kubectl, caplog
 ):
     """<name>-password: created once, owned by the Redis, the password of <name>-auth,
     named in status; an edit is kept (and rotates like a user's Secret); deleted, it
     is generated again. A Redis with generatePassword: false gets none."""
+    caplog.set_level(logging.DEBUG)
     ns = namespace
     with operator(ns):
         assert apply_redis(kubectl, ns, "r", replicas=2).returncode == 0
@@ -266,7 +267,10 @@ def test_without_a_secret_the_operator_generates_one_once_and_never_overwrites_i
         assert redis["status"]["passwordSecretRef"] == {"name": "r-password", "key": "password"}
         events = get(kubectl, ns, "events")["items"]
         assert [e["reason"] for e in events].count("PasswordGenerated") == 1
-        assert leaked(kubectl, ns, pw) == {}
+        assert leaked(kubectl, ns, pw) == {} and pw not in caplog.text
+        assert "PasswordGenerated" in caplog.text or "generated the client password" in (
+            caplog.text
+        )  # the log says where, never what
 
         # the user edits it: kept, and the pods roll to it (two phases, as a rotation)
         set_password_of(kubectl, ns, "r-password", SECOND)
