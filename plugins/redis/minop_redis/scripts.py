@@ -244,7 +244,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
   fi
   record "$epoch ${primary_host:-$REDIS_ANNOUNCE_HOST} ${primary_port:-$REDIS_PORT}"
 fi
-clients="$(client_commands)"  # set -e: no ConfigMap key, no start (never +@all by mistake)
+clients="$(client_commands)"  # set -e: without the ConfigMap key the pod does not start
 conf="$REDIS_RUN_DIR/redis.conf"
 {
   cat "$REDIS_CONFIG_DIR/redis.conf"
