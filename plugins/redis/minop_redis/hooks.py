@@ -88,12 +88,14 @@ def sync_auth(
     elif where is not None:
         source = ctx.related_hash(kinds.SECRET, where.name) or UNKNOWN
     known = auth.summary(cached, ctx.child_hash(kinds.SECRET, inst.auth_secret))
+    rotation = str((ctx.spec.get("auth") or {}).get("rotateInternalPassword", ""))
     # Nothing to decide when the user's Secret is unchanged, unless a rotation may
-    # move on (every pod runs its revision).
+    # move on (every pod runs its revision) or one is asked for.
     if (
         known is not None
         and known.source == source != UNKNOWN
-        and not (known.previous and status.everyone_on(sts, pods, AUTH_HASH, known.digest))
+        and known.rotation == rotation
+        and not (known.in_flight and status.everyone_on(sts, pods, AUTH_HASH, known.digest))
     ):
         return known.digest, known.previous, None
     state = auth.parse(ctx.api.get_or_none(kinds.SECRET, inst.auth_secret, ctx.namespace))
@@ -103,7 +105,7 @@ def sync_auth(
             return None, 0, problem
         wanted, source = state.password, state.source  # keep serving as configured
     rolled = state is not None and status.everyone_on(sts, pods, AUTH_HASH, state.digest())
-    new = auth.step(state, wanted, source, rolled)
+    new = auth.step(state, wanted, source, rolled, rotation=rotation)
     ctx.apply(auth.secret(inst.auth_secret, new))
     _announce(ctx, state, new)
     return new.digest(), len(new.previous), problem
@@ -113,6 +115,9 @@ def _announce(ctx: minop.Context, old: auth.State | None, new: auth.State) -> No
     """Events and logs about a rotation; never a password."""
     if old is None:
         return
+    for reason, msg in auth.internal_events(old, new):
+        ctx.event("Normal", reason, msg)
+        ctx.logger.info("internal password rotation: %s", msg)
     if new.password != old.password and new.previous:
         msg = (
             f"pods accept the new password and {len(new.previous)} previous one(s) until "

@@ -124,6 +124,13 @@ channels=""
 if since 6 2; then channels=" &*"; fi
 umask 077
 redis_password() { cat "$REDIS_AUTH_DIR/replication"; }
+# internal_hashes: " #<sha256>" of each internal password the internal users accept:
+# the one sent (replication) and, while it rotates, the next or the previous one.
+internal_hashes() {
+  for f in replication replication-next replication-previous; do
+    if [ -f "$REDIS_AUTH_DIR/$f" ]; then printf ' #%s' "$(sha "$REDIS_AUTH_DIR/$f")"; fi
+  done
+}
 """
     + VIEW
     + r"""
@@ -255,17 +262,17 @@ conf="$REDIS_RUN_DIR/redis.conf"
   # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
   if since 7 0; then echo 'appenddirname "appendonlydir"'; fi
   default_user "$clients"
-  # Replicas (and the probes) authenticate as their own user, whose password
-  # never changes: rotating the client password cannot break replication,
-  # whatever order the pods restart in.
-  echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
-  echo "user probe reset on #$(sha "$REDIS_AUTH_DIR/replication") +ping +info"
+  # Replicas (and the probes) authenticate as their own user, with the internal
+  # password: rotating the client password cannot break replication, whatever
+  # order the pods restart in (the internal one rotates in three phases: auth.py).
+  echo "user replication reset on$(internal_hashes) +psync +replconf +ping"
+  echo "user probe reset on$(internal_hashes) +ping +info"
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
     # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads;
     # CLIENT PAUSE/UNPAUSE for handover.sh).
-    echo "user sentinel reset on #$(sha "$REDIS_AUTH_DIR/replication") resetchannels" \
+    echo "user sentinel reset on$(internal_hashes) resetchannels" \
       "&__sentinel__:hello" \
       "+client|setname +client|kill +subscribe +publish +ping +info +role +multi +exec" \
       "+slaveof +replicaof +config|rewrite +script|kill +client|pause +client|unpause"
@@ -320,7 +327,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     # Clients ask with the client password; Sentinels among themselves (and the
     # operator) as user sentinel.
     default_user "$sentinel_clients"
-    echo "user sentinel on #$(sha "$REDIS_AUTH_DIR/replication") ~* &* +@all"
+    echo "user sentinel on$(internal_hashes) ~* &* +@all"
     echo "sentinel sentinel-user sentinel"
     echo "sentinel sentinel-pass $(redis_password)"
   } > "$sentinel_conf.tmp"

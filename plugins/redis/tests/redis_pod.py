@@ -232,6 +232,9 @@ class Pod:
         while the Sentinel (no hook) gets SIGTERM at once; then SIGTERM. Returns the
         hook's seconds (its output: the pod's ``-prestop.log``)."""
         main = self.c.pod_spec["containers"][0]
+        if "lifecycle" not in main:  # no hook without failover: SIGTERM at once
+            self.stop()
+            return 0.0
         hook = self.c.as_pod_user(self.paths(main["lifecycle"]["preStop"]["exec"]["command"]))
         terminate(self.sentinel)
         started = time.monotonic()

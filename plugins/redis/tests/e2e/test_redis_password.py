@@ -325,3 +325,32 @@ def test_without_a_secret_the_operator_generates_one_once_and_never_overwrites_i
 def set_password_of(kubectl, ns, secret, value):
     patch = json.dumps({"stringData": {"password": value}})
     kubectl("patch", f"secret/{secret}", "-n", ns, "-p", patch)
+
+
+def test_rotating_the_internal_password_rolls_three_times_and_replaces_it(namespace, kubectl):
+    """spec.auth.rotateInternalPassword changed: <name>-auth gains replication-next
+    (roll 1), sends it with the old one as replication-previous (roll 2), then drops
+    the old one (roll 3); the client password is untouched."""
+    ns = namespace
+    set_password(kubectl, ns, FIRST, create=True)
+    with operator(ns):
+        assert apply_redis(kubectl, ns, "r", replicas=3, passwordSecretRef=REF).returncode == 0
+        wait_ready(kubectl, ns, "r")
+        before = auth_data(kubectl, ns)
+        first_rev = update_revision(kubectl, ns)
+        rotate = {"auth": {"rotateInternalPassword": "1"}}
+        assert patch_redis(kubectl, ns, "r", rotate).returncode == 0
+        wait_for(lambda: "replication-next" in auth_data(kubectl, ns), 60, "phase 1")
+        wait_for(lambda: "replication-previous" in auth_data(kubectl, ns), ROLLS, "phase 2")
+        wait_for(
+            lambda: set(auth_data(kubectl, ns)) == {"replication", "password"}, ROLLS, "phase 3"
+        )
+        after = auth_data(kubectl, ns)
+        assert after["replication"] != before["replication"] and after["password"] == FIRST
+        wait_ready(kubectl, ns, "r")
+        revs = {r["metadata"]["name"] for r in get(kubectl, ns, "controllerrevisions")["items"]}
+        assert len(revs) == 4 and first_rev in revs  # the first, then one per phase
+        reasons = [e["reason"] for e in get(kubectl, ns, "events")["items"]]
+        for phase in ("Started", "Sending", "Finishing"):
+            assert f"InternalPasswordRotation{phase}" in reasons
+        assert leaked(kubectl, ns, before["replication"], after["replication"]) == {}
