@@ -25,7 +25,6 @@ from typing import Any
 
 import minop
 from minop import ApiError, Obj, data_hash, kinds
-from minop.apply import prepare
 from minop_redis import auth
 
 KEY = "password"
@@ -77,17 +76,28 @@ def ensure_generated(ctx: minop.Context, where: Source) -> str:
     cached = ctx.child(kinds.SECRET, where.name)
     if cached is not None:
         return GENERATED + str(ctx.child_hash(kinds.SECRET, where.name))
-    body = prepare(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": where.name},
-            "type": "Opaque",
-            "data": {KEY: base64.b64encode(new_password().encode()).decode()},
+    owner = ctx.body
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {
+            "name": where.name,
+            "namespace": ctx.namespace,
+            "labels": dict(ctx.labels),  # what makes it a cached child, as ctx.apply's are
+            "ownerReferences": [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": ctx.name,
+                    "uid": ctx.meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
-        ctx.body,
-        ctx.labels,
-    )
+        "type": "Opaque",
+        "data": {KEY: base64.b64encode(new_password().encode()).decode()},
+    }
     try:
         made = ctx.api.create(kinds.SECRET, body, ctx.namespace)
     except ApiError as e:
