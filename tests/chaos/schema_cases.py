@@ -456,6 +456,22 @@ CEL_CASES: dict[tuple[str, str], Case] = {
         ),
         Case(
             "redises.cache.minop.dev",
+            "cel:auth-clientCommands-not-acl-rules",
+            {"auth": {"clientCommands": "+@all >clear-password"}},
+            "spec.auth.clientCommands",
+            message="auth.clientCommands must be ACL command rules separated by spaces, such as "
+            "'+@all -@admin' or '+get -flushall +client|setname': no passwords, users, key or "
+            "channel patterns",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:auth-generatePassword-with-passwordSecretRef",
+            {"passwordSecretRef": {"name": "pw"}, "auth": {"generatePassword": True}},
+            "spec.auth.generatePassword",
+            message="auth.generatePassword applies only without passwordSecretRef",
+        ),
+        Case(
+            "redises.cache.minop.dev",
             "cel:config-directive-name",
             {"config": {"Not A Directive": "yes"}},
             "spec.config",

@@ -8,7 +8,8 @@ knows the old one (and with a held partition or OnDelete, for good).
 The design:
 
 * Replication has its own ACL user (``replication``: ``+psync +replconf +ping``)
-  with a random password the operator generates once and never changes.
+  with a random password the operator generates once (it changes only when asked,
+  in three phases: see "The internal password" below).
   Replicas authenticate with it (``masteruser``/``masterauth``), and so do the
   probes. A client-password change therefore never touches replication, in
   whatever order pods restart: RollingUpdate, a held partition, OnDelete.
@@ -29,6 +30,22 @@ Everything lives in the operator's Secret ``<name>-auth`` (keys
 Client passwords reach redis.conf as SHA-256 hashes (``#<hash>`` ACL rules).
 The pod-template annotation is an HMAC keyed by the replication password, so it
 reveals nothing about the passwords. Values are never logged.
+
+The internal password: sent by the replicas (masterauth), the Sentinels (auth-pass,
+sentinel-pass), the probes, the scripts and the operator; accepted by the users
+replication, probe and sentinel. It rotates when spec.auth.rotateInternalPassword
+changes. Not in one step: the Secret volume's files change in running pods within
+a minute, so the probes and scripts would send a new password to servers configured
+with the old one. Three phases instead, each once every pod runs the previous one
+(``rolled``, as for client passwords):
+1. ``replication-next`` (NEW) beside ``replication`` (OLD, still sent): the pods roll
+   to accept both;
+2. ``replication`` NEW, ``replication-previous`` OLD: what reads the files live (probes,
+   scripts) and the operator send NEW, which every pod accepts since 1; the pods roll
+   to send it in masterauth and sentinel.conf (written once per pod: a roll recreates
+   it) while still accepting OLD from the pods not yet rolled;
+3. OLD dropped: one more roll.
+A change of the field during a rotation starts another one after it.
 """
 
 from __future__ import annotations
@@ -43,13 +60,69 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from minop import data_hash
+from minop.kit import crd
+from minop_redis.scripts import CLIENT_COMMANDS
 
 # Annotations of <name>-auth: what a reconcile needs without reading the data.
 DIGEST = "minop.dev/auth-hash"  # also on the pod template
 SOURCE = "minop.dev/password-source"  # content hash of the user's Secret last read
 PREVIOUS = "minop.dev/previous-passwords"  # how many old passwords are still accepted
 DATA_HASH = "minop.dev/data-hash"  # detects edits of the data behind our back
+ROTATION = "minop.dev/internal-rotation"  # spec.auth.rotateInternalPassword handled last
+INTERNAL = "minop.dev/internal-rotating"  # "true" while the internal password rotates
 NO_PASSWORD = "none"
+
+# One ACL command rule: +cmd, -cmd, +cmd|sub, +@category, -@category, allcommands,
+# nocommands. No passwords, users, key or channel patterns: the operator sets those.
+_ACL_WORD = r"([+-]@?[a-zA-Z0-9_.-]+([|][a-zA-Z0-9_.-]+)?|allcommands|nocommands)"
+SCHEMA = crd.obj(
+    "What clients (Redis's default user) may do.",
+    {
+        "clientCommands": crd.string(
+            "The commands clients may run on Redis, as ACL rules separated by spaces, e.g. "
+            "'+@all' (every command: what operators before this field gave) or '+@read "
+            "+@write +@connection -@dangerous'. Default: '"
+            + CLIENT_COMMANDS
+            + "': data, scripting, Pub/Sub, transactions, WAIT and INFO, not the server's "
+            "administration (CONFIG, which reads the internal password, REPLICAOF, FAILOVER, "
+            "ACL, DEBUG, SHUTDOWN, MONITOR, SAVE, CLIENT KILL...); on Redis 6.x, where all of "
+            "CLIENT and ACL are @admin, the default also allows what client libraries send "
+            "(CLIENT SETNAME, ID, TRACKING...): a rule of your own must name them. Keys and "
+            "channels: all. Sentinels' clients always get discovery only. A rule the server "
+            "does not know stops the pod from starting (the rollout waits on it). Changing "
+            "it rolls the pods.",
+            max_length=1024,
+        ),
+        "rotateInternalPassword": crd.string(
+            "Change it (any new value, e.g. a date) to rotate the internal password "
+            "(users replication, probe and sentinel) without an outage: the pods roll "
+            "three times (accept the new one too, send it, drop the old one), each roll "
+            "once every pod runs the previous one. A change during a rotation starts "
+            "another after it.",
+            max_length=63,
+        ),
+        "generatePassword": crd.boolean(
+            "Without passwordSecretRef: true, the operator generates the client password "
+            "once into Secret <name>-password (key password, 43 random characters; owned "
+            "by this Redis, never overwritten: edit or delete it to rotate); false, no "
+            "password (anyone who reaches the pods may do what clientCommands allows). "
+            "Unset: generated, except for a Redis whose pods run without a password (one "
+            "an earlier operator version created without passwordSecretRef), which keeps "
+            "none until this is set. status.passwordSecretRef names the Secret clients "
+            "read."
+        ),
+    },
+    rules=[
+        crd.Rule(
+            "!has(self.clientCommands) || self.clientCommands.matches("
+            f"'^ *{_ACL_WORD}( +{_ACL_WORD})* *$')",
+            "auth.clientCommands must be ACL command rules separated by spaces, such as "
+            "'+@all -@admin' or '+get -flushall +client|setname': no passwords, users, key or "
+            "channel patterns",
+            field=".clientCommands",
+        )
+    ],
+)
 
 
 def _b64(value: bytes) -> str:
@@ -64,18 +137,28 @@ class State:
     password: bytes | None = None
     previous: tuple[bytes, ...] = ()
     source: str = NO_PASSWORD
+    # rotating the internal password (see "The internal password" above)
+    replication_next: bytes | None = None  # phase 1: accepted, not yet sent
+    replication_previous: bytes | None = None  # phase 2: still accepted, no longer sent
+    rotation: str = ""  # the spec.auth.rotateInternalPassword handled last
 
     def digest(self) -> str:
         """Changes whenever the pods' password config does; reveals nothing about it."""
-        blob = json.dumps(
-            [_b64(self.password) if self.password is not None else None]
-            + [_b64(p) for p in self.previous]
-        ).encode()
+        parts: list[Any] = [_b64(self.password) if self.password is not None else None]
+        parts += [_b64(p) for p in self.previous]
+        internal = (self.replication_next, self.replication_previous)
+        if internal != (None, None):  # (absent before: the same digest, no roll)
+            parts += [["internal", *(_b64(p) if p else None for p in internal)]]
+        blob = json.dumps(parts).encode()
         return hmac.new(self.replication, blob, hashlib.sha256).hexdigest()[:16]
 
     @property
     def rotating(self) -> bool:
         return bool(self.previous)
+
+    @property
+    def rotating_internal(self) -> bool:
+        return self.replication_next is not None or self.replication_previous is not None
 
 
 def new_replication_password() -> bytes:
@@ -89,11 +172,14 @@ def step(
     source: str,
     rolled: bool,
     generate: Callable[[], bytes] = new_replication_password,
+    rotation: str = "",
 ) -> State:
-    """The next state, given the user's ``password`` (None: no password) and whether
-    every pod runs the revision configured from ``state`` (``rolled``)."""
+    """The next state, given the user's ``password`` (None: no password), whether
+    every pod runs the revision configured from ``state`` (``rolled``) and
+    spec.auth.rotateInternalPassword (``rotation``)."""
     if state is None:
-        return State(generate(), password, (), source)
+        return State(generate(), password, (), source, rotation=rotation)
+    state = _internal_step(state, rolled, rotation, generate)
     if password != state.password:
         if password is None or state.password is None:
             # no password on one side is `nopass`, which accepts every password:
@@ -108,6 +194,40 @@ def step(
     return replace(state, source=source)
 
 
+def _internal_step(
+    state: State, rolled: bool, rotation: str, generate: Callable[[], bytes]
+) -> State:
+    """One phase of the internal password's rotation, each once every pod runs the
+    previous one: accept NEXT too; send NEXT (the old one still accepted); drop it."""
+    if state.replication_next is not None:
+        if not rolled:
+            return state
+        return replace(
+            state,
+            replication=state.replication_next,
+            replication_next=None,
+            replication_previous=state.replication,
+        )
+    if state.replication_previous is not None:
+        return replace(state, replication_previous=None) if rolled else state
+    if rotation != state.rotation:  # only between rotations: a change meanwhile waits
+        return replace(state, replication_next=generate(), rotation=rotation)
+    return state
+
+
+def internal_events(old: State, new: State) -> list[tuple[str, str]]:
+    """(reason, message) of each phase of the internal password's rotation begun."""
+    if new.replication_next is not None and old.replication_next is None:
+        return [("InternalPasswordRotationStarted", "pods accept a new internal password too")]
+    if new.replication_previous is not None and old.replication_previous is None:
+        msg = "every pod accepts the new internal password: pods roll to send it"
+        return [("InternalPasswordRotationSending", msg)]
+    if old.replication_previous is not None and new.replication_previous is None:
+        msg = "every pod sends the new internal password: dropping the old one (one more roll)"
+        return [("InternalPasswordRotationFinishing", msg)]
+    return []
+
+
 def secret(name: str, state: State) -> dict[str, Any]:
     """The operator's Secret the pods mount (``data`` as the API server returns it)."""
     data = {"replication": _b64(state.replication)}
@@ -115,6 +235,10 @@ def secret(name: str, state: State) -> dict[str, Any]:
         data["password"] = _b64(state.password)
     for i, p in enumerate(state.previous):
         data[f"previous-{i}"] = _b64(p)
+    if state.replication_next is not None:
+        data["replication-next"] = _b64(state.replication_next)
+    if state.replication_previous is not None:
+        data["replication-previous"] = _b64(state.replication_previous)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -124,6 +248,8 @@ def secret(name: str, state: State) -> dict[str, Any]:
                 DIGEST: state.digest(),
                 SOURCE: state.source,
                 PREVIOUS: str(len(state.previous)),
+                ROTATION: state.rotation,
+                INTERNAL: str(state.rotating_internal).lower(),
                 DATA_HASH: data_hash({"data": data}),
             },
         },
@@ -149,6 +275,9 @@ def parse(obj: Mapping[str, Any] | None) -> State | None:
         password=data.get("password"),
         previous=tuple(data[k] for k in previous),
         source=str(annotations.get(SOURCE, "")),
+        replication_next=data.get("replication-next"),
+        replication_previous=data.get("replication-previous"),
+        rotation=str(annotations.get(ROTATION, "")),
     )
 
 
@@ -159,6 +288,13 @@ class Summary:
     digest: str
     source: str
     previous: int
+    rotation: str = ""
+    internal: bool = False  # the internal password rotating
+
+    @property
+    def in_flight(self) -> bool:
+        """A rotation moves on once every pod runs this revision."""
+        return bool(self.previous) or self.internal
 
 
 def summary(cached: Mapping[str, Any] | None, content: str | None) -> Summary | None:
@@ -170,6 +306,12 @@ def summary(cached: Mapping[str, Any] | None, content: str | None) -> Summary | 
     if DIGEST not in ann or content is None or ann.get(DATA_HASH) != content:
         return None
     try:
-        return Summary(str(ann[DIGEST]), str(ann.get(SOURCE, "")), int(ann.get(PREVIOUS, "0")))
+        return Summary(
+            str(ann[DIGEST]),
+            str(ann.get(SOURCE, "")),
+            int(ann.get(PREVIOUS, "0")),
+            str(ann.get(ROTATION, "")),
+            ann.get(INTERNAL) == "true",
+        )
     except ValueError:
         return None

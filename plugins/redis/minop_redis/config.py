@@ -9,6 +9,7 @@ hellos, and the operator sets its quorum (roles.align_quorum).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from minop import content_hash
@@ -69,8 +70,19 @@ def min_replicas_max_lag(inst: Instance) -> int:
     return min(10, max(1, inst.down_after_ms // 3000))
 
 
+def client_commands(spec: Mapping[str, Any]) -> str:
+    """The default user's (clients') command rules: spec.auth.clientCommands, words
+    separated by one space (init.sh compares it with the default), or the default."""
+    wanted = (spec.get("auth") or {}).get("clientCommands")
+    return " ".join(str(wanted).split()) if wanted else scripts.CLIENT_COMMANDS
+
+
 def configmap(inst: Instance) -> dict[str, Any]:
-    data = {"redis.conf": redis_conf(inst), "init.sh": scripts.INIT}
+    data = {
+        "redis.conf": redis_conf(inst),
+        "init.sh": scripts.INIT,
+        "client-commands": client_commands(inst.spec),
+    }
     if inst.sentinel:
         data["handover.sh"] = containers.HANDOVER
         data["record.sh"] = scripts.RECORD

@@ -109,8 +109,9 @@ START = (
 SENTINEL = f'umask 077; set -- "$0" --sentinel; {SERVER}'
 
 
-# PING as the replication user (allowed +ping), whose password never changes, so
-# the probes never fail during a password rotation; prints the server's answer.
+# PING as the replication user (allowed +ping), with the internal password, so the
+# probes never fail during a client password rotation (and every pod accepts the
+# internal one they read, in each phase of its rotation); prints the server's answer.
 _PING = (
     f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
     '"$cli" $tls --user replication -h 127.0.0.1 -p "$REDIS_PORT" ping'
@@ -130,7 +131,7 @@ READY = (
 # Alive: it answers at all. A replica loading a full resync, or any server loading
 # a large data set, answers LOADING for minutes: killing it would start over.
 ALIVE = f"{_PING} | grep -qE '^(PONG|LOADING)'"
-# The Sentinel answers (as user sentinel: the internal password never changes).
+# The Sentinel answers (as user sentinel, with the internal password).
 SENTINEL_READY = (
     f'{CLI}REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" '
     '"$cli" $tls --user sentinel -h 127.0.0.1 -p "$REDIS_SENTINEL_PORT" ping | grep -qx PONG'

@@ -3,7 +3,7 @@
 from minop import Kind
 from minop.kit import crd, netpol
 from minop.kit.workloads import scheduling_schema
-from minop_redis import status, tls
+from minop_redis import auth, status, tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -236,7 +236,8 @@ SPEC = crd.obj(
             "password still applies)."
         ),
         "passwordSecretRef": crd.obj(
-            "A Secret key holding the password clients must send (AUTH); none: no password. "
+            "A Secret key holding the password clients must send (AUTH); without it see "
+            "auth.generatePassword. "
             "Changing the Secret rotates the password without an outage: pods accept the old "
             "and the new one until every pod runs with the new one.",
             {
@@ -250,6 +251,7 @@ SPEC = crd.obj(
             },
             required=["name"],
         ),
+        "auth": auth.SCHEMA,
         "tls": tls.SCHEMA,
         "resources": crd.resources(),
         "maxMemory": crd.quantity(
@@ -325,6 +327,11 @@ SPEC = crd.obj(
             "self.replicas == 0 || self.sentinel.quorum <= self.replicas",
             "sentinel.quorum must be at most replicas: there is one Sentinel per pod",
             field=".sentinel.quorum",
+        ),
+        crd.Rule(
+            "!has(self.passwordSecretRef) || !has(self.auth) || !has(self.auth.generatePassword)",
+            "auth.generatePassword applies only without passwordSecretRef",
+            field=".auth.generatePassword",
         ),
         crd.Rule(
             "!has(self.minReplicasToWrite) || !has(self.replicas) || "

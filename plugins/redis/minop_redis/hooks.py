@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -11,7 +10,7 @@ import minop
 from minop import ApiError, Obj, kinds
 from minop.kit import netpol
 from minop.kit import workloads as wl
-from minop_redis import auth, children, failover, roles, rollout, services, status, tls
+from minop_redis import auth, children, failover, password, roles, rollout, services, status, tls
 from minop_redis import config as cfg
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
@@ -71,18 +70,6 @@ def minop_resources() -> list[minop.Resource]:
 # -- passwords --------------------------------------------------------------------------
 
 
-def _user_password(ctx: minop.Context, ref: Mapping[str, Any]) -> tuple[bytes | None, str | None]:
-    """The password in the user's Secret, read from the API (the cache keeps no data)."""
-    name, key = ref["name"], ref.get("key", "password")
-    obj = ctx.api.get_or_none(kinds.SECRET, name, ctx.namespace)
-    if obj is None:
-        return None, f"Secret {name!r} (spec.passwordSecretRef.name) not found"
-    raw = (obj.get("data") or {}).get(key)
-    if not raw:
-        return None, f"Secret {name!r} has no non-empty key {key!r} (spec.passwordSecretRef.key)"
-    return base64.b64decode(raw), None
-
-
 def sync_auth(
     ctx: minop.Context, inst: Instance, sts: Obj | None, pods: list[Obj]
 ) -> tuple[str | None, int, str | None]:
@@ -92,28 +79,32 @@ def sync_auth(
     with yet), how many previous passwords pods still accept, and a problem.
     In the steady state nothing is read: the cached annotations suffice.
     """
-    ref = ctx.spec.get("passwordSecretRef")
-    source = auth.NO_PASSWORD
-    if ref:
-        source = ctx.related_hash(kinds.SECRET, ref["name"]) or UNKNOWN
     cached = ctx.child(kinds.SECRET, inst.auth_secret)
+    where = password.source(ctx.spec, inst.name, cached)
+    source = auth.NO_PASSWORD
+    if where is not None and where.generated:
+        source = password.ensure_generated(ctx, where)
+    elif where is not None:
+        source = ctx.related_hash(kinds.SECRET, where.name) or UNKNOWN
     known = auth.summary(cached, ctx.child_hash(kinds.SECRET, inst.auth_secret))
+    rotation = str((ctx.spec.get("auth") or {}).get("rotateInternalPassword", ""))
     # Nothing to decide when the user's Secret is unchanged, unless a rotation may
-    # move on (every pod runs its revision).
+    # move on (every pod runs its revision) or one is asked for.
     if (
         known is not None
         and known.source == source != UNKNOWN
-        and not (known.previous and status.everyone_on(sts, pods, AUTH_HASH, known.digest))
+        and known.rotation == rotation
+        and not (known.in_flight and status.everyone_on(sts, pods, AUTH_HASH, known.digest))
     ):
         return known.digest, known.previous, None
     state = auth.parse(ctx.api.get_or_none(kinds.SECRET, inst.auth_secret, ctx.namespace))
-    password, problem = _user_password(ctx, ref) if ref else (None, None)
+    wanted, problem = password.read(ctx, where) if where else (None, None)
     if problem is not None:
         if state is None:
             return None, 0, problem
-        password, source = state.password, state.source  # keep serving as configured
+        wanted, source = state.password, state.source  # keep serving as configured
     rolled = state is not None and status.everyone_on(sts, pods, AUTH_HASH, state.digest())
-    new = auth.step(state, password, source, rolled)
+    new = auth.step(state, wanted, source, rolled, rotation=rotation)
     ctx.apply(auth.secret(inst.auth_secret, new))
     _announce(ctx, state, new)
     return new.digest(), len(new.previous), problem
@@ -123,6 +114,9 @@ def _announce(ctx: minop.Context, old: auth.State | None, new: auth.State) -> No
     """Events and logs about a rotation; never a password."""
     if old is None:
         return
+    for reason, msg in auth.internal_events(old, new):
+        ctx.event("Normal", reason, msg)
+        ctx.logger.info("internal password rotation: %s", msg)
     if new.password != old.password and new.previous:
         msg = (
             f"pods accept the new password and {len(new.previous)} previous one(s) until "
@@ -278,6 +272,8 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     else:  # pod 0 is the primary; the labels feed the <name>-replicas Service
         failover.label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
     out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
+    where = password.source(spec, inst.name, ctx.child(kinds.SECRET, inst.auth_secret))
+    out["passwordSecretRef"] = password.status(where)
     return out
 
 

@@ -9,6 +9,19 @@ and preStop hand-over are in :mod:`minop_redis.containers`.
 
 from __future__ import annotations
 
+# What clients (the default user) may run on Redis unless spec.auth.clientCommands
+# says otherwise: data, scripting, Pub/Sub, transactions, WAIT, INFO; not @admin
+# (CONFIG: masterauth is the internal password; REPLICAOF, FAILOVER, ACL, DEBUG,
+# SHUTDOWN, MONITOR, SAVE, CLIENT KILL/PAUSE...). ROLE is @admin but tells no more
+# than INFO replication, and Sentinel-aware clients check the primary with it.
+CLIENT_COMMANDS = "+@all -@admin +role"
+# On 6.x, where CLIENT and ACL are @admin as a whole: what libraries send on connect
+# (client-side caching included), added to the default.
+_CLIENT_6 = "setname getname id info reply tracking caching trackinginfo getredir"
+CLIENT_COMMANDS_6 = " ".join(
+    [*(f"+client|{sub}" for sub in _CLIENT_6.split()), "+acl|whoami", "+acl|cat"]
+)
+
 # The image's CLI ``$cli`` and, with spec.tls, its TLS options ``$tls``: the pod's
 # own certificate too (needed when clients must present one, harmless when not).
 # A variable, not a function, so that `timeout` can run it; used unquoted: the
@@ -111,14 +124,21 @@ channels=""
 if since 6 2; then channels=" &*"; fi
 umask 077
 redis_password() { cat "$REDIS_AUTH_DIR/replication"; }
+# internal_hashes: " #<sha256>" of each internal password the internal users accept:
+# the one sent (replication) and, while it rotates, the next or the previous one.
+internal_hashes() {
+  for f in replication replication-next replication-previous; do
+    if [ -f "$REDIS_AUTH_DIR/$f" ]; then printf ' #%s' "$(sha "$REDIS_AUTH_DIR/$f")"; fi
+  done
+}
 """
     + VIEW
     + r"""
-# default_user [COMMANDS]: the ACL line of the default user (clients), allowed
-# COMMANDS (default +@all). During a password rotation it also accepts the previous
-# password(s): nobody is locked out while the pods roll.
+# default_user COMMANDS: the ACL line of the default user (clients), allowed
+# COMMANDS. During a password rotation it also accepts the previous password(s):
+# nobody is locked out while the pods roll.
 default_user() {
-  rules="reset on ~*$channels ${1:-+@all}"
+  rules="reset on ~*$channels $1"
   if [ -f "$REDIS_AUTH_DIR/password" ]; then
     for f in "$REDIS_AUTH_DIR/password" "$REDIS_AUTH_DIR"/previous-*; do
       if [ -f "$f" ]; then rules="$rules #$(sha "$f")"; fi
@@ -128,7 +148,22 @@ default_user() {
   fi
   echo "user default $rules"
 }
-# What clients ask a Sentinel: discovery (the primary, the replicas, the Sentinels)
+# client_commands: what clients may run on Redis (spec.auth.clientCommands, the
+# ConfigMap's client-commands). The default leaves out @admin: CONFIG (which reads
+# masterauth), REPLICAOF, FAILOVER, ACL, DEBUG, SHUTDOWN, MONITOR, SAVE...
+client_commands() {
+  rules="$(cat "$REDIS_CONFIG_DIR/client-commands")"
+  # 6.x files all of CLIENT and ACL under @admin (7.0 sorts their subcommands):
+  # the default gives back what client libraries send, nothing that administers
+  if [ "$rules" = "$default_client_commands" ] && ! since 7 0; then
+    rules="$rules $client_commands_6"
+  fi
+  echo "$rules"
+}
+"""
+    + f'default_client_commands="{CLIENT_COMMANDS}"\n'
+    + f'client_commands_6="{CLIENT_COMMANDS_6}"\n'
+    + r"""# What clients ask a Sentinel: discovery (the primary, the replicas, the Sentinels)
 # and the +switch-master notifications; never FAILOVER, SET, REMOVE, RESET or
 # CONFIG, which only the operator and the Sentinels themselves (user sentinel) run.
 sentinel_clients="-@all +ping +hello +auth +role +info +client|setname +client|getname"
@@ -216,6 +251,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
   fi
   record "$epoch ${primary_host:-$REDIS_ANNOUNCE_HOST} ${primary_port:-$REDIS_PORT}"
 fi
+clients="$(client_commands)"  # set -e: without the ConfigMap key the pod does not start
 conf="$REDIS_RUN_DIR/redis.conf"
 {
   cat "$REDIS_CONFIG_DIR/redis.conf"
@@ -225,19 +261,19 @@ conf="$REDIS_RUN_DIR/redis.conf"
   echo "dir $REDIS_DATA_DIR"
   # 7.0 keeps the append-only files in a directory (6.x: one appendonly.aof in dir).
   if since 7 0; then echo 'appenddirname "appendonlydir"'; fi
-  default_user
-  # Replicas (and the probes) authenticate as their own user, whose password
-  # never changes: rotating the client password cannot break replication,
-  # whatever order the pods restart in.
-  echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
-  echo "user probe reset on #$(sha "$REDIS_AUTH_DIR/replication") +ping +info"
+  default_user "$clients"
+  # Replicas (and the probes) authenticate as their own user, with the internal
+  # password: rotating the client password cannot break replication, whatever
+  # order the pods restart in (the internal one rotates in three phases: auth.py).
+  echo "user replication reset on$(internal_hashes) +psync +replconf +ping"
+  echo "user probe reset on$(internal_hashes) +ping +info"
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
     # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads, and
     # CONFIG SET, for replica-priority during rollouts; CLIENT PAUSE/UNPAUSE for
     # handover.sh).
-    echo "user sentinel reset on #$(sha "$REDIS_AUTH_DIR/replication") resetchannels" \
+    echo "user sentinel reset on$(internal_hashes) resetchannels" \
       "&__sentinel__:hello" \
       "+client|setname +client|kill +subscribe +publish +ping +info +role +multi +exec" \
       "+slaveof +replicaof +config|rewrite +config|set +script|kill +client|pause" \
@@ -293,7 +329,7 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
     # Clients ask with the client password; Sentinels among themselves (and the
     # operator) as user sentinel.
     default_user "$sentinel_clients"
-    echo "user sentinel on #$(sha "$REDIS_AUTH_DIR/replication") ~* &* +@all"
+    echo "user sentinel on$(internal_hashes) ~* &* +@all"
     echo "sentinel sentinel-user sentinel"
     echo "sentinel sentinel-pass $(redis_password)"
   } > "$sentinel_conf.tmp"

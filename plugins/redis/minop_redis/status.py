@@ -42,6 +42,11 @@ STATUS = crd.obj(
             ),
         ),
         "podNames": crd.array("Names of the pods, by ordinal.", crd.string("A pod name.")),
+        "passwordSecretRef": crd.obj(
+            "Where clients find the password: the Secret key of spec.passwordSecretRef or "
+            "the generated <name>-password; absent without a password.",
+            {"name": crd.string("The Secret's name."), "key": crd.string("Its key.")},
+        ),
         "passwordRotation": crd.string(
             "Set while a password change is in progress: which passwords the pods accept and "
             "what the rotation waits for."

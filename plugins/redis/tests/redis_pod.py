@@ -21,6 +21,10 @@ from minop.kit.testing import free_port
 if TYPE_CHECKING:
     from redis_pods import Cluster
 
+# The harness's own ACL user with every command (redis_pods.py adds it to the shared
+# redis.conf): for checks that read or change the server's configuration.
+ADMIN_USER, ADMIN_PASSWORD = "minop-test-admin", b"test-admin-password"
+
 
 def wait(fn: Callable[[], Any], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
@@ -189,6 +193,10 @@ class Pod:
         port = self.c.sentinel_ports[self.ordinal]
         return self.cli(*args, password=password, user="sentinel", port=port)
 
+    def admin(self, *args: str) -> str:
+        """redis-cli as the harness's administrator (CONFIG, REPLICAOF...: not for clients)."""
+        return self.cli(*args, password=ADMIN_PASSWORD, user=ADMIN_USER)
+
     def probe(self, kind: str = "readinessProbe") -> bool:
         """The pod's exec probe, run as the pod's user with the container's environment."""
         main = self.c.pod_spec["containers"][0]
@@ -226,6 +234,9 @@ class Pod:
         while the Sentinel (no hook) gets SIGTERM at once; then SIGTERM. Returns the
         hook's seconds (its output: the pod's ``-prestop.log``)."""
         main = self.c.pod_spec["containers"][0]
+        if "lifecycle" not in main:  # no hook without failover: SIGTERM at once
+            self.stop()
+            return 0.0
         hook = self.c.as_pod_user(self.paths(main["lifecycle"]["preStop"]["exec"]["command"]))
         terminate(self.sentinel)
         started = time.monotonic()

@@ -14,6 +14,9 @@ pod spec sets (the test fails if a name is not in the pod spec):
   temporary directories laid out like the ConfigMap, Secret (files 0440, group
   999, as the kubelet writes them with fsGroup), emptyDir and PVC mounts; the
   same prefixes are swapped in the two commands' file arguments;
+* the shared redis.conf gets one more line: the harness's own ACL user ``ADMIN_USER``
+  with every command, for the checks that read or change the server's configuration
+  (``Pod.admin``); clients, who may not (test_redis_real_acl.py), use the default user;
 * with spec.tls ``REDIS_TLS_DIR``: the TLS Secret's files (0440, group 999), a CA
   and a certificate for 127.0.0.1 that ``write_tls`` generates.
 """
@@ -21,6 +24,7 @@ pod spec sets (the test fails if a name is not in the pod spec):
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import shutil
@@ -32,7 +36,7 @@ from typing import Any
 from minop_redis import auth, children, config, tls
 from minop_redis.children import Instance
 from partition import Partition
-from redis_pod import Pod
+from redis_pod import ADMIN_PASSWORD, ADMIN_USER, Pod
 from redis_servers import AS_ROOT, Server
 
 from minop.kit import localpod
@@ -80,6 +84,9 @@ class Cluster:
             data["sentinel-peers"] = " ".join(
                 f"{self.announced(i)}:{p}" for i, p in enumerate(ports)
             )
+        # not a user of the product: the test's administrator (see the module docstring)
+        digest = hashlib.sha256(ADMIN_PASSWORD).hexdigest()
+        data["redis.conf"] += f"user {ADMIN_USER} on #{digest} ~* +@all\n"
         volume = next(v for v in self.pod_spec["volumes"] if v["name"] == "config")
         for key, value in data.items():
             (self.config / key).write_text(value)

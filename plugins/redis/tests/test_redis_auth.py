@@ -148,3 +148,33 @@ def test_sync_auth_repairs_an_edited_secret_and_keeps_replication() -> None:
     assert after is not None and after.replication == before.replication
     assert after.password == A  # written back
     assert [s["metadata"]["name"] for s in ctx.applied] == ["r-auth"]
+
+
+def test_the_internal_password_rotates_in_three_phases_when_asked() -> None:
+    new = iter([b"n" * 64, b"m" * 64])
+    s0 = auth.step(None, A, "h1", rolled=False, generate=fixed, rotation="")
+    assert auth.step(s0, A, "h1", rolled=True) == s0  # not asked: nothing
+    s1 = auth.step(s0, A, "h1", rolled=True, generate=lambda: next(new), rotation="t1")
+    assert (s1.replication, s1.replication_next, s1.rotation) == (fixed(), b"n" * 64, "t1")
+    assert s1.digest() != s0.digest()  # phase 1: accept both, a roll
+    assert auth.step(s1, A, "h1", rolled=False, rotation="t1") == s1  # waits for the roll
+    s2 = auth.step(s1, A, "h1", rolled=True, rotation="t2")  # asked again meanwhile: waits
+    assert (s2.replication, s2.replication_next, s2.replication_previous) == (
+        b"n" * 64,
+        None,
+        fixed(),
+    )  # phase 2: send the new one, the old one still accepted
+    assert s2.digest() != s1.digest()
+    s3 = auth.step(s2, A, "h1", rolled=True, rotation="t2")
+    assert s3.replication_previous is None and s3.replication == b"n" * 64  # phase 3
+    assert s3.rotation == "t1" and not s3.rotating_internal
+    s4 = auth.step(s3, A, "h1", rolled=True, generate=lambda: next(new), rotation="t2")
+    assert s4.replication_next == b"m" * 64 and s4.rotation == "t2"  # the next one now
+    # the Secret carries every phase, and the events say which began
+    for s in (s1, s2, s3):
+        assert auth.parse(auth.secret("r-auth", s)) == s
+    assert [r for r, _ in auth.internal_events(s0, s1)] == ["InternalPasswordRotationStarted"]
+    assert [r for r, _ in auth.internal_events(s1, s2)] == ["InternalPasswordRotationSending"]
+    assert [r for r, _ in auth.internal_events(s2, s3)] == ["InternalPasswordRotationFinishing"]
+    # an object that never rotated keeps its digest (no roll on upgrade)
+    assert auth.State(fixed(), A).digest() == s0.digest()

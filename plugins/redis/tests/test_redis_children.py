@@ -150,7 +150,7 @@ def test_redis_conf_follows_persistence_and_memory() -> None:
     assert "appenddirname" not in conf  # 7.0 and later only: init.sh adds it
     assert "maxmemory " not in conf and "maxmemory-policy noeviction" in conf
     data = config.configmap(inst())["data"]
-    assert set(data) == {"redis.conf", "init.sh"}
+    assert set(data) == {"redis.conf", "init.sh", "client-commands"}
 
 
 def test_a_primary_with_replicas_needs_one_by_default_to_take_writes() -> None:
@@ -256,3 +256,14 @@ def test_network_policy_admits_the_clients_the_pods_and_the_operator(monkeypatch
     monkeypatch.setattr(netpol, "pod_namespace", lambda: None)
     nobody = services.network_policy(inst(replicas=1, networkPolicy={}))["spec"]["ingress"]
     assert nobody == [{"from": [{"podSelector": {"matchLabels": SEL}}], "ports": both[:1]}]
+
+
+def test_clients_get_every_command_but_the_administration_unless_told() -> None:
+    default = config.configmap(inst())["data"]
+    assert default["client-commands"] == "+@all -@admin +role"
+    custom = config.configmap(inst(auth={"clientCommands": " +@all   -debug "}))["data"]
+    assert custom["client-commands"] == "+@all -debug"  # one space: init.sh compares it
+    assert config.config_hash(custom) != config.config_hash(default)  # a change rolls the pods
+    # the default user's line takes the ConfigMap's rules; the Sentinels' stays discovery
+    assert 'default_user "$clients"' in default["init.sh"]
+    assert 'default_user "$sentinel_clients"' in default["init.sh"]

@@ -37,7 +37,7 @@ def test_primary_and_replicas_replicate_require_the_password_and_write_the_aof(m
     assert c.server.version in c.primary.cli("info", "server", password=FIRST)
     # protected mode on with a password: clients from other pods still need it even
     # after an ACL SETUSER default nopass
-    assert c.primary.cli("config", "get", "protected-mode", password=FIRST).split() == [
+    assert c.primary.admin("config", "get", "protected-mode").split() == [
         "protected-mode",
         "yes",
     ]
@@ -64,10 +64,10 @@ def test_no_password_persistence_off_and_maxmemory(make_cluster):
     wait(lambda: c.replicating(None), "replication without a client password")
     assert c.primary.cli("set", "k", "v") == "OK"  # no password asked
     # without one protected mode is off: clients of other pods could not connect at all
-    assert c.primary.cli("config", "get", "protected-mode").split() == ["protected-mode", "no"]
+    assert c.primary.admin("config", "get", "protected-mode").split() == ["protected-mode", "no"]
     wait(lambda: c.pods[1].cli("get", "k") == "v", "replicated")
-    assert c.primary.cli("config", "get", "maxmemory").split() == ["maxmemory", str(64 << 20)]
-    policy = c.primary.cli("config", "get", "maxmemory-policy").split()
+    assert c.primary.admin("config", "get", "maxmemory").split() == ["maxmemory", str(64 << 20)]
+    policy = c.primary.admin("config", "get", "maxmemory-policy").split()
     assert policy == ["maxmemory-policy", "allkeys-lru"]
     assert not (c.primary.data / "appendonlydir").exists()
     assert not (c.primary.data / "appendonly.aof").exists()
@@ -83,7 +83,7 @@ def test_liveness_accepts_a_replica_loading_its_full_resync_readiness_does_not(m
     # so every command asked during the load waits for the end of the current chunk
     fill = "for i = 1, 8000 do redis.call('set', 'k' .. i, string.rep('x', 2048)) end"
     assert c.primary.cli("eval", fill, "0") == ""
-    assert c.primary.cli("config", "set", "rdbcompression", "no") == "OK"  # keep the 16 MB
+    assert c.primary.admin("config", "set", "rdbcompression", "no") == "OK"  # keep the 16 MB
     c.pods.append(Pod(c, 1))
     c.pods[1].start(slow_load=True)  # an empty replica: a full resync, 8 s of loading
     wait(lambda: "LOADING" in c.pods[1].cli("ping"), "the replica loading the primary's data")
@@ -108,8 +108,8 @@ def test_a_replica_is_not_ready_while_it_syncs_or_its_link_to_the_primary_is_dow
     c.start(0)
     assert c.primary.cli("set", "k", "v") == "OK"
     # the primary sends its data 5 s after the replica asks: the sync is watchable
-    assert c.primary.cli("config", "set", "repl-diskless-sync", "yes") == "OK"
-    assert c.primary.cli("config", "set", "repl-diskless-sync-delay", "5") == "OK"
+    assert c.primary.admin("config", "set", "repl-diskless-sync", "yes") == "OK"
+    assert c.primary.admin("config", "set", "repl-diskless-sync-delay", "5") == "OK"
     c.pods.append(Pod(c, 1))
     c.pods[1].start(slow_load=True)  # does not wait for its probes
     replica = c.pods[1]
@@ -145,7 +145,7 @@ def test_persistence_knobs_and_extra_directives(make_cluster):
     for p in c.pods:
 
         def conf(name: str, p: Pod = p) -> str:
-            return " ".join(p.cli("config", "get", name).splitlines()[1:])
+            return " ".join(p.admin("config", "get", name).splitlines()[1:])
 
         assert conf("save") == "3600 1 300 100", p.name
         assert conf("appendfsync") == "always" and conf("hz") == "20"
@@ -155,4 +155,4 @@ def test_persistence_knobs_and_extra_directives(make_cluster):
     c = make_cluster({"replicas": 1, "persistence": {"save": []}})
     c.write_secret(auth.step(None, None, auth.NO_PASSWORD, rolled=False))
     c.start(0)
-    assert c.primary.cli("config", "get", "save").splitlines()[1:] in ([""], [])
+    assert c.primary.admin("config", "get", "save").splitlines()[1:] in ([""], [])

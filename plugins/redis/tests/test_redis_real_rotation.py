@@ -5,9 +5,12 @@ replication and clients working, on every supported server."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from minop_redis import auth
-from redis_pod import refused, wait
-from redis_pods import FIRST, SECOND
+from operator_view import operator_view
+from redis_pod import Pod, refused, wait
+from redis_pods import FAILOVER, FIRST, SECOND
 
 
 def test_password_rotation_the_operator_way_keeps_replication_and_clients(make_cluster):
@@ -50,3 +53,69 @@ def test_password_rotation_the_operator_way_keeps_replication_and_clients(make_c
     assert c.primary.cli("set", "k", "after", password=SECOND) == "OK"
     for replica in c.pods[1:]:
         wait(lambda r=replica: r.cli("get", "k", password=SECOND) == "after", "replicated")
+
+
+def test_internal_password_rotation_the_operator_way_keeps_replication_sentinels_and_failover(
+    make_cluster, server
+):
+    """spec.auth.rotateInternalPassword: three rolls (pods recreated, highest ordinal
+    first, the primary handing over), each once every pod runs the previous phase.
+    Replication, the probes, the Sentinels and the operator's reads work throughout;
+    afterwards the old internal password is refused and a crash failover happens."""
+    sentinel = server.at_least(6, 2)  # failover needs 6.2; 6.0 rotates without
+    spec: dict[str, Any] = {"replicas": 3, "passwordSecretRef": {"name": "pw"}}
+    if sentinel:
+        spec["sentinel"] = FAILOVER
+    c = make_cluster(spec)
+    state = auth.step(None, FIRST, "v1", rolled=False)
+    old = state.replication
+    c.write_secret(state)
+    c.start(0, 1, 2)
+    wait(lambda: c.replicating(FIRST), "replication")
+
+    def sentinels_see_everyone() -> bool:
+        return all("slaves=2,sentinels=3" in p.sentinel_cli("info", "sentinel") for p in c.pods)
+
+    def replicating() -> bool:
+        """One primary (a hand-over moves it off pod 0), every other pod linked to it."""
+        infos = [p.cli("info", "replication", password=FIRST) for p in c.pods]
+        masters = [i for i in infos if "role:master" in i]
+        replicas = [i for i in infos if "role:slave" in i]
+        linked = all("master_link_status:up" in i for i in replicas)
+        return len(masters) == 1 and len(replicas) == 2 and linked
+
+    def healthy(what: str) -> None:
+        wait(replicating, f"replication {what}", 60)
+        wait(lambda: all(p.probe() for p in c.pods), f"every probe passing {what}", 60)
+        if sentinel:
+            wait(sentinels_see_everyone, f"every Sentinel seeing everyone {what}", 60)
+            assert operator_view(c)[0] is not None  # the operator reads the roles
+
+    for phase in (1, 2, 3):
+        state = auth.step(state, FIRST, "v1", rolled=True, rotation="2026-12-07")
+        c.write_secret(state)  # the kubelet updates the files in every running pod
+        healthy(f"with phase {phase}'s files, before the roll")
+        for i in (2, 1, 0):
+            c.pods[i].recreate()
+            healthy(f"after recreating r-{i} in phase {phase}")
+    assert not state.rotating_internal and state.replication != old
+    new = state.replication
+    for p in c.pods:
+        assert refused(p.cli("ping", user="replication", password=old)), p.name
+        assert p.cli("ping", user="replication", password=new) == "PONG"
+        assert new in (p.run / "redis.conf").read_bytes()  # masterauth
+        if sentinel:
+            port = c.sentinel_ports[p.ordinal]
+            assert refused(p.cli("ping", user="sentinel", password=old, port=port))
+    if sentinel:  # a crash failover on the new password: the primary killed with its Sentinel
+        primary = next(p for p in c.pods if "role:master" in p.cli("info", password=FIRST))
+        assert primary.cli("set", "k", "v", password=FIRST) == "OK"
+        assert primary.cli("wait", "2", "5000", password=FIRST) == "2"
+        primary.kill()
+        rest = [p for p in c.pods if p is not primary]
+
+        def promoted() -> list[Pod]:
+            return [p for p in rest if "role:master" in p.cli("info", password=FIRST)]
+
+        wait(lambda: len(promoted()) == 1, "a replica promoted", 30)
+        assert promoted()[0].cli("get", "k", password=FIRST) == "v"

@@ -44,7 +44,7 @@ def test_only_tls_clients_need_the_ca_and_a_certificate_and_replicas_use_tls(
     primary = c.primary
     assert primary.cli("ping", password=FIRST) == "PONG"  # the CA and a certificate
     # no plain listener at all (port 0), and plain Redis on the TLS port gets nothing
-    assert primary.cli("config", "get", "port", password=FIRST).split() == ["port", "0"]
+    assert primary.admin("config", "get", "port").split() == ["port", "0"]
     assert "PONG" not in primary.cli("ping", password=FIRST, tls=[])
     # clientAuth (the default): a client trusting the CA but without a certificate fails
     assert "PONG" not in primary.cli("ping", password=FIRST, tls=c.client_tls(cert=False))

@@ -28,7 +28,11 @@ def test_a_replica_loading_longer_than_its_liveness_window_is_not_restarted(name
     config = {"key-load-delay": str(DELAY_US), "loading-process-events-interval-bytes": "65536"}
     # r-1 takes a write while detached (below), as a lone primary: minReplicasToWrite's
     # default (1) would refuse it
-    redis_with_password(kubectl, ns, PW, replicas=2, config=config, minReplicasToWrite=0)
+    # and the test's client runs CONFIG SET and REPLICAOF, which clients may not by default
+    redis_with_password(
+        kubectl, ns, PW, replicas=2, config=config, minReplicasToWrite=0,
+        auth={"clientCommands": "+@all"},
+    )  # fmt: skip
     pod = next(
         c for c in get(kubectl, ns, "statefulset/r")["spec"]["template"]["spec"]["containers"]
         if c["name"] == "redis"

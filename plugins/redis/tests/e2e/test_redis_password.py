@@ -245,3 +245,112 @@ def test_a_missing_password_secret_waits_for_it(namespace, kubectl):
         wait_ready(kubectl, ns, "r")
         assert auth_data(kubectl, ns)["password"] == FIRST
         assert condition(kubectl, ns, "r", "Degraded")["status"] == "False"
+
+
+def test_without_a_secret_the_operator_generates_one_once_and_never_overwrites_it(
+    namespace, kubectl, caplog
+):
+    """<name>-password: created once, owned by the Redis, the password of <name>-auth,
+    named in status; an edit is kept (and rotates like a user's Secret); deleted, it
+    is generated again. A Redis with generatePassword: false gets none."""
+    caplog.set_level(logging.DEBUG)
+    ns = namespace
+    with operator(ns):
+        assert apply_redis(kubectl, ns, "r", replicas=2).returncode == 0
+        wait_ready(kubectl, ns, "r")
+        made = get(kubectl, ns, "secret/r-password")
+        pw = base64.b64decode(made["data"]["password"]).decode()
+        assert len(pw) >= 32 and auth_data(kubectl, ns)["password"] == pw
+        [owner] = made["metadata"]["ownerReferences"]
+        redis = get(kubectl, ns, "redis/r")
+        assert (owner["kind"], owner["uid"]) == ("Redis", redis["metadata"]["uid"])
+        assert redis["status"]["passwordSecretRef"] == {"name": "r-password", "key": "password"}
+        events = get(kubectl, ns, "events")["items"]
+        assert [e["reason"] for e in events].count("PasswordGenerated") == 1
+        assert leaked(kubectl, ns, pw) == {} and pw not in caplog.text
+        assert "PasswordGenerated" in caplog.text or "generated the client password" in (
+            caplog.text
+        )  # the log says where, never what
+
+        # the user edits it: kept, and the pods roll to it (two phases, as a rotation)
+        set_password_of(kubectl, ns, "r-password", SECOND)
+        wait_for(lambda: auth_data(kubectl, ns).get("password") == SECOND, 60, "r-auth follows")
+        wait_for(lambda: previous(kubectl, ns) == [], ROLLS, "the rotation to finish")
+        assert base64.b64decode(get(kubectl, ns, "secret/r-password")["data"]["password"]) == (
+            SECOND.encode()
+        )  # never written back
+        uid = made["metadata"]["uid"]
+        assert get(kubectl, ns, "secret/r-password")["metadata"]["uid"] == uid  # the same one
+
+        # deleted: a new one (a new password, rotated to like any other change)
+        kubectl("delete", "secret/r-password", "-n", ns)
+        wait_for(
+            lambda: (
+                (get(kubectl, ns, "secret/r-password", missing_ok=True) or {})
+                .get("metadata", {})
+                .get("uid")
+                not in (None, uid)
+            ),
+            60,
+            "r-password generated again",
+        )
+        again = base64.b64decode(get(kubectl, ns, "secret/r-password")["data"]["password"])
+        assert again.decode() not in (pw, SECOND)
+        wait_for(lambda: auth_data(kubectl, ns).get("password") == again.decode(), 60, "used")
+
+        ok = apply_redis(kubectl, ns, "open", replicas=1, auth={"generatePassword": False})
+        assert ok.returncode == 0
+        wait_ready(kubectl, ns, "open")
+        assert get(kubectl, ns, "secret/open-password", missing_ok=True) is None
+        assert "password" not in get(kubectl, ns, "secret/open-auth")["data"]
+        assert "passwordSecretRef" not in get(kubectl, ns, "redis/open")["status"]
+        # generatePassword removed: <name>-auth says the pods run without a password, as an
+        # earlier version's object without passwordSecretRef: it keeps none (its clients
+        # send none)
+        digest = get(kubectl, ns, "secret/open-auth")["metadata"]["annotations"]
+        remove = json.dumps([{"op": "remove", "path": "/spec/auth"}])
+        kubectl("patch", "redis/open", "-n", ns, "--type=json", "-p", remove)
+        generation = get(kubectl, ns, "redis/open")["metadata"]["generation"]
+        wait_for(
+            lambda: (
+                get(kubectl, ns, "redis/open")["status"].get("observedGeneration") == generation
+            ),
+            60,
+            "the operator to handle the change",
+        )
+        assert get(kubectl, ns, "secret/open-password", missing_ok=True) is None
+        assert get(kubectl, ns, "secret/open-auth")["metadata"]["annotations"] == digest
+
+
+def set_password_of(kubectl, ns, secret, value):
+    patch = json.dumps({"stringData": {"password": value}})
+    kubectl("patch", f"secret/{secret}", "-n", ns, "-p", patch)
+
+
+def test_rotating_the_internal_password_rolls_three_times_and_replaces_it(namespace, kubectl):
+    """spec.auth.rotateInternalPassword changed: <name>-auth gains replication-next
+    (roll 1), sends it with the old one as replication-previous (roll 2), then drops
+    the old one (roll 3); the client password is untouched."""
+    ns = namespace
+    set_password(kubectl, ns, FIRST, create=True)
+    with operator(ns):
+        assert apply_redis(kubectl, ns, "r", replicas=3, passwordSecretRef=REF).returncode == 0
+        wait_ready(kubectl, ns, "r")
+        before = auth_data(kubectl, ns)
+        first_rev = update_revision(kubectl, ns)
+        rotate = {"auth": {"rotateInternalPassword": "1"}}
+        assert patch_redis(kubectl, ns, "r", rotate).returncode == 0
+        wait_for(lambda: "replication-next" in auth_data(kubectl, ns), 60, "phase 1")
+        wait_for(lambda: "replication-previous" in auth_data(kubectl, ns), ROLLS, "phase 2")
+        wait_for(
+            lambda: set(auth_data(kubectl, ns)) == {"replication", "password"}, ROLLS, "phase 3"
+        )
+        after = auth_data(kubectl, ns)
+        assert after["replication"] != before["replication"] and after["password"] == FIRST
+        wait_ready(kubectl, ns, "r")
+        revs = {r["metadata"]["name"] for r in get(kubectl, ns, "controllerrevisions")["items"]}
+        assert len(revs) == 4 and first_rev in revs  # the first, then one per phase
+        reasons = [e["reason"] for e in get(kubectl, ns, "events")["items"]]
+        for phase in ("Started", "Sending", "Finishing"):
+            assert f"InternalPasswordRotation{phase}" in reasons
+        assert leaked(kubectl, ns, before["replication"], after["replication"]) == {}
