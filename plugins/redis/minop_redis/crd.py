@@ -3,7 +3,7 @@
 from minop import Kind
 from minop.kit import crd, netpol
 from minop.kit.workloads import scheduling_schema
-from minop_redis import status, tls
+from minop_redis import metrics, status, tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -251,6 +251,7 @@ SPEC = crd.obj(
             required=["name"],
         ),
         "tls": tls.SCHEMA,
+        "metrics": metrics.SCHEMA,
         "resources": crd.resources(),
         "maxMemory": crd.quantity(
             "Memory for data per pod (Redis maxmemory), e.g. 256Mi, at least 1Mi (rounded "
@@ -313,6 +314,7 @@ SPEC = crd.obj(
         **scheduling_schema(),
     },
     rules=[
+        metrics.TLS_RULE,
         crd.Rule(
             "!has(self.sentinel) || !has(self.sentinel.enabled) || !self.sentinel.enabled || "
             "!has(self.replicas) || self.replicas == 0 || self.replicas >= 3",

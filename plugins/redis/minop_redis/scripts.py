@@ -128,6 +128,16 @@ default_user() {
   fi
   echo "user default $rules"
 }
+# exporter_lines: spec.metrics' exporter user (minop_redis.metrics says what it may
+# do, and why no more) and, beside redis.conf, its password file.
+exporter_lines() {
+  rules="+ping +info +client|setname +latency|latest"
+  if since 7 0; then rules="$rules +latency|histogram"; fi
+  echo "user $REDIS_EXPORTER_USER reset on #$(sha "$REDIS_AUTH_DIR/replication") $rules"
+  printf '{"redis://%s@127.0.0.1:%s": "%s"}\n' "$REDIS_EXPORTER_USER" "$REDIS_PORT" \
+    "$(redis_password)" > "$REDIS_RUN_DIR/exporter.json.tmp"
+  mv "$REDIS_RUN_DIR/exporter.json.tmp" "$REDIS_RUN_DIR/exporter.json"
+}
 # What clients ask a Sentinel: discovery (the primary, the replicas, the Sentinels)
 # and the +switch-master notifications; never FAILOVER, SET, REMOVE, RESET or
 # CONFIG, which only the operator and the Sentinels themselves (user sentinel) run.
@@ -231,6 +241,7 @@ conf="$REDIS_RUN_DIR/redis.conf"
   # whatever order the pods restart in.
   echo "user replication reset on #$(sha "$REDIS_AUTH_DIR/replication") +psync +replconf +ping"
   echo "user probe reset on #$(sha "$REDIS_AUTH_DIR/replication") +ping +info"
+  if [ -n "${REDIS_EXPORTER_USER:-}" ]; then exporter_lines; fi
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
