@@ -131,8 +131,9 @@ default_user() {
 # exporter_lines: spec.metrics' exporter user (minop_redis.metrics says what it may
 # do, and why no more) and, beside redis.conf, its password file.
 exporter_lines() {
-  rules="+ping +info +client|setname +latency|latest"
-  if since 7 0; then rules="$rules +latency|histogram"; fi
+  # (6.x has no LATENCY HISTOGRAM but takes the rule: it answers the exporter's try
+  # with an error, not a refusal in the ACL LOG)
+  rules="+ping +info +client|setname +latency|latest +latency|histogram"
   echo "user $REDIS_EXPORTER_USER reset on #$(sha "$REDIS_AUTH_DIR/replication") $rules"
   printf '{"redis://%s@127.0.0.1:%s": "%s"}\n' "$REDIS_EXPORTER_USER" "$REDIS_PORT" \
     "$(redis_password)" > "$REDIS_RUN_DIR/exporter.json.tmp"
