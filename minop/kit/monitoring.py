@@ -1,7 +1,8 @@
 """Prometheus metrics for workload plugins: an exporter sidecar, a ``<name>-metrics``
 Service, an optional ServiceMonitor and, for a plugin that has alerts, an optional
-PrometheusRule (both Prometheus Operator), from one ``metrics`` spec field. Off by default, as in production charts (Bitnami's ``metrics.enabled``):
-the sidecar costs every pod CPU and memory, and only a cluster that scrapes wants it.
+PrometheusRule (both Prometheus Operator), from one ``metrics`` spec field. Off by
+default, as in production charts (Bitnami's ``metrics.enabled``): the sidecar costs
+every pod CPU and memory, and only a cluster that scrapes wants it.
 
 The ServiceMonitor and the PrometheusRule are no watched children: their CRDs may be
 missing (no Prometheus Operator), and an informer on a kind the server does not serve

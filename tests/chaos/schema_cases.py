@@ -195,6 +195,27 @@ CEL_CASES: dict[tuple[str, str], Case] = {
         ),
         Case(
             "redises.cache.minop.dev",
+            "cel:serviceMonitor-without-metrics",
+            {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+            "spec.metrics.serviceMonitor.enabled",
+            message="serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:prometheusRule-without-metrics",
+            {"metrics": {"enabled": False, "prometheusRule": {"enabled": True}}},
+            "spec.metrics.prometheusRule.enabled",
+            message="prometheusRule.enabled needs metrics.enabled",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:metrics-with-tls",
+            {"metrics": {"enabled": True}, "tls": {"secretName": "r-tls"}},
+            "spec.metrics.enabled",
+            message="metrics.enabled is not supported with tls yet",
+        ),
+        Case(
+            "redises.cache.minop.dev",
             "cel:podManagementPolicy-immutable",
             {"podManagementPolicy": "Parallel"},
             "spec.podManagementPolicy",

@@ -120,14 +120,14 @@ def alerts(inst: wl.Instance) -> list[dict[str, Any]]:
         _alert(
             "RedisNoPrimary",
             # some server answers, none is primary ("unless": both sides have no labels)
-            f"count(redis_up{{{s}}} == 1) unless count(redis_instance_info{{{s},role=\"master\"}})",
+            f'count(redis_up{{{s}}} == 1) unless count(redis_instance_info{{{s},role="master"}})',
             "1m",
             "critical",
             f"{who}: no server is primary; writes fail",
         ),
         _alert(
             "RedisMultiplePrimaries",
-            f"count(redis_instance_info{{{s},role=\"master\"}}) > 1",
+            f'count(redis_instance_info{{{s},role="master"}}) > 1',
             "1m",
             "critical",
             f"{who}: more than one server is primary; writes to the wrong one will be lost",

@@ -73,7 +73,7 @@ def test_every_pod_runs_the_exporter_against_its_own_server_as_the_exporter_user
 
 
 def test_the_exporter_user_may_read_info_and_latency_only():
-    [line] = [x for x in scripts.INIT.splitlines() if x.strip().startswith("rules=\"+ping")]
+    [line] = [x for x in scripts.INIT.splitlines() if x.strip().startswith('rules="+ping')]
     allowed = set(re.findall(r"\+\S+", line.replace('"', "")))
     assert allowed == {
         "+ping",
