@@ -205,14 +205,16 @@ CEL_CASES: dict[tuple[str, str], Case] = {
             "cel:prometheusRule-without-metrics",
             {"metrics": {"enabled": False, "prometheusRule": {"enabled": True}}},
             "spec.metrics.prometheusRule.enabled",
-            message="prometheusRule.enabled needs metrics.enabled",
+            message="prometheusRule.enabled needs metrics.enabled: its alerts read the "
+            "sidecar's metrics",
         ),
         Case(
             "redises.cache.minop.dev",
             "cel:metrics-with-tls",
             {"metrics": {"enabled": True}, "tls": {"secretName": "r-tls"}},
             "spec.metrics.enabled",
-            message="metrics.enabled is not supported with tls yet",
+            message="metrics.enabled is not supported with tls yet: the exporter would need "
+            "the pods' certificate to name 127.0.0.1",
         ),
         Case(
             "redises.cache.minop.dev",
