@@ -4,6 +4,7 @@ started by the generated init.sh (redis_pods.py), on every supported server."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -63,6 +64,10 @@ def role(series: dict[str, float]) -> str:
     return info.split('role="', 1)[1].split('"', 1)[0]
 
 
+def alert_rules(c: Cluster) -> list[dict]:
+    return [r for g in metrics.alerts(c.inst) for r in g["rules"]]
+
+
 def secrets_absent(password: bytes, pid: str, text: str) -> None:
     """Neither the scrape nor the exporter's command line or environment holds it."""
     assert password.decode() not in text
@@ -104,6 +109,12 @@ def test_the_sidecar_exports_each_pods_role_and_replication_as_a_read_only_user(
     for r in replicas:
         assert r["redis_up"] == 1 and role(r) == "slave"
         assert one(r, "redis_master_link_up") == 1
+    # every metric the alerts read is exported (by the primary or a replica)
+    exported = {k.split("{", 1)[0] for series in got for k in series}
+    read = {m for a in alert_rules(c) for m in re.findall(r"(redis_\w+)\{", a["expr"])}
+    if not c.server.at_least(7, 0):
+        read.discard("redis_max_clients")  # INFO has maxclients from 7.0
+    assert read and read <= exported, read - exported
     # its flags keep it to what it may: no scrape left a refusal in the ACL LOG
     log = c.primary.cli("acl", "log", password=FIRST)
     assert metrics.USER not in log, log
