@@ -210,14 +210,6 @@ CEL_CASES: dict[tuple[str, str], Case] = {
         ),
         Case(
             "redises.cache.minop.dev",
-            "cel:metrics-with-tls",
-            {"metrics": {"enabled": True}, "tls": {"secretName": "r-tls"}},
-            "spec.metrics.enabled",
-            message="metrics.enabled is not supported with tls yet: the exporter would need "
-            "the pods' certificate to name 127.0.0.1",
-        ),
-        Case(
-            "redises.cache.minop.dev",
             "cel:podManagementPolicy-immutable",
             {"podManagementPolicy": "Parallel"},
             "spec.podManagementPolicy",

@@ -253,7 +253,8 @@ def statefulset(
         container["lifecycle"] = {"preStop": hook}
         grace["terminationGracePeriodSeconds"] = grace_seconds(inst)
     if metrics.enabled(spec):
-        pod_containers.append(metrics.sidecar(spec, PORT, RUN_DIR, exporter_image))
+        host = f"$(POD_NAME).{inst.headless}.{inst.namespace}.svc"
+        pod_containers.append(metrics.sidecar(spec, PORT, RUN_DIR, host, exporter_image))
     if resources:
         init["resources"] = container["resources"] = resources
     sched = wl.scheduling(spec)

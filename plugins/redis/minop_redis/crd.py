@@ -314,7 +314,6 @@ SPEC = crd.obj(
         **scheduling_schema(),
     },
     rules=[
-        metrics.TLS_RULE,
         crd.Rule(
             "!has(self.sentinel) || !has(self.sentinel.enabled) || !self.sentinel.enabled || "
             "!has(self.replicas) || self.replicas == 0 || self.replicas >= 3",

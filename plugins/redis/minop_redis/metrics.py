@@ -3,7 +3,7 @@
 :mod:`minop.kit.monitoring`).
 
 The exporter asks the pod's own server, as ACL user ``exporter``: INFO, LATENCY
-LATEST (and HISTOGRAM from 7.0), PING and naming its connection; no key, no CONFIG
+LATEST and HISTOGRAM, PING and naming its connection; no key, no CONFIG
 (``CONFIG GET *`` would hand it ``masterauth``), no SLOWLOG (its entries hold the
 arguments of clients' commands). Its flags keep it from issuing anything else, so no
 scrape leaves a refusal in the ACL LOG. Its password is the internal one; init.sh
@@ -22,8 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from minop.kit import crd, monitoring
+from minop.kit import monitoring
 from minop.kit import workloads as wl
+from minop_redis import tls
 
 DEFAULT_EXPORTER_IMAGE = "oliver006/redis_exporter:v1.97.0"
 EXPORTER_IMAGE_ENV = "REDIS_EXPORTER_IMAGE"
@@ -44,13 +45,6 @@ SCHEMA = monitoring.schema(
     alerts="a server down, no primary or two, replication broken or lagging, memory near "
     "maxmemory, rejected connections and clients near maxclients",
 )
-# spec-level: the exporter speaks no TLS to the pods yet
-TLS_RULE = crd.Rule(
-    "!has(self.metrics) || !self.metrics.enabled || !has(self.tls)",
-    "metrics.enabled is not supported with tls yet: the exporter would need the pods' "
-    "certificate to name 127.0.0.1",
-    field=".metrics.enabled",
-)
 
 
 def enabled(spec: Mapping[str, Any]) -> bool:
@@ -64,29 +58,48 @@ def env(spec: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def sidecar(
-    spec: Mapping[str, Any], port: int, run_dir: str, image: str = DEFAULT_EXPORTER_IMAGE
+    spec: Mapping[str, Any],
+    port: int,
+    run_dir: str,
+    server_name: str,
+    image: str = DEFAULT_EXPORTER_IMAGE,
 ) -> dict[str, Any]:
     """The redis_exporter container: it reads the run volume's password file (the
-    pod's user owns it), and runs under the pod's user like the others."""
-    container = monitoring.sidecar(
-        spec,
-        image,
-        DEFAULT_METRICS_PORT,
-        [
-            "--disable-scrape-endpoint",  # /scrape?target=: dial anywhere, on request
-            "--config-command=-",  # no CONFIG GET: maxmemory and maxclients are in INFO
-            "--exclude-slowlog-metrics",
-            "--exclude-commandlog-metrics",  # Valkey's COMMANDLOG: the same entries
-        ],
-    )
-    # redis_exporter's environment names; the kubelet expands $(REDIS_PORT)
+    pod's user owns it), and runs under the pod's user like the others. With spec.tls
+    it speaks TLS, presents the pod's certificate (as the probes do) and checks that
+    the server's names ``server_name`` (the pod's stable DNS name: unlike Redis'
+    replicas and Sentinels, redis_exporter checks host names)."""
+    args = [
+        "--disable-scrape-endpoint",  # /scrape?target=: dial anywhere, on request
+        "--config-command=-",  # no CONFIG GET: maxmemory and maxclients are in INFO
+        "--exclude-slowlog-metrics",
+        "--exclude-commandlog-metrics",  # Valkey's COMMANDLOG: the same entries
+    ]
+    scheme = "redis"
+    env: list[dict[str, Any]] = [{"name": "REDIS_PORT", "value": str(port)}]
+    if tls.settings(spec):
+        scheme = "rediss"
+        args += [
+            f"--tls-ca-cert-file={tls.DIR}/ca.crt",
+            f"--tls-client-cert-file={tls.DIR}/tls.crt",
+            f"--tls-client-key-file={tls.DIR}/tls.key",
+        ]
+        env += [
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "REDIS_EXPORTER_TLS_SERVER_NAME", "value": server_name},
+        ]
+    container = monitoring.sidecar(spec, image, DEFAULT_METRICS_PORT, args)
+    # redis_exporter's environment names; the kubelet expands $(REDIS_PORT), $(POD_NAME)
     container["env"] = [
-        {"name": "REDIS_PORT", "value": str(port)},
-        {"name": "REDIS_ADDR", "value": "redis://127.0.0.1:$(REDIS_PORT)"},
+        *env,
+        {"name": "REDIS_ADDR", "value": f"{scheme}://127.0.0.1:$(REDIS_PORT)"},
         {"name": "REDIS_USER", "value": USER},
         {"name": "REDIS_PASSWORD_FILE", "value": f"{run_dir}/{PASSWORD_FILE}"},
     ]
-    container["volumeMounts"] = [{"name": "run", "mountPath": run_dir, "readOnly": True}]
+    container["volumeMounts"] = [
+        {"name": "run", "mountPath": run_dir, "readOnly": True},
+        *tls.mounts(spec),
+    ]
     return container
 
 

@@ -135,7 +135,8 @@ exporter_lines() {
   # with an error, not a refusal in the ACL LOG)
   rules="+ping +info +client|setname +latency|latest +latency|histogram"
   echo "user $REDIS_EXPORTER_USER reset on #$(sha "$REDIS_AUTH_DIR/replication") $rules"
-  printf '{"redis://%s@127.0.0.1:%s": "%s"}\n' "$REDIS_EXPORTER_USER" "$REDIS_PORT" \
+  scheme=redis; if [ -n "${REDIS_TLS_DIR:-}" ]; then scheme=rediss; fi
+  printf '{"%s://%s@127.0.0.1:%s": "%s"}\n' "$scheme" "$REDIS_EXPORTER_USER" "$REDIS_PORT" \
     "$(redis_password)" > "$REDIS_RUN_DIR/exporter.json.tmp"
   mv "$REDIS_RUN_DIR/exporter.json.tmp" "$REDIS_RUN_DIR/exporter.json"
 }

@@ -143,3 +143,23 @@ def test_the_exporter_image_is_a_related_image_and_both_kinds_need_rbac(monkeypa
     monkeypatch.setenv("REDIS_EXPORTER_IMAGE", "mirror.local/redis-exporter:1")
     [resource] = hooks.minop_resources()
     assert resource.images["redis-exporter"] == "mirror.local/redis-exporter:1"
+
+
+def test_with_tls_the_exporter_speaks_tls_and_checks_the_pods_name():
+    p = pod({"metrics": ON, "tls": {"secretName": "r-tls", "clientAuth": True}})
+    sidecar = p["containers"][-1]
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["REDIS_ADDR"] == "rediss://127.0.0.1:$(REDIS_PORT)"
+    # the pod's stable DNS name, which the README's Certificate names
+    assert env["REDIS_EXPORTER_TLS_SERVER_NAME"] == "$(POD_NAME).r-headless.ns.svc"
+    names = [e["name"] for e in sidecar["env"]]
+    assert names.index("POD_NAME") < names.index("REDIS_EXPORTER_TLS_SERVER_NAME")
+    assert {
+        "--tls-ca-cert-file=/etc/redis-tls/ca.crt",
+        "--tls-client-cert-file=/etc/redis-tls/tls.crt",
+        "--tls-client-key-file=/etc/redis-tls/tls.key",
+    } <= set(sidecar["args"])
+    assert {"name": "tls", "mountPath": "/etc/redis-tls", "readOnly": True} in sidecar[
+        "volumeMounts"
+    ]
+    assert "--skip-tls-verification" not in sidecar["args"]

@@ -11,12 +11,12 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
-from minop_redis import auth, metrics
+from minop_redis import auth, metrics, tls
 from redis_pod import Pod, wait
 from redis_pods import FIRST, Cluster
 
 from minop.kit import localpod
-from minop.kit.testing import free_port
+from minop.kit.testing import free_port, tls_secret_data
 
 
 @pytest.fixture(scope="session")
@@ -26,23 +26,27 @@ def redis_exporter() -> Iterator[str]:
 
 
 @contextmanager
-def exporter(c: Cluster, pod: Pod, program: str) -> Iterator[tuple[int, str]]:
+def exporter(c: Cluster, pod: Pod, program: str, **override: str) -> Iterator[tuple[int, str]]:
     """The pod's metrics container as the pod's user: its environment with the
     node-specific values swapped as for the other containers (the pod's port, its run
     volume) and a metrics port of its own per "pod"; yields that port and its pid."""
     sidecar = next(x for x in c.pod_spec["containers"] if x["name"] == "metrics")
-    env = {v["name"]: v["value"] for v in sidecar["env"]}
     swap = {
+        "POD_NAME": pod.name,
         "REDIS_PORT": str(pod.port),
         "REDIS_PASSWORD_FILE": str(pod.run / metrics.PASSWORD_FILE),
+        **override,
     }
-    assert set(swap) <= set(env)
-    env.update(swap)
-    env["REDIS_ADDR"] = env["REDIS_ADDR"].replace("$(REDIS_PORT)", str(pod.port))
+    env: dict[str, str] = {}
+    for var in sidecar["env"]:  # in order: the kubelet expands $(VAR) of those before
+        value = swap.get(var["name"], var.get("value", ""))
+        for k, v in env.items():
+            value = value.replace(f"$({k})", v)
+        env[var["name"]] = value
     port = free_port()
     args = [
         a if not a.startswith("--web.listen-address=") else f"--web.listen-address=127.0.0.1:{port}"
-        for a in localpod.container_argv(sidecar)
+        for a in localpod.container_argv(sidecar, {tls.DIR: str(c.tls_dir)})
     ]
     argv = c.as_pod_user(["env", "-i", *(f"{k}={v}" for k, v in env.items()), program, *args])
     with localpod.started(argv, lambda: socket.create_connection(("127.0.0.1", port)).close()) as p:
@@ -75,17 +79,29 @@ def secrets_absent(password: bytes, pid: str, text: str) -> None:
         assert password not in Path(f"/proc/{pid}/{f}").read_bytes(), f
 
 
-@pytest.mark.parametrize("sentinel", [False, True], ids=["plain", "sentinel"])
+@pytest.mark.parametrize(
+    ("sentinel", "secure"),
+    [(False, False), (True, False), (False, True)],
+    ids=["plain", "sentinel", "tls"],
+)
 def test_the_sidecar_exports_each_pods_role_and_replication_as_a_read_only_user(
-    make_cluster, redis_exporter, sentinel
+    make_cluster, redis_exporter, sentinel, secure
 ):
     spec: dict = {"replicas": 3 if sentinel else 2, "metrics": {"enabled": True}}
     spec["passwordSecretRef"] = {"name": "pw"}
     if sentinel:
         spec["sentinel"] = {"enabled": True}
+    if secure:
+        spec["tls"] = {"secretName": "r-tls"}
     c = make_cluster(spec)
     if sentinel and not c.server.at_least(6, 2):
         pytest.skip("failover needs Redis 6.2 or later")
+    if secure:
+        if not c.server.tls:
+            pytest.skip(f"this {c.server.version} build has no TLS")
+        # the pods' stable names, as the README's Certificate has them: the exporter
+        # checks the name (the others only the chain), and dials 127.0.0.1
+        c.write_tls(tls_secret_data("r", ("127.0.0.1", "*.r-headless.ns.svc")))
     state = auth.step(None, FIRST, "v1", rolled=False)
     c.write_secret(state)
     c.start(*range(spec["replicas"]))
@@ -138,3 +154,17 @@ def test_the_exporter_user_and_its_password_file_exist_only_with_metrics(make_cl
     c.start(0)
     assert not (c.primary.run / metrics.PASSWORD_FILE).exists()
     assert metrics.USER not in c.primary.cli("acl", "users")
+
+
+def test_with_tls_the_exporter_checks_the_servers_name(make_cluster, redis_exporter):
+    """Its TLS is no formality: a certificate that does not name the pod is refused."""
+    c = make_cluster({"replicas": 1, "metrics": {"enabled": True}, "tls": {"secretName": "t"}})
+    if not c.server.tls:
+        pytest.skip(f"this {c.server.version} build has no TLS")
+    c.write_secret(auth.step(None, None, "v1", rolled=False))
+    c.start(0)
+    name = "REDIS_EXPORTER_TLS_SERVER_NAME"
+    with exporter(c, c.primary, redis_exporter, **{name: "r-0.elsewhere.svc"}) as (port, _):
+        assert scrape(port)["redis_up"] == 0
+    with exporter(c, c.primary, redis_exporter, **{name: "127.0.0.1"}) as (port, _):
+        assert scrape(port)["redis_up"] == 1  # what the test's certificate names
