@@ -26,7 +26,7 @@ def test_redis_nemesis_long_run(server_id: str, figures: Figures) -> None:
     top = Path(tempfile.mkdtemp(prefix=f"minop-nemesis-{server_id}-"))
     top.chmod(0o755)
     try:
-        kinds = nemesis.FAULTS + nemesis.COLD
+        kinds = nemesis.FAULTS + nemesis.COLD + nemesis.ROLLOUT + nemesis.SCALE
         report = nemesis.replay(install(server_id, top), faults=FAULTS, kinds=kinds)
     except Exception as e:  # e.g. a wait that timed out: the results say which
         figures.note(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")

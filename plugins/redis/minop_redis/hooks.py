@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import os
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +11,17 @@ import minop
 from minop import ApiError, Obj, kinds
 from minop.kit import monitoring, netpol
 from minop.kit import workloads as wl
-from minop_redis import auth, children, metrics, roles, services, status, tls
+from minop_redis import (
+    auth,
+    children,
+    failover,
+    metrics,
+    roles,
+    rollout,
+    services,
+    status,
+    tls,
+)
 from minop_redis import config as cfg
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
@@ -245,107 +254,45 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
         ctx.condition("Degraded", True, "PasswordSecretMissing", problem)
         return out
     size, storage_class = claim_template(inst, sts)
-    sts = ctx.apply(
-        children.statefulset(
-            inst,
-            config_hash=cfg.config_hash(config["data"]),
-            auth_hash=digest,
-            claim_size=size,
-            storage_class=storage_class,
-            tls_hash=cert.hash if cert else None,
-            # immutable: as created (the default depends on spec.sentinel)
-            policy=sts["spec"].get("podManagementPolicy") if sts else None,
-            exporter_image=metrics.exporter_image(),
-        )
+    desired = children.statefulset(
+        inst,
+        config_hash=cfg.config_hash(config["data"]),
+        auth_hash=digest,
+        claim_size=size,
+        storage_class=storage_class,
+        tls_hash=cert.hash if cert else None,
+        # immutable: as created (the default depends on spec.sentinel)
+        policy=sts["spec"].get("podManagementPolicy") if sts else None,
+        exporter_image=metrics.exporter_image(),
     )
+    template_hash = rollout.mark(desired)
+    context = tls.client_context(cert, tls.client_auth(spec)) if cert and inst.sentinel else None
+    view = failover.observe(ctx, inst, pods, context) if inst.sentinel else None
+    target = None
+    if view is not None:
+        target = failover.handover_target(ctx, inst, sts, template_hash, pods, view)
+    if target is not None:
+        rollout.hold_partition(desired)
+    sts = ctx.apply(desired)
     budget = spec.get("podDisruptionBudget") or {}
     wl.sync_pdb(ctx, inst.replicas, budget.get("maxUnavailable", 1), budget.get("enabled", True))
     problems = ([problem] if problem else []) + spec_problems(spec) + expand_claims(ctx, inst)
     r = status.rollout(inst.name, spec, sts, pods)
     ctx.condition("Ready", r.ready, r.reason, r.message)
-    ctx.condition("Progressing", r.progressing, r.reason, r.message)
+    if view is not None and target is not None:
+        msg = f"{view.primary} hands over to {target} first: the rollout replaces it last"
+        ctx.condition("Progressing", True, "HandingOverFirst", msg)
+    else:
+        ctx.condition("Progressing", r.progressing, r.reason, r.message)
     if problems:
         ctx.condition("Degraded", True, "ConfigurationProblem", "; ".join(problems))
     out.update(r.fields)
-    if inst.sentinel:
-        context = tls.client_context(cert, tls.client_auth(spec)) if cert else None
-        out.update(sync_roles(ctx, inst, pods, context))
+    if view is not None:
+        out.update(failover.sync_roles(ctx, inst, pods, context, view, target))
     else:  # pod 0 is the primary; the labels feed the <name>-replicas Service
-        label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
+        failover.label(ctx, roles.label_changes(pods, f"{inst.name}-0" if inst.replicas else None))
     out["passwordRotation"] = _rotation(inst, previous, r) if previous else None
     return out
-
-
-# -- failover ---------------------------------------------------------------------------
-
-
-_internal: dict[tuple[str, str, str], bytes] = {}  # (ns, name, Secret version) -> password
-
-
-def _internal_password(ctx: minop.Context, inst: Instance) -> bytes | None:
-    """The internal (replication/Sentinel) password, read once per Secret version."""
-    cached = ctx.child(kinds.SECRET, inst.auth_secret)
-    if cached is None:
-        return None
-    key = (inst.namespace, inst.auth_secret, str(cached["metadata"].get("resourceVersion")))
-    if key not in _internal:
-        state = auth.parse(ctx.api.get_or_none(kinds.SECRET, inst.auth_secret, ctx.namespace))
-        if state is None:
-            return None
-        _internal.clear()  # one entry per object would do; old versions are useless
-        _internal[key] = state.replication
-    return _internal[key]
-
-
-def label(ctx: minop.Context, changes: list[tuple[str, str]]) -> None:
-    """Set the role labels, in order (demotions first)."""
-    for name, role in changes:
-        try:
-            ctx.api.patch(
-                kinds.POD,
-                name,
-                {"metadata": {"labels": {children.ROLE_LABEL: role}}},
-                ctx.namespace,
-            )
-        except ApiError as e:
-            if e.status != 404:  # a pod that just went away needs no label
-                raise
-
-
-def sync_roles(
-    ctx: minop.Context, inst: Instance, pods: list[Obj], context: ssl.SSLContext | None
-) -> dict[str, Any]:
-    """Label the Sentinels' primary for the <name> Service; status.primary/members.
-    ``context``: TLS to the pods (spec.tls)."""
-    password = _internal_password(ctx, inst)
-    if password is None:
-        return {"primary": None, "members": []}
-    primary, members = roles.observe(inst, pods, password, tls=context)
-    label(ctx, roles.label_changes(pods, primary))
-    reset = roles.forget_departed(inst, pods, password, tls=context)
-    if reset:
-        ctx.event(
-            "Normal",
-            "SentinelReset",
-            f"{reset}'s Sentinel counted Sentinels that are gone: reset, it rediscovers the rest",
-        )
-    for pod in roles.align_quorum(inst, pods, password, tls=context):
-        ctx.event("Normal", "SentinelQuorum", f"{pod}'s Sentinel now needs {inst.quorum} to agree")
-    before = ctx.status.get("primary")
-    if primary is None:  # nothing readable now: report the labelled pod, if any
-        primary = next(
-            (
-                p["metadata"]["name"]
-                for p in pods
-                if (p["metadata"].get("labels") or {}).get(children.ROLE_LABEL) == "master"
-            ),
-            None,
-        )
-    elif before and before != primary:
-        ctx.event(
-            "Normal", "PrimaryChanged", f"the Sentinels failed over from {before} to {primary}"
-        )
-    return roles.status(primary, members)
 
 
 def _rotation(inst: Instance, previous: int, r: status.Rollout) -> str:

@@ -78,6 +78,7 @@ class Member:
     role: str  # master, replica, unknown
     offset: int | None = None
     link_up: bool | None = None
+    priority: int | None = None  # a replica's replica-priority (0: never promoted)
 
 
 @dataclass(frozen=True)
@@ -228,6 +229,7 @@ def _member(
         "replica",
         int(fields.get("slave_repl_offset", 0)),
         fields.get("master_link_status") == "up",
+        int(fields["slave_priority"]) if "slave_priority" in fields else None,
     )
 
 

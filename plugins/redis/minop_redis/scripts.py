@@ -247,12 +247,14 @@ conf="$REDIS_RUN_DIR/redis.conf"
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
-    # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads;
-    # CLIENT PAUSE/UNPAUSE for handover.sh).
+    # What a Sentinel needs on a Redis (and ROLE/INFO, which the operator reads, and
+    # CONFIG SET, for replica-priority during rollouts; CLIENT PAUSE/UNPAUSE for
+    # handover.sh).
     echo "user sentinel reset on #$(sha "$REDIS_AUTH_DIR/replication") resetchannels" \
       "&__sentinel__:hello" \
       "+client|setname +client|kill +subscribe +publish +ping +info +role +multi +exec" \
-      "+slaveof +replicaof +config|rewrite +script|kill +client|pause +client|unpause"
+      "+slaveof +replicaof +config|rewrite +config|set +script|kill +client|pause" \
+      "+client|unpause"
     # Sentinels and replicas find this pod by its stable DNS name, not its IP.
     echo "replica-announce-ip $REDIS_ANNOUNCE_HOST"
   fi

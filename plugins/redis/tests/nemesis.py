@@ -15,7 +15,9 @@ Faults (one at a time; the cluster healed and settled in between, as after a pod
 comes back): ``kill_primary`` (kill -9 of redis-server, the kubelet restarts the
 container), ``kill_sentinel`` (the primary's Sentinel), ``kill_both`` (the
 primary's pod gone with its node, then recreated elsewhere: empty run directory,
-same volume), ``recreate`` (any pod deleted, preStop hook first, and created again).
+same volume), ``recreate`` (any pod deleted, preStop hook first, and created again);
+and, as operations on every pod (nemesis_operations.py), a cold start, a rollout and
+a scale up and down.
 """
 
 from __future__ import annotations
@@ -28,22 +30,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nemesis_operations as operations
 import redis
 from minop_redis import config
 from operator_view import operator_forgets_departed
 from partition import Partition
 from redis_pod import Pod, wait
 from redis_pods import FIRST, Cluster
-from redis_servers import AS_ROOT, Server
+from redis_servers import Server
 from test_redis_real_failover import three_with_sentinels
 
 FAULTS = ("kill_primary", "kill_sentinel", "kill_both", "recreate", "partition")
 COLD = ("cold_start",)  # every pod restarted, pod 0 stale or empty
+ROLLOUT = ("rollout",)  # every pod replaced in the StatefulSet's order, the operator ticking
+SCALE = ("scale",)  # one pod more, then one less
 TIMEOUT = 2.0  # seconds a client waits for an answer before it reconnects
 
 
@@ -227,10 +231,16 @@ def settled(c: Cluster) -> bool:
 
 
 def run(
-    c: Cluster, seed: int, faults: int, bound: float, kinds: tuple[str, ...] = FAULTS
+    c: Cluster,
+    seed: int,
+    faults: int,
+    bound: float,
+    kinds: tuple[str, ...] = FAULTS,
+    schedule: tuple[str, ...] = (),
 ) -> Report:
     """``faults`` faults of ``kinds`` drawn with ``seed`` (print it: the same seed
-    replays the same schedule); the cluster must be running and settled."""
+    replays the same schedule), or those of ``schedule`` in its order; the cluster
+    must be running and settled."""
     rng = random.Random(seed)
     if c.partition is None:  # pods that talk directly cannot be cut off
         kinds = tuple(k for k in kinds if k != "partition")
@@ -242,11 +252,15 @@ def run(
     try:
         for _ in range(faults):
             wait_for(lambda: len(client.acked) >= 5, "writes acknowledged", 30, seed)
-            kind = rng.choice(kinds)
+            kind = schedule[len(report.faults)] if schedule else rng.choice(kinds)
             print(f"seed {seed}, fault {len(report.faults) + 1}: {kind}", flush=True)
             before = sampler.samples
             if kind in COLD:
-                cold_start(c, rng, report, client)
+                report.faults.append(operations.cold_start(c, rng, lambda: len(client.acked), seed))
+            elif kind in ROLLOUT:
+                report.faults.append(operations.rolling(c, seed))
+            elif kind in SCALE:
+                report.faults.append(operations.scaling(c, seed))
             else:
                 inject(c, kind, rng, report, seed)
             # the sampler looked at the pods during the fault, however slow the machine
@@ -325,38 +339,6 @@ def inject(c: Cluster, kind: str, rng: random.Random, report: Report, seed: int)
         recreating.join()
 
 
-def cold_start(c: Cluster, rng: random.Random, report: Report, client: Client) -> None:
-    """Pod 0 away (deleted; a hand-over first if it was primary) while the others
-    take writes; then every pod deleted at once and created again as the StatefulSet
-    does (podManagementPolicy: all at once, or in order), with fresh Sentinels and,
-    for ``empty``, pod 0 on an empty volume."""
-    empty = rng.random() < 0.5
-    report.faults.append(f"cold start, pod 0 {'on an empty volume' if empty else 'stale'}")
-    c.pods[0].delete()
-    before = len(client.acked)
-    wait_for(lambda: len(client.acked) >= before + 20, "writes without pod 0", 60, report.seed)
-    stops = [threading.Thread(target=p.delete) for p in c.pods[1:]]
-    for t in stops:
-        t.start()
-    for t in stops:
-        t.join()
-    if empty:
-        shutil.rmtree(c.pods[0].data)
-        c.pods[0].data.mkdir()
-        if AS_ROOT:
-            os.chown(c.pods[0].data, c.uid, c.gid)
-    for p in c.pods:
-        p.wipe_run()
-    if c.pod_management == "Parallel":
-        with ThreadPoolExecutor(len(c.pods)) as pool:
-            for started in [pool.submit(p.start) for p in c.pods]:
-                started.result()  # its failure, if any
-    else:  # OrderedReady: each once the previous one is ready
-        for p in c.pods:
-            p.start()
-            wait_for(p.probe, f"{p.name} to be ready", 60, report.seed)
-
-
 def version_of_the_day(ids: list[str]) -> str:
     """One server a day, in turn (CI runs cover them all over len(ids) days)."""
     return ids[time.gmtime().tm_yday % len(ids)]
@@ -373,6 +355,7 @@ def replay(
     faults: int,
     kinds: tuple[str, ...] = FAULTS,
     spec: dict[str, Any] | None = None,
+    schedule: tuple[str, ...] = (),
 ) -> Report:
     """A run on three fresh pods (failover, every pod behind a partitionable link, and
     ``spec``'s fields) with the seed MINOP_NEMESIS_SEED, else a random one; both print it."""
@@ -390,7 +373,8 @@ def replay(
         # the default downAfterMilliseconds (5 s) and minReplicasMaxLag
         c = three_with_sentinels(make, {"enabled": True, "failoverTimeoutMilliseconds": 10000})
         # down-after + one failed election retried after 2 x failover-timeout + 5 s
-        report = run(c, seed, faults, bound=c.inst.down_after_ms / 1000 + 2 * 10 + 5, kinds=kinds)
+        bound = c.inst.down_after_ms / 1000 + 2 * 10 + 5
+        report = run(c, seed, faults, bound, kinds, schedule)
     finally:
         for c in made:
             c.stop()

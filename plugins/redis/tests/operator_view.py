@@ -1,14 +1,15 @@
 """What the operator reads from pods of local processes (redis_pods.py): roles.observe,
-roles.forget_departed and roles.align_quorum with the test's loopback addresses, and
-each pod's role."""
+roles.forget_departed and roles.align_quorum with the test's loopback addresses, a
+rollout's tick (rollout.py), and each pod's role."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from minop_redis import roles
+from minop_redis import roles, rollout
 from minop_redis.children import Instance
+from minop_redis.status import REVISION
 from redis_pods import FIRST, Cluster
 
 
@@ -39,6 +40,36 @@ def operator_forgets_departed(c: Cluster) -> str | None:
 def operator_aligns_quorum(c: Cluster) -> list[str]:
     """One timer tick of the operator's quorum upkeep (roles.align_quorum)."""
     return roles.align_quorum(*_operator_args(c))
+
+
+def pods_on(revisions: str) -> list[dict[str, Any]]:
+    """The pods as the operator's cache holds them, one per character (its revision
+    label), each Ready."""
+    return [
+        {
+            "metadata": {"name": f"r-{i}", "labels": {REVISION: rev}},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }
+        for i, rev in enumerate(revisions)
+    ]
+
+
+def operator_rollout_tick(
+    c: Cluster, pods: list[dict[str, Any]], sts: dict[str, Any], template_hash: str
+) -> tuple[str | None, str | None]:
+    """One timer tick of what the operator does for a rollout (failover.py's
+    composition): the replicas' priorities, and a hand-over to pod 0 while the
+    primary would be replaced early. Returns the primary it read and the target."""
+    inst, _, password, addresses, tls = _operator_args(c)
+    primary, members = roles.observe(inst, pods, password, addresses, tls)
+    due = rollout.primary_due_early(inst, sts, template_hash, pods, primary)
+    target = "r-0" if rollout.hold(inst, template_hash, due) == "held" else None
+    ready = target is not None and rollout.ready_target(inst, pods, members) == target
+    wanted = rollout.priorities(pods, primary, target if ready else None)
+    rollout.set_priorities(inst, pods, members, wanted, password, addresses, tls)
+    if ready and target is not None and primary is not None:
+        rollout.hand_over(inst, pods, primary, target, password, addresses, tls)
+    return primary, target
 
 
 def roles_of(c: Cluster) -> list[str]:

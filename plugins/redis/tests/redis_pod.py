@@ -32,6 +32,8 @@ def wait(fn: Callable[[], Any], what: str, timeout: float = 30) -> None:
 class Pod:
     def __init__(self, cluster: Cluster, ordinal: int) -> None:
         self.c, self.ordinal, self.name = cluster, ordinal, f"r-{ordinal}"
+        # its image's server: the cluster's, or another version's (a canary)
+        self.server = cluster.pod_servers.get(ordinal, cluster.server)
         self.port = free_port()
         # with a partition: its own address, the source of the connections it opens
         self.address = f"127.0.1.{ordinal + 1}" if cluster.partition else "127.0.0.1"
@@ -77,7 +79,7 @@ class Pod:
             "REDIS_TLS_AUTH_CLIENTS": None,
             "REDIS_EXPORTER_USER": None,
         }
-        out = {"PATH": self.c.server.path}
+        out = {"PATH": self.server.path}
         for var in pod_env:
             assert var["name"] in swap, f"{var['name']} is new: decide what the test swaps"
             out[var["name"]] = swap[var["name"]] or var["value"]
@@ -115,7 +117,7 @@ class Pod:
         if slow_load:
             with (self.run / "redis.conf").open("a") as conf:
                 conf.write("key-load-delay 1000\n")
-                if self.c.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
+                if self.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
                     conf.write("loading-process-events-interval-bytes 65536\n")
         self.proc = self.container(main)
         if self.c.sentinel_container and self.sentinel is None:
@@ -204,14 +206,14 @@ class Pod:
     ) -> str:
         """redis-cli against this pod; ``tls``: its TLS options (default: the cluster's
         client, over TLS with spec.tls)."""
-        env = {"PATH": self.c.server.path}
+        env = {"PATH": self.server.path}
         if password is not None:
             env["REDISCLI_AUTH"] = password.decode()
         who = ["--user", user] if user else []
         where = ["-h", "127.0.0.1", "-p", str(port or self.port)]
         secure = self.c.client_tls() if tls is None else tls
         r = subprocess.run(
-            [str(self.c.server.cli), *where, *secure, *who, *args],
+            [str(self.server.cli), *where, *secure, *who, *args],
             capture_output=True,
             text=True,
             env=env,

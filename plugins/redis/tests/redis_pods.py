@@ -50,6 +50,7 @@ class Cluster:
         """``partition``: the pods reach each other through links it can cut
         (partition.py); without, directly on 127.0.0.1."""
         self.root, self.server, self.partition = root, server, partition
+        self.pod_servers: dict[int, Server] = {}  # ordinal -> another server (a canary)
         self.inst = Instance("r", "ns", spec, SELECTOR, SELECTOR, "redis")
         sts = children.statefulset(
             self.inst, config_hash="c", auth_hash="a", claim_size="1Gi", storage_class=None

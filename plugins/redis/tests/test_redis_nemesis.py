@@ -40,6 +40,17 @@ def test_a_cold_start_with_a_stale_or_empty_pod_0_loses_no_acknowledged_write(
     assert not report.lost, f"{report.summary()}: {report.problems()}"
 
 
+def test_rollouts_and_scaling_under_writes_lose_no_acknowledged_write(
+    todays_server: Server,
+) -> None:
+    """Two rollouts (the operator's ticks and the StatefulSet's order:
+    nemesis_operations.rolling; the second from a primary off pod 0) and a scale
+    3 -> 4 -> 3: every write kept, never two write-accepting primaries."""
+    schedule = nemesis.ROLLOUT + nemesis.SCALE + nemesis.ROLLOUT
+    report = nemesis.replay(todays_server, faults=3, schedule=schedule)
+    assert not report.problems(), f"{report.summary()}: {report.problems()}"
+
+
 def test_with_ordered_ready_a_cold_start_still_ends_with_a_primary(todays_server: Server) -> None:
     """OrderedReady starts pod 0 alone, before any other pod can tell it what it recorded:
     the cold start stays as it was (pod 0 primary: acknowledged writes may be lost, see
