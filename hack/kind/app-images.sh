@@ -7,8 +7,9 @@
 #   other Debian releases' servers, imported from hack/debian-root.sh roots (the
 #   Redis plugin's pods set their uid; init.sh adapts to the version);
 #   the operator image (hack/image.sh FROM minop/debian);
-#   minop/nginx-prometheus-exporter:1.4.0, minop/memcached-exporter:0.15.0: the metrics
-#   sidecars, each its static binary (hack/exporters.sh) alone FROM scratch.
+#   minop/nginx-prometheus-exporter:1.4.0, minop/memcached-exporter:0.15.0,
+#   minop/redis-exporter:1.97.0: the metrics sidecars, each its static binary
+#   (hack/exporters.sh) alone FROM scratch.
 # Each is also tagged with the name the bundle's relatedImages give it (the plugins'
 # defaults, e.g. redis:7.2.5, and the operator's quay.io/minop/minop:<version>), so the
 # manifests and every CR without spec.image run unchanged on kind: the kubelet finds a
@@ -63,13 +64,16 @@ run() {
   dockerfile_image minop/nginx:1.22 "$KIND_DIR/images/nginx.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/nginx:1.26 "$KIND_DIR/images/nginx-trixie.Dockerfile" "$KIND_DIR/images/nginx.conf"
   dockerfile_image minop/memcached:1.6 "$KIND_DIR/images/memcached.Dockerfile"
-  local nginx_exporter memcached_exporter
+  local nginx_exporter memcached_exporter redis_exporter
   nginx_exporter="$("$HACK_DIR/exporters.sh" nginx-prometheus-exporter)"
   memcached_exporter="$("$HACK_DIR/exporters.sh" memcached_exporter)"
+  redis_exporter="$("$HACK_DIR/exporters.sh" redis_exporter)"
   dockerfile_image "minop/nginx-prometheus-exporter:${NGINX_EXPORTER_VERSION#v}" \
     "$KIND_DIR/sidecars/nginx-exporter.Dockerfile" "$nginx_exporter"
   dockerfile_image "minop/memcached-exporter:${MEMCACHED_EXPORTER_VERSION#v}" \
     "$KIND_DIR/sidecars/memcached-exporter.Dockerfile" "$memcached_exporter"
+  dockerfile_image "minop/redis-exporter:${REDIS_EXPORTER_VERSION#v}" \
+    "$KIND_DIR/sidecars/redis-exporter.Dockerfile" "$redis_exporter"
   root_image minop/redis:6.0-bullseye bullseye redis-server
   root_image minop/redis:8.0-trixie trixie redis-server
   root_image minop/valkey:8.1-trixie trixie valkey-server
@@ -83,6 +87,7 @@ run() {
   alias_image minop/minop:dev minop
   alias_image "minop/nginx-prometheus-exporter:${NGINX_EXPORTER_VERSION#v}" nginx-exporter
   alias_image "minop/memcached-exporter:${MEMCACHED_EXPORTER_VERSION#v}" memcached-exporter
+  alias_image "minop/redis-exporter:${REDIS_EXPORTER_VERSION#v}" redis-exporter
   printf '%s\n' minop/redis:6.0-bullseye minop/redis:8.0-trixie minop/valkey:8.1-trixie
 }
 

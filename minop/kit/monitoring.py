@@ -1,17 +1,19 @@
 """Prometheus metrics for workload plugins: an exporter sidecar, a ``<name>-metrics``
-Service and an optional ServiceMonitor (Prometheus Operator), from one ``metrics``
-spec field. Off by default, as in production charts (Bitnami's ``metrics.enabled``):
-the sidecar costs every pod CPU and memory, and only a cluster that scrapes wants it.
+Service, an optional ServiceMonitor and, for a plugin that has alerts, an optional
+PrometheusRule (both Prometheus Operator), from one ``metrics`` spec field. Off by
+default, as in production charts (Bitnami's ``metrics.enabled``): the sidecar costs
+every pod CPU and memory, and only a cluster that scrapes wants it.
 
-The ServiceMonitor is no watched child: its CRD may be missing (no Prometheus
-Operator), and an informer on a kind the server does not serve would keep the
-operator from ever syncing its cache. ``sync_service_monitor`` writes it through the
+The ServiceMonitor and the PrometheusRule are no watched children: their CRDs may be
+missing (no Prometheus Operator), and an informer on a kind the server does not serve
+would keep the operator from ever syncing its cache. ``sync`` writes them through the
 API instead, only when the spec asks, and reports a missing CRD as a condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from minop import apply as applying
@@ -31,6 +33,9 @@ SERVICE_MONITOR_RULE: Mapping[str, Any] = {
     "verbs": ["get", "create", "patch", "delete"],
 }
 CONDITION = "ServiceMonitorReady"
+PROMETHEUS_RULE = Kind("monitoring.coreos.com", "v1", "PrometheusRule", "prometheusrules")
+PROMETHEUS_RULE_RULE: Mapping[str, Any] = {**SERVICE_MONITOR_RULE, "resources": ["prometheusrules"]}
+RULE_CONDITION = "PrometheusRuleReady"
 CONTAINER = "metrics"
 PORT_NAME = "metrics"
 METRICS_LABEL = "minop.dev/metrics"  # on the metrics Service: what the ServiceMonitor selects
@@ -38,11 +43,51 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"m
 DURATION = r"^([0-9]+(ms|s|m|h))+$"  # Prometheus' duration, as the ServiceMonitor CRD has it
 
 
-def schema(exporter: str, image_env: str, default_image: str, default_port: int) -> crd.Schema:
-    """The ``metrics`` CRD field; ``exporter`` names the program in the descriptions."""
+def schema(
+    exporter: str,
+    image_env: str,
+    default_image: str,
+    default_port: int,
+    alerts: str | None = None,
+) -> crd.Schema:
+    """The ``metrics`` CRD field; ``exporter`` names the program in the descriptions;
+    ``alerts`` (what the plugin's rules alert on) adds ``prometheusRule``."""
+    fields: dict[str, crd.Schema] = {}
+    rules = [
+        crd.Rule(
+            "!has(self.serviceMonitor) || !self.serviceMonitor.enabled || self.enabled",
+            "serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
+            field=".serviceMonitor.enabled",
+        )
+    ]
+    if alerts:
+        fields["prometheusRule"] = crd.obj(
+            f"A PrometheusRule (monitoring.coreos.com/v1) alerting on {alerts}, each rule "
+            "limited to this object's metrics (the labels namespace and service the "
+            "Prometheus Operator gives the ServiceMonitor's targets). Without its CRD "
+            "installed, condition PrometheusRuleReady says so and the rest is reconciled "
+            "as usual.",
+            {
+                "enabled": crd.boolean("Create the PrometheusRule.", default=False),
+                "labels": crd.string_map(
+                    "Labels of the PrometheusRule, for the Prometheus ruleSelector that "
+                    "should pick it up."
+                ),
+            },
+        )
+        rules.append(
+            crd.Rule(
+                "!has(self.prometheusRule) || !self.prometheusRule.enabled || self.enabled",
+                "prometheusRule.enabled needs metrics.enabled: its alerts read the sidecar's "
+                "metrics",
+                field=".prometheusRule.enabled",
+            )
+        )
     return crd.obj(
         f"Prometheus metrics: a {exporter} sidecar in every pod, a <name>-metrics Service "
-        "with its port `metrics`, and optionally a ServiceMonitor. Off by default.",
+        "with its port `metrics`, and optionally a ServiceMonitor"
+        + (" and a PrometheusRule" if alerts else "")
+        + ". Off by default.",
         {
             "enabled": crd.boolean(
                 "Run the exporter sidecar and the <name>-metrics Service.", default=False
@@ -79,14 +124,9 @@ def schema(exporter: str, image_env: str, default_image: str, default_port: int)
                     ),
                 },
             ),
+            **fields,
         },
-        rules=[
-            crd.Rule(
-                "!has(self.serviceMonitor) || !self.serviceMonitor.enabled || self.enabled",
-                "serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
-                field=".serviceMonitor.enabled",
-            )
-        ],
+        rules=rules,
     )
 
 
@@ -170,43 +210,91 @@ def service_monitor(inst: Instance) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Optional:
+    """An object of a kind only the Prometheus Operator serves, applied when asked."""
+
+    kind: Kind
+    field: str  # under spec.metrics
+    condition: str
+    applied: str  # the condition's message once applied
+
+    def wanted(self, spec: Mapping[str, Any]) -> bool:
+        return enabled(spec) and bool((_metrics(spec).get(self.field) or {}).get("enabled"))
+
+
+MONITOR = Optional(SERVICE_MONITOR, "serviceMonitor", CONDITION, "scrapes the metrics")
+RULE = Optional(PROMETHEUS_RULE, "prometheusRule", RULE_CONDITION, "alerts on the metrics")
+
+
 def wants_service_monitor(spec: Mapping[str, Any]) -> bool:
-    return enabled(spec) and bool((_metrics(spec).get("serviceMonitor") or {}).get("enabled"))
+    return MONITOR.wanted(spec)
 
 
-def sync_service_monitor(ctx: Context, inst: Instance) -> None:
-    """Create, update or delete the ServiceMonitor as the spec asks (needs
-    ``SERVICE_MONITOR_RULE`` in the Resource's ``extra_rules``). Costs a read per
-    reconcile only while one is wanted, and none for an object that never had one."""
-    had = conditions.find(ctx.status, CONDITION)
-    if not wants_service_monitor(inst.spec):
+def series_selector(inst: Instance) -> str:
+    """The label matchers of this object's scraped series: the Prometheus Operator gives
+    every target of a ServiceMonitor its Service's namespace and name."""
+    return f'namespace="{inst.namespace}",service="{service_name(inst.name)}"'
+
+
+def prometheus_rule(inst: Instance, groups: list[dict[str, Any]]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": inst.name}
+    labels = (_metrics(inst.spec).get("prometheusRule") or {}).get("labels")
+    if labels:
+        meta["labels"] = dict(labels)
+    return {
+        "apiVersion": PROMETHEUS_RULE.api_version,
+        "kind": PROMETHEUS_RULE.kind,
+        "metadata": meta,
+        "spec": {"groups": groups},
+    }
+
+
+def _sync_optional(ctx: Context, inst: Instance, o: Optional, build: Callable[[], Any]) -> None:
+    """Create, update or delete ``o`` as the spec asks. Costs a read per reconcile only
+    while one is wanted, and none for an object that never had one."""
+    had = conditions.find(ctx.status, o.condition)
+    if not o.wanted(inst.spec):
         if had is not None and had.get("status") == "True":
-            ctx.api.delete(SERVICE_MONITOR, inst.name, inst.namespace)
-            ctx.condition(CONDITION, False, "Disabled", "metrics.serviceMonitor is off")
+            ctx.api.delete(o.kind, inst.name, inst.namespace)
+            ctx.condition(o.condition, False, "Disabled", f"metrics.{o.field} is off")
         return
-    desired = applying.prepare(service_monitor(inst), ctx.body, ctx.labels)
+    desired = applying.prepare(build(), ctx.body, ctx.labels)
     try:
-        live = ctx.api.get_or_none(SERVICE_MONITOR, inst.name, inst.namespace)
+        live = ctx.api.get_or_none(o.kind, inst.name, inst.namespace)
         if applying.needs_apply(desired, live):
-            ctx.api.apply(SERVICE_MONITOR, desired)
+            ctx.api.apply(o.kind, desired)
     except NotFound:  # the server does not serve the kind: no Prometheus Operator
         msg = (
-            "metrics.serviceMonitor.enabled: the ServiceMonitor CRD (servicemonitors."
-            f"{SERVICE_MONITOR.group}/{SERVICE_MONITOR.version}) is not installed; install "
-            "the Prometheus Operator, or turn serviceMonitor off"
+            f"metrics.{o.field}.enabled: the {o.kind.kind} CRD ({o.kind.plural}."
+            f"{o.kind.group}/{o.kind.version}) is not installed; install the Prometheus "
+            f"Operator, or turn {o.field} off"
         )
         if had is None or had.get("reason") != "CRDNotInstalled":
             ctx.event("Warning", "CRDNotInstalled", msg)
-        ctx.condition(CONDITION, False, "CRDNotInstalled", msg)
+        ctx.condition(o.condition, False, "CRDNotInstalled", msg)
         return
-    ctx.condition(CONDITION, True, "Applied", f"ServiceMonitor {inst.name} scrapes the metrics")
+    ctx.condition(o.condition, True, "Applied", f"{o.kind.kind} {inst.name} {o.applied}")
 
 
-def sync(ctx: Context, inst: Instance, default_port: int) -> None:
-    """The metrics Service and the ServiceMonitor as the spec asks (Service among the
-    Resource's children)."""
+def sync_service_monitor(ctx: Context, inst: Instance) -> None:
+    """The ServiceMonitor (needs ``SERVICE_MONITOR_RULE`` in the Resource's ``extra_rules``)."""
+    _sync_optional(ctx, inst, MONITOR, lambda: service_monitor(inst))
+
+
+def sync(
+    ctx: Context,
+    inst: Instance,
+    default_port: int,
+    alerts: Callable[[Instance], list[dict[str, Any]]] | None = None,
+) -> None:
+    """The metrics Service, the ServiceMonitor and, given the plugin's ``alerts`` (its
+    rule groups), the PrometheusRule as the spec asks (Service among the Resource's
+    children; ``PROMETHEUS_RULE_RULE`` in its ``extra_rules`` with alerts)."""
     if enabled(inst.spec):
         ctx.apply(service(inst, default_port))
     else:
         ctx.delete(kinds.SERVICE, service_name(inst.name))
     sync_service_monitor(ctx, inst)
+    if alerts is not None:
+        _sync_optional(ctx, inst, RULE, lambda: prometheus_rule(inst, alerts(inst)))

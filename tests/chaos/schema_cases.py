@@ -195,6 +195,21 @@ CEL_CASES: dict[tuple[str, str], Case] = {
         ),
         Case(
             "redises.cache.minop.dev",
+            "cel:serviceMonitor-without-metrics",
+            {"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}},
+            "spec.metrics.serviceMonitor.enabled",
+            message="serviceMonitor.enabled needs metrics.enabled: it scrapes the sidecar",
+        ),
+        Case(
+            "redises.cache.minop.dev",
+            "cel:prometheusRule-without-metrics",
+            {"metrics": {"enabled": False, "prometheusRule": {"enabled": True}}},
+            "spec.metrics.prometheusRule.enabled",
+            message="prometheusRule.enabled needs metrics.enabled: its alerts read the "
+            "sidecar's metrics",
+        ),
+        Case(
+            "redises.cache.minop.dev",
             "cel:podManagementPolicy-immutable",
             {"podManagementPolicy": "Parallel"},
             "spec.podManagementPolicy",

@@ -86,3 +86,32 @@ def test_schema_documents_every_field_and_defaults_off():
     assert props["serviceMonitor"]["properties"]["enabled"]["default"] is False
     assert props["port"]["default"] == 9000
     assert "X_IMAGE or x:1" in props["image"]["description"]
+
+
+def test_prometheus_rule_only_for_a_plugin_with_alerts_and_with_the_sidecar():
+    from minop.kit.crd import undocumented
+
+    plain = monitoring.schema("x-exporter", "X_IMAGE", "x:1", 9000)
+    assert "prometheusRule" not in plain["properties"]
+    schema = monitoring.schema("x-exporter", "X_IMAGE", "x:1", 9000, alerts="x being down")
+    assert undocumented(schema) == []
+    rule = schema["properties"]["prometheusRule"]
+    assert rule["properties"]["enabled"]["default"] is False
+    assert "x being down" in rule["description"]
+    fields = [r["fieldPath"] for r in schema["x-kubernetes-validations"]]
+    assert fields == [".serviceMonitor.enabled", ".prometheusRule.enabled"]
+    assert not monitoring.RULE.wanted({"metrics": {"prometheusRule": {"enabled": True}}})
+    assert monitoring.RULE.wanted(
+        {"metrics": {"enabled": True, "prometheusRule": {"enabled": True}}}
+    )
+
+
+def test_prometheus_rule_carries_the_plugins_groups_and_scopes_by_the_monitors_labels():
+    i = inst({"enabled": True, "prometheusRule": {"enabled": True, "labels": {"release": "p"}}})
+    groups = [{"name": "g", "rules": [{"alert": "A", "expr": "up == 0"}]}]
+    rule = monitoring.prometheus_rule(i, groups)
+    assert (rule["apiVersion"], rule["kind"]) == ("monitoring.coreos.com/v1", "PrometheusRule")
+    assert rule["metadata"] == {"name": "web", "labels": {"release": "p"}}
+    assert rule["spec"] == {"groups": groups}
+    # the labels the Prometheus Operator gives each target of the ServiceMonitor
+    assert monitoring.series_selector(i) == 'namespace="ns",service="web-metrics"'

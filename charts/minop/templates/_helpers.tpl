@@ -382,6 +382,24 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   - pods
   verbs:
   - patch
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - servicemonitors
+  verbs:
+  - get
+  - create
+  - patch
+  - delete
+- apiGroups:
+  - monitoring.coreos.com
+  resources:
+  - prometheusrules
+  verbs:
+  - get
+  - create
+  - patch
+  - delete
 {{- end }}
 {{- end -}}
 {{- define "minop.clusterRules" }}

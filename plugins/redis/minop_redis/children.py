@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from minop.kit import workloads as wl
-from minop_redis import containers, tls
+from minop_redis import containers, metrics, tls
 from minop_redis.crd import SENTINEL_RESOURCES
 
 UID = 999  # the redis user of the official image; fsGroup makes the volume writable
@@ -92,6 +92,7 @@ def init_env(inst: Instance, policy: str) -> list[dict[str, Any]]:
         {"name": "REDIS_DATA_DIR", "value": DATA_DIR},
         *tls.env(inst.spec),
         *sentinel_env(inst, policy),
+        *metrics.env(inst.spec),
     ]
 
 
@@ -209,10 +210,12 @@ def statefulset(
     storage_class: str | None,
     tls_hash: str | None = None,
     policy: str | None = None,
+    exporter_image: str = metrics.DEFAULT_EXPORTER_IMAGE,
 ) -> dict[str, Any]:
     """The StatefulSet. The hashes are pod-template annotations: a change of the
     config, the passwords or the TLS Secret makes a new revision, which rolls the pods.
-    ``policy``: the live StatefulSet's podManagementPolicy (immutable), if any."""
+    ``policy``: the live StatefulSet's podManagementPolicy (immutable), if any; with
+    spec.metrics every pod also runs the exporter (``exporter_image``)."""
     spec = inst.spec
     policy = policy or pod_management(inst)
     retention = spec.get("pvcRetention") or {}
@@ -249,6 +252,9 @@ def statefulset(
         hook = {"exec": {"command": ["sh", f"{CONFIG_DIR}/handover.sh"]}}
         container["lifecycle"] = {"preStop": hook}
         grace["terminationGracePeriodSeconds"] = grace_seconds(inst)
+    if metrics.enabled(spec):
+        host = f"$(POD_NAME).{inst.headless}.{inst.namespace}.svc"
+        pod_containers.append(metrics.sidecar(spec, PORT, RUN_DIR, host, exporter_image))
     if resources:
         init["resources"] = container["resources"] = resources
     sched = wl.scheduling(spec)

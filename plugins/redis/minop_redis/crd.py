@@ -3,7 +3,7 @@
 from minop import Kind
 from minop.kit import crd, netpol
 from minop.kit.workloads import scheduling_schema
-from minop_redis import auth, status, tls
+from minop_redis import auth, metrics, status, tls
 
 KIND = Kind("cache.minop.dev", "v1alpha1", "Redis", "redises")
 DEFAULT_IMAGE = "redis:7.2.5"
@@ -253,6 +253,7 @@ SPEC = crd.obj(
         ),
         "auth": auth.SCHEMA,
         "tls": tls.SCHEMA,
+        "metrics": metrics.SCHEMA,
         "resources": crd.resources(),
         "maxMemory": crd.quantity(
             "Memory for data per pod (Redis maxmemory), e.g. 256Mi, at least 1Mi (rounded "

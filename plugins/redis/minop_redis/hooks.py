@@ -8,9 +8,20 @@ from typing import Any
 
 import minop
 from minop import ApiError, Obj, kinds
-from minop.kit import netpol
+from minop.kit import monitoring, netpol
 from minop.kit import workloads as wl
-from minop_redis import auth, children, failover, password, roles, rollout, services, status, tls
+from minop_redis import (
+    auth,
+    children,
+    failover,
+    metrics,
+    password,
+    roles,
+    rollout,
+    services,
+    status,
+    tls,
+)
 from minop_redis import config as cfg
 from minop_redis.children import AUTH_HASH, Instance
 from minop_redis.crd import DEFAULT_IMAGE, DEFINITION, EXAMPLE, KIND
@@ -48,7 +59,7 @@ def minop_resources() -> list[minop.Resource]:
             ),
             observes=(kinds.POD, kinds.PVC),
             related=(minop.Related(kinds.SECRET, _user_secrets),),
-            images={"redis": default_image()},
+            images={"redis": default_image(), "redis-exporter": metrics.exporter_image()},
             # with failover, who is primary can change without any Kubernetes event
             timers=(minop.Timer(ROLES_INTERVAL, name="roles"),),
             examples=(EXAMPLE,),
@@ -62,6 +73,8 @@ def minop_resources() -> list[minop.Resource]:
                     "resources": ["storageclasses"],
                     "verbs": ["get"],
                 },
+                monitoring.SERVICE_MONITOR_RULE,
+                monitoring.PROMETHEUS_RULE_RULE,
             ),
         )
     ]
@@ -227,6 +240,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     if inst.sentinel:
         ctx.apply(services.sentinel_service(inst))
     netpol.sync(ctx, inst, services.network_policy(inst))
+    monitoring.sync(ctx, inst, metrics.DEFAULT_METRICS_PORT, metrics.alerts)
     digest, previous, problem = sync_auth(ctx, inst, sts, pods)
     out: dict[str, Any] = {"selector": wl.selector_string(inst.selector)}
     if digest is None:  # no password to configure the pods with yet: wait for the Secret
@@ -244,6 +258,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
         tls_hash=cert.hash if cert else None,
         # immutable: as created (the default depends on spec.sentinel)
         policy=sts["spec"].get("podManagementPolicy") if sts else None,
+        exporter_image=metrics.exporter_image(),
     )
     template_hash = rollout.mark(desired)
     context = tls.client_context(cert, tls.client_auth(spec)) if cert and inst.sentinel else None

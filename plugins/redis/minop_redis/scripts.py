@@ -148,6 +148,18 @@ default_user() {
   fi
   echo "user default $rules"
 }
+# exporter_lines: spec.metrics' exporter user (minop_redis.metrics says what it may
+# do, and why no more) and, beside redis.conf, its password file.
+exporter_lines() {
+  # (6.x has no LATENCY HISTOGRAM but takes the rule: it answers the exporter's try
+  # with an error, not a refusal in the ACL LOG)
+  rules="+ping +info +client|setname +latency|latest +latency|histogram"
+  echo "user $REDIS_EXPORTER_USER reset on$(internal_hashes) $rules"
+  scheme=redis; if [ -n "${REDIS_TLS_DIR:-}" ]; then scheme=rediss; fi
+  printf '{"%s://%s@127.0.0.1:%s": "%s"}\n' "$scheme" "$REDIS_EXPORTER_USER" "$REDIS_PORT" \
+    "$(redis_password)" > "$REDIS_RUN_DIR/exporter.json.tmp"
+  mv "$REDIS_RUN_DIR/exporter.json.tmp" "$REDIS_RUN_DIR/exporter.json"
+}
 # client_commands: what clients may run on Redis (spec.auth.clientCommands, the
 # ConfigMap's client-commands). The default leaves out @admin: CONFIG (which reads
 # masterauth), REPLICAOF, FAILOVER, ACL, DEBUG, SHUTDOWN, MONITOR, SAVE...
@@ -267,6 +279,7 @@ conf="$REDIS_RUN_DIR/redis.conf"
   # order the pods restart in (the internal one rotates in three phases: auth.py).
   echo "user replication reset on$(internal_hashes) +psync +replconf +ping"
   echo "user probe reset on$(internal_hashes) +ping +info"
+  if [ -n "${REDIS_EXPORTER_USER:-}" ]; then exporter_lines; fi
   echo "masteruser replication"
   echo "masterauth $(redis_password)"
   if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from minop.kit import netpol
+from minop.kit import monitoring, netpol
+from minop_redis import metrics
 from minop_redis.children import PORT, ROLE_LABEL, SENTINEL_PORT, Instance
 
 
@@ -84,4 +85,8 @@ def network_policy(inst: Instance) -> dict[str, Any]:
     (replication, the Sentinels' gossip); the operator reaches both (it reads the
     Sentinels and the servers' roles). Nothing else reaches the pods."""
     ports = [PORT, SENTINEL_PORT] if inst.sentinel else [PORT]
-    return netpol.policy(inst, ports, peer_ports=ports, operator_ports=ports)
+    # a scrape of the exporter's read-only metrics, from anywhere (Prometheus runs in
+    # a namespace of its own)
+    on = metrics.enabled(inst.spec)
+    scrape = [monitoring.port(inst.spec, metrics.DEFAULT_METRICS_PORT)] if on else []
+    return netpol.policy(inst, ports, peer_ports=ports, operator_ports=ports, open_ports=scrape)

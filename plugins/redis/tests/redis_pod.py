@@ -81,6 +81,7 @@ class Pod:
             "REDIS_POD_MANAGEMENT": None,
             "REDIS_TLS_DIR": str(self.c.tls_dir),
             "REDIS_TLS_AUTH_CLIENTS": None,
+            "REDIS_EXPORTER_USER": None,
         }
         out = {"PATH": self.server.path}
         for var in pod_env:
@@ -123,9 +124,8 @@ class Pod:
                 if self.server.at_least(7, 0):  # answers between 64 kB chunks, not 2 MB
                     conf.write("loading-process-events-interval-bytes 65536\n")
         self.proc = self.container(main)
-        sentinel = self.c.pod_spec["containers"][1:]
-        if sentinel and self.sentinel is None:
-            self.sentinel = self.container(sentinel[0])
+        if self.c.sentinel_container and self.sentinel is None:
+            self.sentinel = self.container(self.c.sentinel_container)
         if not slow_load:
             wait(lambda: self.probe("startupProbe"), f"{self.name} to pass its startup probe", 15)
 
@@ -161,7 +161,7 @@ class Pod:
         assert self.sentinel is not None
         os.killpg(self.sentinel.pid, signal.SIGKILL)
         self.sentinel.wait(5)
-        self.sentinel = self.container(self.c.pod_spec["containers"][1])
+        self.sentinel = self.container(self.c.sentinel_container)
 
     def recreate(self) -> None:
         """The pod deleted (its preStop hook first) and created again: its in-memory run
@@ -185,7 +185,7 @@ class Pod:
         conf = self.run / "sentinel.conf"
         text = re.sub(r"(?m)^sentinel myid \S+$", "", conf.read_text())
         conf.write_text(f"{text}\nsentinel myid {myid}\n")
-        self.sentinel = self.container(self.c.pod_spec["containers"][1])
+        self.sentinel = self.container(self.c.sentinel_container)
 
     def sentinel_cli(self, *args: str) -> str:
         """Asks this pod's Sentinel, as the operator does (user sentinel)."""

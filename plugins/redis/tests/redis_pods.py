@@ -105,6 +105,10 @@ class Cluster:
                 link.close()
         self.start(*range(len(self.pods), replicas))
 
+    @property
+    def sentinel_container(self) -> dict[str, Any] | None:
+        return next((c for c in self.pod_spec["containers"] if c["name"] == "sentinel"), None)
+
     def announced(self, ordinal: int) -> str:
         """The address the other pods reach a pod at (its link's, with a partition)."""
         return f"127.0.2.{ordinal + 1}" if self.partition else "127.0.0.1"
