@@ -258,7 +258,7 @@ def run(
             if kind in COLD:
                 report.faults.append(operations.cold_start(c, rng, lambda: len(client.acked), seed))
             elif kind in ROLLOUT:
-                report.faults.append(operations.rolling(c, seed))
+                report.faults.append(operations.rolling(c, rng, seed))
             elif kind in SCALE:
                 report.faults.append(operations.scaling(c, seed))
             else:

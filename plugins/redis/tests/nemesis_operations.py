@@ -69,12 +69,15 @@ def statefulset(template: str, update: str) -> dict[str, Any]:
     return {"metadata": {"annotations": annotations}, "status": {"updateRevision": update}}
 
 
-def rolling(c: Cluster, seed: int) -> str:
+def rolling(c: Cluster, rng: random.Random, seed: int) -> str:
     """The pod template changes (revision a -> b): the operator's ticks hold the
     partition and hand the primary over to pod 0 if it sits elsewhere; then the
     controller replaces the pods from the highest ordinal down, each ready before
     the next (its preStop hook hands over if it is the primary), the operator
-    setting the replicas' priorities after each."""
+    setting the replicas' priorities after each. ``slow`` (half the rollouts): each
+    replaced pod loads its data 1 ms per key, so it is not Ready for a while after
+    it answers (a resync outlasting the startup probe)."""
+    slow = rng.random() < 0.5
     global _rollouts
     _rollouts += 1
     key = f"nemesis-{seed}-{_rollouts}"  # the hold is per template
@@ -91,11 +94,13 @@ def rolling(c: Cluster, seed: int) -> str:
         time.sleep(TICK_S)
     sts = statefulset(key, "b")
     for p in reversed(c.pods):
-        p.recreate()
+        p.delete()
+        p.wipe_run()
+        p.start(slow_load=slow)
         revisions[p.ordinal] = "b"
         wait(p.probe, f"{p.name} ready after its replacement (seed {seed})", 120)
         operator_rollout_tick(c, pods_on("".join(revisions)), sts, key)
-    return f"rollout (primary {first} before)"
+    return f"rollout{' loading slowly' if slow else ''} (primary {first} before)"
 
 
 def scaling(c: Cluster, seed: int) -> str:

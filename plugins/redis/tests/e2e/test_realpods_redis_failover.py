@@ -1,12 +1,13 @@
 """Redis failover with real pods (kind): the primary's pod deleted (it hands over in its
 preStop hook), then its redis-server killed with -9 (the Sentinels elect one to fail
-over). Each time a replica is promoted within 30 s, writes through the `<name>`
-Service work again, every key acknowledged with `WAIT` before the failure is there, the
-old primary comes back as a replica, and no sample (every second, every pod asked for its
-ROLE) ever finds two masters. A Sentinel in TILT mode (CPU-starved: its timer ran over
-2 s late) holds every decision for 30 s; the deadline grows by that only where a Sentinel
-logged it. The Sentinel objects and labels on KWOK are in test_redis_failover.py; a
-replica loading a full resync that liveness keeps is in test_realpods_redis_loading.py."""
+over), then its pod force-deleted with its Sentinel. Each time a replica is promoted
+within 30 s, writes through the `<name>` Service work again, every key acknowledged
+with `WAIT` before the failure is there, the old primary comes back as a replica, and no
+sample (every second, every pod asked for its ROLE) ever finds two masters. A Sentinel
+in TILT mode (CPU-starved: its timer ran over 2 s late) holds every decision for 30 s;
+the deadline grows by that only where a Sentinel logged it. The Sentinel objects and
+labels on KWOK are in test_redis_failover.py; a replica loading a full resync that
+liveness keeps is in test_realpods_redis_loading.py."""
 
 from __future__ import annotations
 
@@ -217,6 +218,17 @@ def test_redis_fails_over_when_the_primary_pod_is_deleted_and_when_its_server_is
     back_as_replica(second, third)
     restarts = get(kubectl, ns, f"pod/{second}")["status"]["containerStatuses"]
     assert next(c["restartCount"] for c in restarts if c["name"] == "redis") >= 1
+
+    # 3. the primary's pod force-deleted, its Sentinel with it (no hand-over to wait
+    # for), after pods were recreated (1.) and restarted (2.): the other two Sentinels
+    # still make a majority of three and fail over
+    acknowledged_writes("before-force")
+    force = ["--grace-period=0", "--force", "--wait=false"]
+    fourth = fail_over(third, "pod force-deleted with its Sentinel",
+                       lambda: kubectl("delete", "pod", third, "-n", ns, *force))  # fmt: skip
+    for batch in ("before-delete", "before-kill", "before-force"):
+        keys_present(batch)
+    back_as_replica(third, fourth)
 
     masters, gap = sampler.masters(since), sampler.longest_without_master()
     print(f"ROLE rounds: {len(masters)}, without a master: {masters.count(0)}, longest: {gap}s")
