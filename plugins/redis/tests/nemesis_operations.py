@@ -14,12 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from minop_redis import rollout as order
-from operator_view import (
-    operator_aligns_quorum,
-    operator_forgets_departed,
-    operator_rollout_tick,
-    pods_on,
-)
+from operator_view import operator_rollout_tick, pods_on, sentinels_agree
 from redis_pod import wait
 from redis_pods import Cluster
 from redis_servers import AS_ROOT
@@ -109,24 +104,8 @@ def scaling(c: Cluster, seed: int) -> str:
     Sentinels that count the removed one and set the quorum back."""
     n = len(c.pods)
 
-    def sentinels_count(size: int) -> bool:
-        operator_forgets_departed(c)
-        operator_aligns_quorum(c)
-        want = (str(size - 1), str(size - 1), str(size // 2 + 1))
-        for p in c.pods:
-            info = p.sentinel_cli("sentinel", "master", "r").splitlines()
-            fields = dict(zip(info[::2], info[1::2], strict=False))
-            got = (
-                fields.get("num-other-sentinels"),
-                fields.get("num-slaves"),
-                fields.get("quorum"),
-            )
-            if got != want:
-                return False
-        return True
-
     c.scale(n + 1)
-    wait(lambda: sentinels_count(n + 1), f"{n + 1} Sentinels agreeing (seed {seed})", 90)
+    wait(lambda: sentinels_agree(c, n + 1), f"{n + 1} Sentinels agreeing (seed {seed})", 90)
     c.scale(n)
-    wait(lambda: sentinels_count(n), f"{n} Sentinels agreeing again (seed {seed})", 90)
+    wait(lambda: sentinels_agree(c, n), f"{n} Sentinels agreeing again (seed {seed})", 90)
     return f"scale {n} -> {n + 1} -> {n}"

@@ -79,6 +79,21 @@ def operator_rollout_tick(
     return primary, target
 
 
+def sentinels_agree(c: Cluster, n: int) -> bool:
+    """One tick of the operator's Sentinel upkeep (resets, quorum), then whether every
+    pod's Sentinel counts n - 1 others and n - 1 replicas, with quorum n // 2 + 1."""
+    operator_forgets_departed(c)
+    operator_aligns_quorum(c)
+    want = (str(n - 1), str(n - 1), str(n // 2 + 1))
+    for p in c.pods:
+        info = p.sentinel_cli("sentinel", "master", "r").splitlines()
+        fields = dict(zip(info[::2], info[1::2], strict=False))
+        keys = ("num-other-sentinels", "num-slaves", "quorum")
+        if tuple(fields.get(k) for k in keys) != want:
+            return False
+    return True
+
+
 def roles_of(c: Cluster) -> list[str]:
     """Each pod's role as it reports it ('down': not answering)."""
     out = []

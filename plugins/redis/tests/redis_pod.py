@@ -47,8 +47,11 @@ class Pod:
             if cluster.partition
         ]
         self.run, self.data = cluster.root / f"run-{ordinal}", cluster.root / f"data-{ordinal}"
+        # scaled up again to this ordinal: a new emptyDir, the retained claim
+        # (persistentVolumeClaimRetentionPolicy whenScaled: Retain, the default)
+        shutil.rmtree(self.run, ignore_errors=True)
         for d in (self.run, self.data):
-            d.mkdir()
+            d.mkdir(exist_ok=True)
             if AS_ROOT:
                 os.chown(d, cluster.uid, cluster.gid)
         self.proc: subprocess.Popen[bytes] | None = None

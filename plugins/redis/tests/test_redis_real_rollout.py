@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,32 +51,10 @@ def write(c: Cluster, keys: list[str], n: int) -> None:
     assert primary.cli("wait", "2", "10000", password=FIRST) == "2"
 
 
-@contextmanager
-def never_two_writable(c: Cluster) -> Iterator[None]:
-    """Every pod sampled five times a second meanwhile: no sample has two primaries
-    that accept writes (a pod restarting may report the master role for a moment with
-    no replica, and then refuses writes: minReplicasToWrite)."""
-    two: list[list[str]] = []
-    samples = 0
-    stop = threading.Event()
-
-    def sample() -> None:
-        nonlocal samples
-        while not stop.is_set():
-            samples += 1
-            writable = [p.name for p in c.pods if accepts_writes(p)]
-            if len(writable) > 1:
-                two.append(writable)
-            stop.wait(0.2)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        sampler.join()
-    assert samples and not two, f"{len(two)} of {samples} samples: {two[:5]}"
+def writable(c: Cluster) -> list[str]:
+    """The pods that take writes as primary (a pod restarting may report the master
+    role for a moment with no replica, and refuses writes: minReplicasToWrite)."""
+    return [p.name for p in c.pods if accepts_writes(p)]
 
 
 def primary_of(c: Cluster) -> Pod:
@@ -106,7 +82,7 @@ def test_the_primary_hands_over_to_pod_0_first_and_is_replaced_last(make_cluster
             changes.append(now)
 
     key = f"t-{c.root}"  # the template hashes: unique per test (the hold is per Redis)
-    with never_two_writable(c):
+    with never_two_masters(c, writable, every=0.2):
         primary_changed()
         # the template changes: the operator holds the partition and hands over to r-0
         held = statefulset(f"{key}-1", "a")
@@ -139,7 +115,7 @@ def test_the_primary_hands_over_to_pod_0_first_and_is_replaced_last(make_cluster
             )
             primary_changed()
             write(c, keys, 20)
-    with never_two_writable(c):
+    with never_two_masters(c, writable, every=0.2):
         # then r-0, the primary: its preStop hook hands over to a replaced pod
         c.pods[0].recreate()
         wait(lambda: roles_of(c)[0] == "slave", "r-0 back as a replica", 60)

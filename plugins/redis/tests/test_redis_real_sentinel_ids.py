@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from operator_view import operator_aligns_quorum, operator_forgets_departed, roles_of
+from operator_view import operator_forgets_departed, roles_of, sentinels_agree
 from redis_pod import refused, wait
 from redis_pods import FIRST, Cluster
 from redis_servers import AS_ROOT
@@ -79,23 +79,11 @@ def test_a_scale_3_4_3_restarts_no_process_and_a_crash_failover_still_happens(ma
     # with a client password the Sentinels run in protected mode too
     assert all("protected-mode yes" in (p.run / "sentinel.conf").read_text() for p in c.pods)
 
-    def settled(n: int) -> bool:
-        """Every Sentinel counts n - 1 others and n - 1 replicas, with quorum n // 2 + 1."""
-        operator_forgets_departed(c)
-        operator_aligns_quorum(c)
-        want = (str(n - 1), str(n - 1), str(n // 2 + 1))
-        for p in c.pods:
-            info = p.sentinel_cli("sentinel", "master", "r").splitlines()
-            fields = dict(zip(info[::2], info[1::2], strict=True))
-            if (fields["num-other-sentinels"], fields["num-slaves"], fields["quorum"]) != want:
-                return False
-        return True
-
     c.scale(4)
     wait(lambda: c.replicating(FIRST), "r-3 replicating")
-    wait(lambda: settled(4), "4 Sentinels with quorum 3", 60)
+    wait(lambda: sentinels_agree(c, 4), "4 Sentinels with quorum 3", 60)
     c.scale(3)
-    wait(lambda: settled(3), "3 Sentinels with quorum 2 again", 60)
+    wait(lambda: sentinels_agree(c, 3), "3 Sentinels with quorum 2 again", 60)
     assert [(p.proc.pid, p.sentinel.pid) for p in c.pods if p.proc and p.sentinel] == pids
     kill_primary_and_its_sentinel(c, server.version)
 
