@@ -158,16 +158,16 @@ def sync_pdb(ctx: Context, replicas: int, max_unavailable: int = 1, enabled: boo
 
 def init_failure(pod: Obj, container: str) -> str | None:
     """The termination message (or exit code) of init container ``container`` of
-    ``pod`` when its last run failed; None while it runs, waits for a first run, or
-    after it succeeded. With ``terminationMessagePolicy: FallbackToLogsOnError`` the
-    message is the tail of its output."""
+    ``pod`` when its last run failed, also while the kubelet backs off or tries again;
+    None while a first run waits or runs, or after one succeeded. With
+    ``terminationMessagePolicy: FallbackToLogsOnError`` the message is the tail of its
+    output."""
     for st in (pod.get("status") or {}).get("initContainerStatuses") or []:
         if st.get("name") != container:
             continue
-        state = st.get("state") or {}
-        # waiting (e.g. CrashLoopBackOff) after a run: that run's outcome
-        ended = state.get("terminated") or (
-            (st.get("lastState") or {}).get("terminated") if "waiting" in state else None
+        # waiting (CrashLoopBackOff) or running again after a run: that run's outcome
+        ended = (st.get("state") or {}).get("terminated") or (st.get("lastState") or {}).get(
+            "terminated"
         )
         if ended and ended.get("exitCode", 0) != 0:
             return str(ended.get("message") or f"exited {ended['exitCode']}").strip()
