@@ -22,6 +22,8 @@ from minop_redis.children import PORT, SENTINEL_PORT, Instance
 # "host:port" of every pod's Sentinel and of its Redis (space-separated), the quorum
 SCALED = ("sentinel-peers", "redis-peers", "sentinel-quorum")
 ESTABLISHED = "established"
+# the same on the ConfigMap's metadata, which every cache keeps (data may be hashed)
+ESTABLISHED_ANNOTATION = "minop.dev/established"
 
 
 def redis_conf(inst: Instance) -> str:
@@ -96,12 +98,10 @@ def configmap(inst: Instance, established: bool = False) -> dict[str, Any]:
         data["sentinel-quorum"] = str(inst.quorum)
         if established:
             data[ESTABLISHED] = "true"
-    return {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {"name": inst.config_map},
-        "data": data,
-    }
+    metadata: dict[str, Any] = {"name": inst.config_map}
+    if ESTABLISHED in data:
+        metadata["annotations"] = {ESTABLISHED_ANNOTATION: "true"}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
 
 
 def config_hash(data: dict[str, str]) -> str:
