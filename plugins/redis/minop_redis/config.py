@@ -22,8 +22,6 @@ from minop_redis.children import PORT, SENTINEL_PORT, Instance
 # "host:port" of every pod's Sentinel and of its Redis (space-separated), the quorum
 SCALED = ("sentinel-peers", "redis-peers", "sentinel-quorum")
 ESTABLISHED = "established"
-# the same on the ConfigMap's metadata, which every cache keeps (data may be hashed)
-ESTABLISHED_ANNOTATION = "minop.dev/established"
 
 
 def redis_conf(inst: Instance) -> str:
@@ -98,10 +96,12 @@ def configmap(inst: Instance, established: bool = False) -> dict[str, Any]:
         data["sentinel-quorum"] = str(inst.quorum)
         if established:
             data[ESTABLISHED] = "true"
-    metadata: dict[str, Any] = {"name": inst.config_map}
-    if ESTABLISHED in data:
-        metadata["annotations"] = {ESTABLISHED_ANNOTATION: "true"}
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": inst.config_map},
+        "data": data,
+    }
 
 
 def config_hash(data: dict[str, str]) -> str:

@@ -253,19 +253,52 @@ def test_established_follows_the_first_ready_pod_and_stays() -> None:
     [resource] = hooks.minop_resources()
     spec = {"replicas": 3, "sentinel": {"enabled": True}}
 
-    def applied(ready: int, *objects: dict[str, Any]) -> dict[str, Any]:
-        built = sts(replicas=3, sentinel={"enabled": True})
-        built["metadata"].update(namespace="ns", labels=LABELS)
-        built["status"] = {"readyReplicas": ready}
-        ctx = FakeContext(resource, spec, name="r", objects=[built, *objects])
+    def applied(status: dict[str, Any], *objects: dict[str, Any]) -> dict[str, Any]:
+        ctx = FakeContext(resource, spec, name="r", status=status, objects=objects)
         hooks.reconcile(ctx)
         found = ctx.get(kinds.CONFIGMAP, "r-config")
         assert found is not None
         return found
 
-    assert "established" not in applied(0)["data"]
-    said = applied(1)
+    assert "established" not in applied({"readyReplicas": 0})["data"]
+    said = applied({"readyReplicas": 1})
     assert said["data"]["established"] == "true"
-    # read from the ConfigMap's metadata: a cache may keep no data (with a plugin that
-    # references ConfigMaps, every ConfigMap is cached as a hash)
-    assert applied(0, {**said, "data": {}})["data"]["established"] == "true"
+    assert applied({"readyReplicas": 0}, said)["data"]["established"] == "true"
+
+
+def test_network_policy_admits_the_clients_the_pods_and_the_operator(monkeypatch) -> None:
+    """Named clients reach Redis and the Sentinels; the pods each other; the operator's
+    pods (in the namespace it runs in) both ports; nobody else. Outside a pod the
+    operator has no rule (it reaches no pod IP through a policy anyway)."""
+    from minop.kit import netpol
+
+    web = {"podSelector": {"matchLabels": {"app": "web"}}}
+    both = [{"protocol": "TCP", "port": 6379}, {"protocol": "TCP", "port": 26379}]
+    spec = {"replicas": 3, "sentinel": {"enabled": True}, "networkPolicy": {"from": [web]}}
+    monkeypatch.setattr(netpol, "pod_namespace", lambda: "minop-system")
+    policy = services.network_policy(inst(**spec))
+    assert policy["spec"]["podSelector"] == {"matchLabels": SEL}
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    operator = {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "minop-system"}},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "minop"}},
+    }
+    assert policy["spec"]["ingress"] == [
+        {"from": [web], "ports": both},
+        {"from": [{"podSelector": {"matchLabels": SEL}}], "ports": both},
+        {"from": [operator], "ports": both},
+    ]
+    monkeypatch.setattr(netpol, "pod_namespace", lambda: None)
+    nobody = services.network_policy(inst(replicas=1, networkPolicy={}))["spec"]["ingress"]
+    assert nobody == [{"from": [{"podSelector": {"matchLabels": SEL}}], "ports": both[:1]}]
+
+
+def test_clients_get_every_command_but_the_administration_unless_told() -> None:
+    default = config.configmap(inst())["data"]
+    assert default["client-commands"] == "+@all -@admin +role"
+    custom = config.configmap(inst(auth={"clientCommands": " +@all   -debug "}))["data"]
+    assert custom["client-commands"] == "+@all -debug"  # one space: init.sh compares it
+    assert config.config_hash(custom) != config.config_hash(default)  # a change rolls the pods
+    # the default user's line takes the ConfigMap's rules; the Sentinels' stays discovery
+    assert 'default_user "$clients"' in default["init.sh"]
+    assert 'default_user "$sentinel_clients"' in default["init.sh"]
