@@ -138,11 +138,8 @@ if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
     # would lose its data. Start only as a replica of a primary the Sentinels name;
     # while they name this pod (the newest election chose it before its data was
     # lost) stay down until they promote a peer, for as long as a peer holds data.
-    # Peers that do not answer are waited for a minute (their node may be gone), not
-    # with OrderedReady: they start only once this pod is Ready.
-    patience=60
-    if [ -z "$parallel" ]; then patience=0; fi
-    deadline=$(( $(date +%s) + patience )) said=0
+    # (Peers that do not answer are waited for a minute: their node may be gone.)
+    deadline=$(( $(date +%s) + 60 )) said=0
     while [ -z "$known" ] || [ "${known#* }" = "$me" ]; do
       held="$(peers_data)"
       if [ -z "$held" ] || { [ "$held" = unknown ] && [ "$(date +%s)" -ge "$deadline" ]; }; then
