@@ -4,9 +4,7 @@ and with failover what the Sentinels need to find each other.
 Keys in ``SCALED`` follow spec.replicas and are read by the scripts when they run
 (init.sh, handover.sh): the config hash on the pod template leaves them out, so
 ``kubectl scale`` restarts no pod. A running Sentinel learns of new peers from their
-hellos, and the operator sets its quorum (roles.align_quorum). ``established`` (also
-unhashed) says the Redis has had a primary: a pod that then starts on an empty
-volume knows its peers may hold data it must not overwrite (init.sh).
+hellos, and the operator sets its quorum (roles.align_quorum).
 """
 
 from __future__ import annotations
@@ -17,11 +15,10 @@ from typing import Any
 from minop import content_hash
 from minop.kit import workloads as wl
 from minop_redis import containers, scripts
-from minop_redis.children import PORT, SENTINEL_PORT, Instance
+from minop_redis.children import SENTINEL_PORT, Instance
 
-# "host:port" of every pod's Sentinel and of its Redis (space-separated), the quorum
-SCALED = ("sentinel-peers", "redis-peers", "sentinel-quorum")
-ESTABLISHED = "established"
+# "host:port" of every pod's Sentinel (space-separated), and the quorum
+SCALED = ("sentinel-peers", "sentinel-quorum")
 
 
 def redis_conf(inst: Instance) -> str:
@@ -80,8 +77,7 @@ def client_commands(spec: Mapping[str, Any]) -> str:
     return " ".join(str(wanted).split()) if wanted else scripts.CLIENT_COMMANDS
 
 
-def configmap(inst: Instance, established: bool = False) -> dict[str, Any]:
-    """``established``: the Redis has had a primary (its status names one)."""
+def configmap(inst: Instance) -> dict[str, Any]:
     data = {
         "redis.conf": redis_conf(inst),
         "init.sh": scripts.INIT,
@@ -92,10 +88,7 @@ def configmap(inst: Instance, established: bool = False) -> dict[str, Any]:
         data["record.sh"] = scripts.RECORD
         peers = (f"{inst.pod_host(i)}:{SENTINEL_PORT}" for i in range(inst.replicas))
         data["sentinel-peers"] = " ".join(peers)
-        data["redis-peers"] = " ".join(f"{inst.pod_host(i)}:{PORT}" for i in range(inst.replicas))
         data["sentinel-quorum"] = str(inst.quorum)
-        if established:
-            data[ESTABLISHED] = "true"
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -106,4 +99,4 @@ def configmap(inst: Instance, established: bool = False) -> dict[str, Any]:
 
 def config_hash(data: dict[str, str]) -> str:
     """What the pods' template annotation records: a change rolls the pods."""
-    return content_hash({k: v for k, v in data.items() if k not in (*SCALED, ESTABLISHED)})
+    return content_hash({k: v for k, v in data.items() if k not in SCALED})

@@ -225,12 +225,6 @@ def _instance(ctx: minop.Context) -> Instance:
     return Instance.of(ctx, wl.operand_image(ctx.spec, "REDIS_IMAGE", DEFAULT_IMAGE))
 
 
-def _established(ctx: minop.Context, inst: Instance) -> bool:
-    """The Redis has had a ready pod; once said, the ConfigMap keeps saying it."""
-    said = (ctx.child(kinds.CONFIGMAP, inst.config_map) or {}).get("data") or {}
-    return cfg.ESTABLISHED in said or int(ctx.status.get("readyReplicas") or 0) > 0
-
-
 def reconcile(ctx: minop.Context) -> dict[str, Any]:
     spec = ctx.spec
     inst = _instance(ctx)
@@ -238,7 +232,7 @@ def reconcile(ctx: minop.Context) -> dict[str, Any]:
     cert = tls.material(ctx)
     sts = ctx.child(kinds.STATEFULSET, inst.name)
     pods = ctx.children(kinds.POD)
-    config = cfg.configmap(inst, established=_established(ctx, inst))
+    config = cfg.configmap(inst)
     ctx.apply(config)
     ctx.apply(services.headless_service(inst))
     ctx.apply(services.client_service(inst))

@@ -9,8 +9,6 @@ and preStop hand-over are in :mod:`minop_redis.containers`.
 
 from __future__ import annotations
 
-from minop_redis.sentinel_init import FOLLOW, SENTINEL_CONF, VIEW
-
 # What clients (the default user) may run on Redis unless spec.auth.clientCommands
 # says otherwise: data, scripting, Pub/Sub, transactions, WAIT, INFO; not @admin
 # (CONFIG: masterauth is the internal password; REPLICAOF, FAILOVER, ACL, DEBUG,
@@ -34,6 +32,53 @@ CLI = (
     'tls="--tls --cacert $d/ca.crt --cert $d/tls.crt --key $d/tls.key"; fi; '
 )
 
+
+# With failover: "views" of whom a Sentinel names primary, "EPOCH HOST PORT" (EPOCH:
+# the config epoch of that primary's election; a later election has a higher one).
+# The file on the data volume outlives the pod: the newest view its Sentinel had.
+VIEW = r"""
+view_file="$REDIS_DATA_DIR/minop-primary"
+# view "EPOCH HOST PORT": echoes it when well formed, else nothing.
+view() {
+  set -- $1
+  if [ $# -eq 3 ] && [ "$1" -ge 0 ] 2>/dev/null && [ "$3" -gt 0 ] 2>/dev/null; then
+    echo "$1 $2 $3"
+  fi
+}
+# sentinel_view HOST PORT: the view of that Sentinel; nothing if it does not answer.
+sentinel_view() {
+  REDISCLI_AUTH="$(cat "$REDIS_AUTH_DIR/replication")" timeout 3 "$cli" $tls --user sentinel \
+    -h "$1" -p "$2" sentinel master "$REDIS_MASTER_NAME" 2>/dev/null | {
+    # field and value a line each (some values are empty lines)
+    ip="" port="" epoch=""
+    while read -r field && read -r value; do
+      case "$field" in
+        ip) ip="$value" ;; port) port="$value" ;; config-epoch) epoch="$value" ;;
+      esac
+    done
+    view "$epoch $ip $port"
+  }
+}
+# newer A B: the view with the higher epoch (A on a tie; either one if the other is empty).
+newer() {
+  if [ -z "$2" ]; then echo "$1"
+  elif [ -z "$1" ] || [ "${2%% *}" -gt "${1%% *}" ]; then echo "$2"
+  else echo "$1"; fi
+}
+recorded() { view "$(cat "$view_file" 2>/dev/null || true)"; }
+# record VIEW; a pod an earlier plugin version made has no data volume in its init
+# container: it starts without (its Sentinel records the next election)
+record() {
+  if ! { echo "$1" > "$view_file.tmp" && mv "$view_file.tmp" "$view_file"; } 2>/dev/null; then
+    echo "cannot record the primary in $view_file: not writable here" >&2
+  fi
+}
+# A static Sentinel ID per pod, from its address.
+sentinel_id() { echo "$REDIS_MASTER_NAME $1" | sha256sum | cut -c1-40; }
+# peers: "host:port" of every pod's Sentinel. In the ConfigMap, not the environment: it
+# follows spec.replicas, and a scale restarts no pod.
+peers() { cat "$REDIS_CONFIG_DIR/sentinel-peers" 2>/dev/null || true; }
+"""
 
 # The init container's script.
 INIT = (
@@ -163,13 +208,62 @@ listen_lines() {
   echo "tls-auth-clients $REDIS_TLS_AUTH_CLIENTS"
   echo "tls-replication yes"
 }
+# ask_sentinels: "epoch host port" of the primary the Sentinels that answer name,
+# the highest config epoch (the newest failover) winning; nothing if none answers.
+ask_sentinels() {
+  best=""
+  for peer in $(peers); do
+    best="$(newer "$best" "$(sentinel_view "${peer%:*}" "${peer##*:}")")"
+  done
+  echo "$best"
+}
 primary_host="" primary_port=""
 if [ "$ordinal" != 0 ]; then
   primary_host="$REDIS_PRIMARY_HOST" primary_port="$REDIS_PRIMARY_PORT"
 fi
-"""
-    + FOLLOW
-    + r"""clients="$(client_commands)"  # set -e: without the ConfigMap key the pod does not start
+if [ -n "${REDIS_SENTINEL_PORT:-}" ]; then
+  if ! since 6 2; then
+    echo "init: failover (spec.sentinel) needs Redis 6.2 or later (Sentinel hostnames" \
+      "and ACL users); $server is $version" >&2
+    exit 1
+  fi
+  # Whom the Sentinels elected wins over the ordinal: after a failover pod 0 is
+  # a replica like any other, and it must never come back as a second primary.
+  me="$REDIS_ANNOUNCE_HOST $REDIS_PORT"
+  known="$(ask_sentinels)"
+  # Named primary but just (re)started: its data may be older than a replica's
+  # (writes after the last fsync). Stay down, so the Sentinels promote the most
+  # up-to-date replica, unless none is elected in time (e.g. no replica left).
+  if [ "${known#* }" = "$me" ] && [ "$(peers | wc -w)" -gt 1 ]; then
+    wait_s=$(( (REDIS_SENTINEL_DOWN_AFTER_MS + REDIS_SENTINEL_FAILOVER_TIMEOUT_MS) / 1000 + 10 ))
+    echo "init: the Sentinels still name this pod primary: waiting up to ${wait_s}s for a failover"
+    deadline=$(( $(date +%s) + wait_s ))
+    while [ "${known#* }" = "$me" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+      sleep 1
+      known="$(ask_sentinels)"
+    done
+  fi
+  # A cold start (every pod restarted, no Sentinel knows more yet): the primary this
+  # pod last recorded, if newer, not pod 0 (which may have been away for hours). Only
+  # when the pods start together: with OrderedReady the others start once this one
+  # is Ready, which a replica of a primary that has not started never is.
+  # (unset in a pod an earlier plugin version made: its StatefulSet was OrderedReady)
+  if [ "${REDIS_POD_MANAGEMENT:-OrderedReady}" = Parallel ]; then
+    known="$(newer "$known" "$(recorded)")"
+  fi
+  epoch=0
+  if [ -n "$known" ]; then
+    epoch="${known%% *}" known="${known#* }"
+    echo "init: the primary is ${known% *}:${known#* } (config epoch $epoch)"
+    if [ "$known" = "$me" ]; then
+      primary_host="" primary_port=""
+    else
+      primary_host="${known% *}" primary_port="${known#* }"
+    fi
+  fi
+  record "$epoch ${primary_host:-$REDIS_ANNOUNCE_HOST} ${primary_port:-$REDIS_PORT}"
+fi
+clients="$(client_commands)"  # set -e: without the ConfigMap key the pod does not start
 conf="$REDIS_RUN_DIR/redis.conf"
 {
   cat "$REDIS_CONFIG_DIR/redis.conf"
@@ -199,14 +293,62 @@ conf="$REDIS_RUN_DIR/redis.conf"
       "+client|unpause"
     # Sentinels and replicas find this pod by its stable DNS name, not its IP.
     echo "replica-announce-ip $REDIS_ANNOUNCE_HOST"
-    if [ -n "$priority" ]; then echo "replica-priority $priority"; fi
   fi
   if [ -n "$primary_host" ]; then echo "replicaof $primary_host $primary_port"; fi
 } > "$conf.tmp"
 mv "$conf.tmp" "$conf"
 if [ "$mode" != restart ]; then : > "$conf.fresh"; fi
+# The Sentinel's file is its state (it rewrites it): written once per pod only.
+sentinel_conf="$REDIS_RUN_DIR/sentinel.conf"
+if [ -n "${REDIS_SENTINEL_PORT:-}" ] && [ ! -f "$sentinel_conf" ]; then
+  if [ -z "$primary_host" ]; then
+    primary_host="$REDIS_ANNOUNCE_HOST" primary_port="$REDIS_PORT"
+  fi
+  m="$REDIS_MASTER_NAME"
+  {
+    bind_line
+    listen_lines "$REDIS_SENTINEL_PORT"
+    echo "dir $REDIS_RUN_DIR"
+    echo 'logfile ""'
+    protected_mode
+    echo "sentinel resolve-hostnames yes"
+    echo "sentinel announce-hostnames yes"
+    echo "sentinel announce-ip $REDIS_ANNOUNCE_HOST"
+    echo "sentinel announce-port $REDIS_SENTINEL_PORT"
+    # A static ID per pod (from its address): a recreated pod's Sentinel is the same
+    # Sentinel to the others, not a new one beside the old, which 6.2 keeps counting
+    # toward the majority a failover needs.
+    addr="$REDIS_ANNOUNCE_HOST:$REDIS_SENTINEL_PORT"
+    echo "sentinel myid $(sentinel_id "$addr")"
+    quorum="$(cat "$REDIS_CONFIG_DIR/sentinel-quorum")"
+    echo "sentinel monitor $m $primary_host $primary_port $quorum"
+    # The epoch of that primary's election, and every peer Sentinel known by its
+    # static ID: on a cold start the Sentinels tell each other (hellos) whom they
+    # last knew, and all follow the newest election, whomever they monitored first.
+    echo "sentinel current-epoch $epoch"
+    echo "sentinel config-epoch $m $epoch"
+    for peer in $(peers); do
+      if [ "$peer" != "$addr" ]; then
+        echo "sentinel known-sentinel $m ${peer%:*} ${peer##*:} $(sentinel_id "$peer")"
+      fi
+    done
+    # every primary it learns of is recorded on the data volume (record.sh)
+    echo "sentinel client-reconfig-script $m $REDIS_CONFIG_DIR/record.sh"
+    echo "sentinel down-after-milliseconds $m $REDIS_SENTINEL_DOWN_AFTER_MS"
+    echo "sentinel failover-timeout $m $REDIS_SENTINEL_FAILOVER_TIMEOUT_MS"
+    echo "sentinel parallel-syncs $m 1"
+    echo "sentinel auth-user $m sentinel"
+    echo "sentinel auth-pass $m $(redis_password)"
+    # Clients ask with the client password; Sentinels among themselves (and the
+    # operator) as user sentinel.
+    default_user "$sentinel_clients"
+    echo "user sentinel on$(internal_hashes) ~* &* +@all"
+    echo "sentinel sentinel-user sentinel"
+    echo "sentinel sentinel-pass $(redis_password)"
+  } > "$sentinel_conf.tmp"
+  mv "$sentinel_conf.tmp" "$sentinel_conf"
+fi
 """
-    + SENTINEL_CONF
 )
 
 # The Sentinel's client-reconfig-script (record.sh in the ConfigMap).

@@ -45,9 +45,7 @@ from redis_servers import Server
 from test_redis_real_failover import three_with_sentinels
 
 FAULTS = ("kill_primary", "kill_sentinel", "kill_both", "recreate", "partition")
-# every pod restarted: pod 0 stale or empty, or the last primary empty (one drawn; in a
-# schedule "cold_start:<variant>" names one of operations.COLD_STARTS)
-COLD = ("cold_start",)
+COLD = ("cold_start",)  # every pod restarted, pod 0 stale or empty
 ROLLOUT = ("rollout",)  # every pod replaced in the StatefulSet's order, the operator ticking
 SCALE = ("scale",)  # one pod more, then one less
 TIMEOUT = 2.0  # seconds a client waits for an answer before it reconnects
@@ -257,11 +255,8 @@ def run(
             kind = schedule[len(report.faults)] if schedule else rng.choice(kinds)
             print(f"seed {seed}, fault {len(report.faults) + 1}: {kind}", flush=True)
             before = sampler.samples
-            if kind.partition(":")[0] in COLD:
-                variant = kind.partition(":")[2]
-                report.faults.append(
-                    operations.cold_start(c, rng, lambda: len(client.acked), seed, variant)
-                )
+            if kind in COLD:
+                report.faults.append(operations.cold_start(c, rng, lambda: len(client.acked), seed))
             elif kind in ROLLOUT:
                 report.faults.append(operations.rolling(c, rng, seed))
             elif kind in SCALE:

@@ -16,45 +16,31 @@ from typing import Any
 from minop_redis import rollout as order
 from operator_view import operator_rollout_tick, pods_on, sentinels_agree
 from redis_pod import wait
-from redis_pods import FIRST, Cluster
+from redis_pods import Cluster
 from redis_servers import AS_ROOT
 
 TICK_S = 0.5  # between the operator's ticks here (its timer: 2 s)
 
 
-COLD_STARTS = ("stale", "empty", "primary-empty")
-
-
-def cold_start(
-    c: Cluster, rng: random.Random, acked: Callable[[], int], seed: int, which: str = ""
-) -> str:
+def cold_start(c: Cluster, rng: random.Random, acked: Callable[[], int], seed: int) -> str:
     """Pod 0 away (deleted; a hand-over first if it was primary) while the others
     take writes (``acked``: how many so far); then every pod deleted at once and
     created again as the StatefulSet does (podManagementPolicy: all at once, or in
-    order), with fresh Sentinels; pod 0 stale (its data from before it went away) or
-    on an empty volume, or the last primary's volume empty (its claim lost): ``which``
-    of ``COLD_STARTS``, else one drawn."""
-    which = which or rng.choice(COLD_STARTS)
-    # what the operator wrote to the ConfigMap once the first pod was ready
-    c.established = True
-    c.write_config()
+    order), with fresh Sentinels and, for ``empty``, pod 0 on an empty volume."""
+    empty = rng.random() < 0.5
     c.pods[0].delete()
     before = acked()
     wait(lambda: acked() >= before + 20, f"writes without pod 0 (seed {seed})", 60)
-    primary = next(
-        p for p in c.pods[1:] if "role:master" in p.cli("info", "replication", password=FIRST)
-    )
     stops = [threading.Thread(target=p.delete) for p in c.pods[1:]]
     for t in stops:
         t.start()
     for t in stops:
         t.join()
-    lost = {"stale": None, "empty": c.pods[0], "primary-empty": primary}[which]
-    if lost is not None:
-        shutil.rmtree(lost.data)
-        lost.data.mkdir()
+    if empty:
+        shutil.rmtree(c.pods[0].data)
+        c.pods[0].data.mkdir()
         if AS_ROOT:
-            os.chown(lost.data, c.uid, c.gid)
+            os.chown(c.pods[0].data, c.uid, c.gid)
     for p in c.pods:
         p.wipe_run()
     if c.pod_management == "Parallel":
@@ -65,9 +51,7 @@ def cold_start(
         for p in c.pods:
             p.start()
             wait(p.probe, f"{p.name} to be ready (seed {seed})", 60)
-    if which == "primary-empty":
-        return f"cold start, the last primary {primary.name} on an empty volume"
-    return f"cold start, pod 0 {'on an empty volume' if which == 'empty' else 'stale'}"
+    return f"cold start, pod 0 {'on an empty volume' if empty else 'stale'}"
 
 
 _rollouts = 0

@@ -16,6 +16,8 @@ from minop_redis import children
 from partition import Link
 from redis_servers import AS_ROOT
 
+from minop.kit.testing import free_port
+
 if TYPE_CHECKING:
     from redis_pods import Cluster
 
@@ -36,7 +38,7 @@ class Pod:
         self.c, self.ordinal, self.name = cluster, ordinal, f"r-{ordinal}"
         # its image's server: the cluster's, or another version's (a canary)
         self.server = cluster.pod_servers.get(ordinal, cluster.server)
-        self.port = cluster.redis_ports[ordinal]
+        self.port = free_port()
         # with a partition: its own address, the source of the connections it opens
         self.address = f"127.0.1.{ordinal + 1}" if cluster.partition else "127.0.0.1"
         self.links = [
@@ -113,10 +115,9 @@ class Pod:
         if self.earlier:  # its init container cannot write the data volume (not mounted)
             self.data.chmod(0o500)
         try:
-            # init waits for its peers at times (a cold start, an empty volume)
             with (self.c.root / f"{self.name}-init.log").open("ab") as log:
                 subprocess.run(
-                    cmd, env=self.env(init["env"]), check=True, timeout=150, stdout=log, stderr=log
+                    cmd, env=self.env(init["env"]), check=True, timeout=30, stdout=log, stderr=log
                 )
         finally:
             self.data.chmod(mode)

@@ -70,11 +70,7 @@ class Cluster:
         if tls.settings(spec):
             self.write_tls(tls_secret_data("r"))
         self.pods: list[Pod] = []
-        # per ordinal, as a pod's stable DNS name is
         self.sentinel_ports: list[int] = []
-        self.redis_ports: list[int] = []
-        # the operator's "established" in the ConfigMap: the Redis has had a ready pod
-        self.established = False
         self.write_config()
 
     def write_config(self) -> None:
@@ -82,14 +78,12 @@ class Cluster:
         the pods' local addresses (what their stable DNS names resolve to in a cluster)."""
         while len(self.sentinel_ports) < self.inst.replicas:
             self.sentinel_ports.append(free_port())
-            self.redis_ports.append(free_port())
-        data = config.configmap(self.inst, self.established)["data"]
-        peers = {"sentinel-peers": self.sentinel_ports, "redis-peers": self.redis_ports}
-        for key, ports in peers.items():
-            if key in data:
-                data[key] = " ".join(
-                    f"{self.announced(i)}:{p}" for i, p in enumerate(ports[: self.inst.replicas])
-                )
+        data = config.configmap(self.inst)["data"]
+        if "sentinel-peers" in data:
+            ports = self.sentinel_ports[: self.inst.replicas]
+            data["sentinel-peers"] = " ".join(
+                f"{self.announced(i)}:{p}" for i, p in enumerate(ports)
+            )
         # not a user of the product: the test's administrator (see the module docstring)
         digest = hashlib.sha256(ADMIN_PASSWORD).hexdigest()
         data["redis.conf"] += f"user {ADMIN_USER} on #{digest} ~* +@all\n"

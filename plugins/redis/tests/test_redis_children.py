@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from minop_redis import children, config, hooks, services
+from minop_redis import children, config, services
 from minop_redis.children import Instance
 from minop_redis.crd import DEFINITION, EXAMPLE
 
-from minop import kinds
 from minop.kit.crd import undocumented
-from minop.kit.testing import FakeContext
 
 SEL = {"app.kubernetes.io/instance": "r", "app.kubernetes.io/managed-by": "minop"}
 LABELS = {**SEL, "app.kubernetes.io/part-of": "redis"}
@@ -229,41 +227,8 @@ def test_scaling_changes_nothing_a_running_pod_runs() -> None:
         assert config.configmap(i)["data"]["sentinel-peers"].split() == [
             f"r-{k}.r-headless.ns.svc:26379" for k in range(n)
         ]
-        assert config.configmap(i)["data"]["redis-peers"].split() == [
-            f"r-{k}.r-headless.ns.svc:6379" for k in range(n)
-        ]
         assert config.configmap(i)["data"]["sentinel-quorum"] == str(n // 2 + 1)
     assert len(shapes) == 1
-
-
-def test_established_is_in_the_configmap_but_restarts_no_pod() -> None:
-    """Once the Redis has had a ready pod the ConfigMap says so (init.sh: a pod on an
-    empty volume then never becomes primary while a peer holds data); saying it later
-    changes nothing the config hash covers."""
-    i = inst(replicas=3, sentinel={"enabled": True})
-    new, old = config.configmap(i)["data"], config.configmap(i, established=True)["data"]
-    assert "established" not in new and old["established"] == "true"
-    assert config.config_hash(new) == config.config_hash(old)
-    assert "established" not in config.configmap(inst(replicas=3), established=True)["data"]
-
-
-def test_established_follows_the_first_ready_pod_and_stays() -> None:
-    """What the operator applies: no ``established`` before a pod was ready, then
-    always (a cold start later, every pod down, still has it)."""
-    [resource] = hooks.minop_resources()
-    spec = {"replicas": 3, "sentinel": {"enabled": True}}
-
-    def applied(status: dict[str, Any], *objects: dict[str, Any]) -> dict[str, Any]:
-        ctx = FakeContext(resource, spec, name="r", status=status, objects=objects)
-        hooks.reconcile(ctx)
-        found = ctx.get(kinds.CONFIGMAP, "r-config")
-        assert found is not None
-        return found
-
-    assert "established" not in applied({"readyReplicas": 0})["data"]
-    said = applied({"readyReplicas": 1})
-    assert said["data"]["established"] == "true"
-    assert applied({"readyReplicas": 0}, said)["data"]["established"] == "true"
 
 
 def test_network_policy_admits_the_clients_the_pods_and_the_operator(monkeypatch) -> None:

@@ -40,16 +40,6 @@ def test_a_cold_start_with_a_stale_or_empty_pod_0_loses_no_acknowledged_write(
     assert not report.lost, f"{report.summary()}: {report.problems()}"
 
 
-def test_a_cold_start_with_the_last_primary_on_an_empty_volume_loses_no_acknowledged_write(
-    todays_server: Server,
-) -> None:
-    """The primary moved off pod 0, then every pod restarts and the primary's claim is
-    new and empty: the records of every other pod name it, yet its peers hold the data
-    (issue 29: an empty volume never becomes primary while a peer has data)."""
-    report = nemesis.replay(todays_server, faults=1, schedule=("cold_start:primary-empty",))
-    assert not report.lost, f"{report.summary()}: {report.problems()}"
-
-
 def test_rollouts_and_scaling_under_writes_lose_no_acknowledged_write(
     todays_server: Server,
 ) -> None:
