@@ -1,18 +1,23 @@
 """The only module that speaks HTTP to the API server; ``minop.kube.Kube`` is the
 client built on it.
 
-Built on pykube-ng's config and TLS/auth adapter (every pykube use is here, so
-moving to its fork ``new-pykube`` is a one-line change) and closes its gaps:
-separate connection pools for watches, read timeouts above the watch's
-``timeoutSeconds``, 429/5xx retries honouring ``Retry-After``, a client-side
-rate limit, re-read service-account tokens, a User-Agent naming host and pid, a
-request counter, and a write fence for leader election.
+Built on pykube-ng's config (every pykube use is here, so moving to its fork
+``new-pykube`` is a one-line change). Ordinary requests go through
+``minop.transport``: kept ``http.client`` connections with the kubeconfig's TLS and
+static credentials, or, for what only pykube-ng's TLS/auth adapter can do (exec
+plugins, auth-providers, a proxy), requests with that adapter; watches always use
+requests with the adapter. It closes the adapter's gaps: separate connection pools
+for watches, read timeouts above the watch's ``timeoutSeconds``, 429/5xx retries
+honouring ``Retry-After``, a client-side rate limit, re-read service-account tokens,
+a User-Agent naming host and pid, a request counter, and a write fence for leader
+election.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import random
 import socket
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlparse
+from urllib.parse import urlencode, urlparse
 
 import pykube
 import requests
@@ -31,10 +36,21 @@ from minop.metrics import Metrics
 from minop.objects import Obj
 from minop.ratelimit import RateLimiter
 from minop.resource import Kind
+from minop.transport import (
+    IDEMPOTENT,
+    Response,
+    Session,
+    Transport,
+    TransportError,
+    fallback_reason,
+    pooled,
+)
 from minop.watchstream import WatchStream
 
+log = logging.getLogger("minop.rest")
+
 # Methods whose retry after a 5xx or a dropped connection cannot apply twice.
-_IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "PATCH"}
+_IDEMPOTENT = IDEMPOTENT
 MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is waited this long
 
 
@@ -42,23 +58,23 @@ def user_agent(version: str) -> str:
     return f"minop/{version} ({socket.gethostname()}/{os.getpid()})"
 
 
-def _error(resp: requests.Response) -> ApiError:
+def _error(resp: Response) -> ApiError:
     try:
-        body = resp.json()
+        body = json.loads(resp.body)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
     reason = body.get("reason") or resp.reason or ""
-    message = body.get("message") or resp.text[:500]
-    cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status_code, ApiError)
-    try:
+    message = body.get("message") or resp.body[:500].decode(errors="replace")
+    cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status, ApiError)
+    try:  # an http.client message answers None for a missing name, never KeyError
         retry_after: float | None = min(
-            MAX_RETRY_AFTER, max(0.0, float(resp.headers["Retry-After"]))
+            MAX_RETRY_AFTER, max(0.0, float(resp.headers.get("Retry-After") or ""))
         )
-    except (KeyError, ValueError):
+    except ValueError:
         retry_after = None
-    return cls(resp.status_code, reason, message, body, retry_after)
+    return cls(resp.status, reason, message, body, retry_after)
 
 
 class _TokenFile:
@@ -104,6 +120,7 @@ class RestClient:
         # they never starve ordinary requests (requests pools 10 by default).
         self._session = self._new_session(agent, pool_size)
         self._watch_session = self._new_session(agent, watch_pool_size)
+        self._transport = self._new_transport(agent, pool_size)
         # Leader election installs a fence; once it says no, writes are refused.
         self.fence: Callable[[], bool] | None = None
 
@@ -118,6 +135,28 @@ class RestClient:
         session.proxies = requests.utils.get_environ_proxies(self.server)
         session.trust_env = False
         return session
+
+    def _new_transport(self, agent: str, pool: int) -> Transport:
+        """Kept http.client connections unless the kubeconfig or the environment needs
+        what only requests with pykube-ng's adapter does (decided once, as the proxy)."""
+        cluster, user = self.config.cluster, self.config.user
+        why = fallback_reason(cluster, user, proxied=bool(self._session.proxies))
+        transport: Transport
+        if why:
+            transport = Session(self._session, self.server)
+            log.info("API transport for %s: requests (because of %s)", self.host, why)
+        else:
+            # a token file is read per request (_auth); a static token or basic auth is
+            # set once
+            transport = pooled(cluster, user, size=pool, agent=agent)
+            log.info("API transport for %s: http.client, %d kept connections", self.host, pool)
+        self.metrics.rest_transport.set(1, host=self.host, transport=transport.name)
+        return transport
+
+    @property
+    def transport(self) -> str:
+        """Which transport ordinary requests take: http.client or requests."""
+        return self._transport.name
 
     def with_timeouts(self, timeout: float, retries: int) -> Self:
         """This client with other timeouts (same connections, limiter and metrics)."""
@@ -157,8 +196,9 @@ class RestClient:
 
         A write is checked against the fence on every attempt, after the rate limiter
         and after each retry's wait: it can never land once leadership is in doubt."""
-        data = None if body is None else json.dumps(body)
+        data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
+        target = f"{path}?{urlencode(params, doseq=True)}" if params else path
         attempt = 0
         while True:
             attempt += 1
@@ -166,29 +206,20 @@ class RestClient:
             if fenced and method != "GET" and self.fence is not None and not self.fence():
                 raise WritesFenced(f"{method} {path}: leadership lost, write refused")
             try:
-                resp = self._session.request(
-                    method,
-                    self.server + path,
-                    params=params,
-                    data=data,
-                    headers=self._auth(headers),
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as e:
+                resp = self._transport.send(method, target, data, self._auth(headers), self.timeout)
+            except TransportError as e:
                 self.metrics.rest_requests.inc(code="<error>", method=method, host=self.host)
                 err = ApiError(0, "ConnectionError", f"{method} {path}: {e}")
                 if method in _IDEMPOTENT and attempt < self.retries:
                     time.sleep(self._backoff(attempt))
                     continue
                 raise err from e
-            self.metrics.rest_requests.inc(
-                code=str(resp.status_code), method=method, host=self.host
-            )
-            if resp.status_code < 400:
-                return resp.json() if resp.content else {}
+            self.metrics.rest_requests.inc(code=str(resp.status), method=method, host=self.host)
+            if resp.status < 400:
+                return json.loads(resp.body) if resp.body else {}
             err = _error(resp)
-            retry = resp.status_code == 429 or (
-                resp.status_code >= 500 and err.retryable and method in _IDEMPOTENT
+            retry = resp.status == 429 or (
+                resp.status >= 500 and err.retryable and method in _IDEMPOTENT
             )
             if retry and attempt < self.retries:
                 wait = err.retry_after
@@ -240,6 +271,7 @@ class RestClient:
             raise ApiError(0, "ConnectionError", f"watch {kind}: {e}") from e
         self.metrics.rest_requests.inc(code=str(resp.status_code), method="WATCH", host=self.host)
         if resp.status_code >= 400:
+            answer = Response(resp.status_code, resp.reason or "", resp.headers, resp.content)
             resp.close()
-            raise _error(resp)
+            raise _error(answer)
         return WatchStream(resp)
