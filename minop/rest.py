@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlencode, urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 import pykube
 import requests
@@ -51,6 +51,7 @@ log = logging.getLogger("minop.rest")
 
 # Methods whose retry after a 5xx or a dropped connection cannot apply twice.
 _IDEMPOTENT = IDEMPOTENT
+_PATH_SAFE = "/%:@!$&'()*+,;=~"
 MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is waited this long
 
 
@@ -198,7 +199,10 @@ class RestClient:
         and after each retry's wait: it can never land once leadership is in doubt."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
-        target = f"{path}?{urlencode(params, doseq=True)}" if params else path
+        # what requests did: characters a URL cannot carry are escaped, escapes kept
+        target = quote(path, safe=_PATH_SAFE)
+        if params:
+            target += "?" + urlencode(params, doseq=True)
         attempt = 0
         while True:
             attempt += 1

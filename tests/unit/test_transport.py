@@ -335,3 +335,10 @@ def test_what_only_requests_can_do_falls_back_to_it(
     assert f'minop_rest_transport{{host="{kube.host}",transport="requests"}} 1' in (
         kube.metrics.render()
     )
+
+
+def test_a_path_is_escaped_as_requests_escaped_it(serve):
+    s = serve()
+    with pytest.raises(NotFound):
+        s.kube().get(CONFIGMAP, "missing é/%41", "ns")
+    assert s.requests[0][1] == "/api/v1/namespaces/ns/configmaps/missing%20%C3%A9/%41"
