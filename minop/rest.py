@@ -147,8 +147,6 @@ class RestClient:
             transport = Session(self._session, self.server)
             log.info("API transport for %s: requests (because of %s)", self.host, why)
         else:
-            # a token file is read per request (_auth); a static token or basic auth is
-            # set once
             transport = pooled(cluster, user, size=pool, agent=agent)
             log.info("API transport for %s: http.client, %d kept connections", self.host, pool)
         self.metrics.rest_transport.set(1, host=self.host, transport=transport.name)

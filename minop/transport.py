@@ -123,10 +123,8 @@ class Pooled:
         self._slots = threading.BoundedSemaphore(size)
         self._idle: list[http.client.HTTPConnection] = []
         self._lock = threading.Lock()
-        self.opened = 0  # connections made (tests, debugging)
 
     def _connect(self, timeout: float) -> http.client.HTTPConnection:
-        self.opened += 1
         if self.context is None:
             return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         conn = _HTTPS(self.host, self.port, timeout=timeout, context=self.context)
@@ -157,7 +155,7 @@ class Pooled:
             conn, reused = self._take(timeout)
             try:
                 return self._exchange(conn, method, target, body, headers)
-            except (ConnectionError, http.client.RemoteDisconnected) as e:
+            except ConnectionError as e:  # http.client.RemoteDisconnected among them
                 if not (reused and method in IDEMPOTENT):
                     raise TransportError(f"{type(e).__name__}: {e}") from e
             # The server dropped a kept connection as the request went out: once more, anew.
@@ -213,17 +211,15 @@ def fallback_reason(cluster: Mapping[str, Any], user: Mapping[str, Any], proxied
     return ""
 
 
-def pooled(
-    cluster: Mapping[str, Any], user: Mapping[str, Any], *, size: int, agent: str,
-    static_auth: bool = True,
-) -> Pooled:  # fmt: skip
-    """A ``Pooled`` for a kubeconfig ``fallback_reason`` accepts; ``static_auth``: its
-    token or basic credentials go on every request (False: the caller adds its own)."""
+def pooled(cluster: Mapping[str, Any], user: Mapping[str, Any], *, size: int, agent: str) -> Pooled:
+    """A ``Pooled`` for a kubeconfig ``fallback_reason`` accepts. A static token or basic
+    credentials go on every request; the caller's Authorization header (a token file's,
+    re-read) takes precedence."""
     server = str(cluster["server"])
     headers = {"User-Agent": agent}
-    if static_auth and user.get("token"):
+    if user.get("token"):
         headers["Authorization"] = f"Bearer {user['token']}"
-    elif static_auth and user.get("username"):
+    elif user.get("username"):
         pair = f"{user['username']}:{user['password']}".encode()
         headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
     if urlparse(server).scheme == "http":
