@@ -49,6 +49,7 @@ class Server:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # as the API server: no delayed-ACK stalls
 
             def setup(self):
                 super().setup()
