@@ -223,8 +223,9 @@ class Metrics:
         )
         self.rest_transport = g(
             "minop_rest_transport",
-            "1 for the transport ordinary API requests take: http.client (kept connections) "
-            "or requests (pykube-ng's adapter, for exec plugins, auth-providers, proxies).",
+            "1 for the transport ordinary API requests take, 0 for the other: http.client "
+            "(kept connections) or requests (pykube-ng's adapter: exec plugins, "
+            "auth-providers, proxies).",
             ("host", "transport"),
         )
         self.watch_restarts = c(

@@ -38,6 +38,7 @@ from minop.ratelimit import RateLimiter
 from minop.resource import Kind
 from minop.transport import (
     IDEMPOTENT,
+    Pooled,
     Response,
     Session,
     Transport,
@@ -121,7 +122,7 @@ class RestClient:
         # they never starve ordinary requests (requests pools 10 by default).
         self._session = self._new_session(agent, pool_size)
         self._watch_session = self._new_session(agent, watch_pool_size)
-        self._transport = self._new_transport(agent, pool_size)
+        self.use_transport(self._new_transport(agent, pool_size))
         # Leader election installs a fence; once it says no, writes are refused.
         self.fence: Callable[[], bool] | None = None
 
@@ -149,8 +150,14 @@ class RestClient:
         else:
             transport = pooled(cluster, user, size=pool, agent=agent)
             log.info("API transport for %s: http.client, %d kept connections", self.host, pool)
-        self.metrics.rest_transport.set(1, host=self.host, transport=transport.name)
         return transport
+
+    def use_transport(self, transport: Transport) -> None:
+        """Send ordinary requests through ``transport`` (and say so in /metrics)."""
+        self._transport = transport
+        for name in (Session.name, Pooled.name):
+            value = 1 if name == transport.name else 0
+            self.metrics.rest_transport.set(value, host=self.host, transport=name)
 
     @property
     def transport(self) -> str:

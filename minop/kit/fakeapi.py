@@ -85,7 +85,7 @@ class FakeApi(FakeStore):
         kube = Kube(doc, agent=agent, **{"retries": 1, **kw})
         for session in (kube._session, kube._watch_session):
             session.mount(SERVER, _Transport(self))
-        kube._transport = Session(kube._session, kube.server)  # through the mount above
+        kube.use_transport(Session(kube._session, kube.server))  # through the mount above
         return kube
 
     # -- requests --------------------------------------------------------------------

@@ -333,9 +333,9 @@ def test_what_only_requests_can_do_falls_back_to_it(
     kube = s.kube({"certificate-authority-data": b64(tls["ca.crt"])}, user)
     assert kube.transport == "requests"
     assert why in caplog.text and "requests" in caplog.text
-    assert f'minop_rest_transport{{host="{kube.host}",transport="requests"}} 1' in (
-        kube.metrics.render()
-    )
+    text = kube.metrics.render()
+    assert f'minop_rest_transport{{host="{kube.host}",transport="requests"}} 1' in text
+    assert f'minop_rest_transport{{host="{kube.host}",transport="http.client"}} 0' in text
 
 
 def test_a_path_is_escaped_as_requests_escaped_it(serve):
