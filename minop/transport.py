@@ -97,6 +97,10 @@ class _HTTPS(http.client.HTTPSConnection):
         )
 
 
+# A kept connection the server closed, as the next request meets it.
+_DROPPED = (ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)  # RemoteDisconnected too
+
+
 def _readable(sock: socket.socket) -> bool:
     poll = select.poll()
     poll.register(sock, select.POLLIN)
@@ -155,7 +159,7 @@ class Pooled:
             conn, reused = self._take(timeout)
             try:
                 return self._exchange(conn, method, target, body, headers)
-            except ConnectionError as e:  # http.client.RemoteDisconnected among them
+            except _DROPPED as e:
                 if not (reused and method in IDEMPOTENT):
                     raise TransportError(f"{type(e).__name__}: {e}") from e
             # The server dropped a kept connection as the request went out: once more, anew.

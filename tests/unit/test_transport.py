@@ -198,12 +198,15 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(serve, tls):
     assert s.connections == 2 and len(s.requests) == 2  # seen closed before use: not sent
 
 
-def test_a_kept_connection_dropped_under_a_request_is_retried_once_if_idempotent(serve):
+@pytest.mark.parametrize("secure", [False, True], ids=["http", "https"])
+def test_a_kept_connection_dropped_under_a_request_is_retried_once_if_idempotent(
+    serve, tls, secure
+):
     """The server closes a kept connection as a request arrives (its idle timeout racing
     the request): a GET goes again on a new connection, inside one attempt of the client;
     a POST may have been acted on, so it is not sent again."""
-    s = serve()
-    kube = s.kube()
+    s = serve(tls=tls if secure else None)
+    kube = s.kube({"certificate-authority-data": b64(tls["ca.crt"])} if secure else {})
     kube.get(CONFIGMAP, "a", "ns")
     s.drop_next = True
     assert kube.get(CONFIGMAP, "b", "ns")["path"].endswith("/b")
