@@ -204,10 +204,12 @@ class RestClient:
         and after each retry's wait: it can never land once leadership is in doubt."""
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
-        # what requests did: characters a URL cannot carry are escaped, escapes kept
+        # as requests did: characters a URL cannot carry escaped (escapes kept), a
+        # parameter that is None left out
         target = quote(path, safe=_PATH_SAFE)
-        if params:
-            target += "?" + urlencode(params, doseq=True)
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, True)
+        if query:
+            target += "?" + query
         attempt = 0
         while True:
             attempt += 1

@@ -184,9 +184,11 @@ def test_query_parameters_are_encoded(serve):
     s = serve()
     kube = s.kube()
     kube.list(CONFIGMAP, "ns", label_selector="a=b,c in (d)")
-    assert s.requests[0][1] == (
-        "/api/v1/namespaces/ns/configmaps?limit=500&labelSelector=a%3Db%2Cc+in+%28d%29"
-    )
+    kube.patch(CONFIGMAP, "x", {}, "ns", params={"dryRun": None, "fieldManager": "m"})
+    assert [p for _, p, _, _ in s.requests] == [
+        "/api/v1/namespaces/ns/configmaps?limit=500&labelSelector=a%3Db%2Cc+in+%28d%29",
+        "/api/v1/namespaces/ns/configmaps/x?fieldManager=m",
+    ]
 
 
 def test_a_connection_the_server_closed_while_idle_is_replaced(serve, tls):
