@@ -155,9 +155,22 @@ class RestClient:
     def use_transport(self, transport: Transport) -> None:
         """Send ordinary requests through ``transport`` (and say so in /metrics)."""
         self._transport = transport
-        for name in (Session.name, Pooled.name):
-            value = 1 if name == transport.name else 0
-            self.metrics.rest_transport.set(value, host=self.host, transport=name)
+        self._show_transport()
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:  # the manager hands over its own
+        self._metrics = metrics
+        self._show_transport()
+
+    def _show_transport(self) -> None:
+        if hasattr(self, "_transport") and hasattr(self, "_metrics"):
+            for name in (Session.name, Pooled.name):
+                value = 1 if name == self._transport.name else 0
+                self._metrics.rest_transport.set(value, host=self.host, transport=name)
 
     @property
     def transport(self) -> str:

@@ -15,6 +15,7 @@ from minop.apierrors import ApiError, NotFound
 from minop.kinds import CONFIGMAP
 from minop.kit.testing import tls_secret_data
 from minop.kube import Kube
+from minop.metrics import Metrics
 
 
 @pytest.fixture(scope="module")
@@ -348,3 +349,12 @@ def test_a_path_is_escaped_as_requests_escaped_it(serve):
     with pytest.raises(NotFound):
         s.kube().get(CONFIGMAP, "missing é/%41", "ns")
     assert s.requests[0][1] == "/api/v1/namespaces/ns/configmaps/missing%20%C3%A9/%41"
+
+
+def test_the_transport_is_shown_in_metrics_handed_over_later(serve):
+    """The manager gives the client its own Metrics after the client was made."""
+    kube = serve().kube()
+    kube.metrics = Metrics()
+    assert f'minop_rest_transport{{host="{kube.host}",transport="http.client"}} 1' in (
+        kube.metrics.render()
+    )
