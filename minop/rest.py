@@ -122,7 +122,7 @@ class RestClient:
         # they never starve ordinary requests (requests pools 10 by default).
         self._session = self._new_session(agent, pool_size)
         self._watch_session = self._new_session(agent, watch_pool_size)
-        self.use_transport(self._new_transport(agent, pool_size))
+        self.use_transport(*self._new_transport(agent, pool_size))
         # Leader election installs a fence; once it says no, writes are refused.
         self.fence: Callable[[], bool] | None = None
 
@@ -138,23 +138,25 @@ class RestClient:
         session.trust_env = False
         return session
 
-    def _new_transport(self, agent: str, pool: int) -> Transport:
+    def _new_transport(self, agent: str, pool: int) -> tuple[Transport, str]:
         """Kept http.client connections unless the kubeconfig or the environment needs
         what only requests with pykube-ng's adapter does (decided once, as the proxy)."""
         cluster, user = self.config.cluster, self.config.user
         why = fallback_reason(cluster, user, proxied=bool(self._session.proxies))
         transport: Transport
         if why:
-            transport = Session(self._session, self.server)
-            log.info("API transport for %s: requests (because of %s)", self.host, why)
+            transport, note = Session(self._session, self.server), f"requests (because of {why})"
         else:
             transport = pooled(cluster, user, size=pool, agent=agent)
-            log.info("API transport for %s: http.client, %d kept connections", self.host, pool)
-        return transport
+            note = f"http.client, {pool} kept connections"
+        # the manager logs it at INFO once started (a start-up error stays one line)
+        log.debug("API transport for %s: %s", self.host, note)
+        return transport, note
 
-    def use_transport(self, transport: Transport) -> None:
-        """Send ordinary requests through ``transport`` (and say so in /metrics)."""
-        self._transport = transport
+    def use_transport(self, transport: Transport, note: str = "") -> None:
+        """Send ordinary requests through ``transport`` (and say so in /metrics);
+        ``transport_note`` says which and why, for the manager's start-up line."""
+        self._transport, self.transport_note = transport, note or transport.name
         self._show_transport()
 
     @property

@@ -335,10 +335,11 @@ def test_what_only_requests_can_do_falls_back_to_it(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     s = serve(tls=tls)
-    caplog.set_level("INFO", logger="minop.rest")
+    caplog.set_level("DEBUG", logger="minop.rest")
     kube = s.kube({"certificate-authority-data": b64(tls["ca.crt"])}, user)
     assert kube.transport == "requests"
     assert why in caplog.text and "requests" in caplog.text
+    assert why in kube.transport_note
     text = kube.metrics.render()
     assert f'minop_rest_transport{{host="{kube.host}",transport="requests"}} 1' in text
     assert f'minop_rest_transport{{host="{kube.host}",transport="http.client"}} 0' in text
