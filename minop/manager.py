@@ -128,7 +128,10 @@ class Manager:
         self._wait_synced()
         names = ", ".join(f"{c.binding.plugin}:{k.kind}" for k, c in self.controllers.items())
         scope = ",".join(self.settings.namespaces) or "all namespaces"
-        log.info("minop %s serving %s in %s", __version__, names or "none", scope)
+        log.info(
+            "minop %s serving %s in %s; API transport: %s",
+            __version__, names or "none", scope, getattr(self.kube, "transport_note", "-"),
+        )  # fmt: skip
 
     def bind(self) -> None:
         """A controller per resource of the started plugins (no API call)."""

@@ -221,6 +221,13 @@ class Metrics:
             "Number of HTTP requests, partitioned by status code, method, and host.",
             ("code", "method", "host"),
         )
+        self.rest_transport = g(
+            "minop_rest_transport",
+            "1 for the transport ordinary API requests take, 0 for the other: http.client "
+            "(kept connections) or requests (pykube-ng's adapter: exec plugins, "
+            "auth-providers, proxies).",
+            ("host", "transport"),
+        )
         self.watch_restarts = c(
             "minop_watch_restarts_total",
             "Watch stream restarts per kind and reason.",

@@ -1,18 +1,23 @@
 """The only module that speaks HTTP to the API server; ``minop.kube.Kube`` is the
 client built on it.
 
-Built on pykube-ng's config and TLS/auth adapter (every pykube use is here, so
-moving to its fork ``new-pykube`` is a one-line change) and closes its gaps:
-separate connection pools for watches, read timeouts above the watch's
-``timeoutSeconds``, 429/5xx retries honouring ``Retry-After``, a client-side
-rate limit, re-read service-account tokens, a User-Agent naming host and pid, a
-request counter, and a write fence for leader election.
+Built on pykube-ng's config (every pykube use is here, so moving to its fork
+``new-pykube`` is a one-line change). Ordinary requests go through
+``minop.transport``: kept ``http.client`` connections with the kubeconfig's TLS and
+static credentials, or, for what only pykube-ng's TLS/auth adapter can do (exec
+plugins, auth-providers, a proxy), requests with that adapter; watches always use
+requests with the adapter. It closes the adapter's gaps: separate connection pools
+for watches, read timeouts above the watch's ``timeoutSeconds``, 429/5xx retries
+honouring ``Retry-After``, a client-side rate limit, re-read service-account tokens,
+a User-Agent naming host and pid, a request counter, and a write fence for leader
+election.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import random
 import socket
@@ -20,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
-from urllib.parse import urlparse
+from urllib.parse import quote, urlencode, urlparse
 
 import pykube
 import requests
@@ -31,10 +36,23 @@ from minop.metrics import Metrics
 from minop.objects import Obj
 from minop.ratelimit import RateLimiter
 from minop.resource import Kind
+from minop.transport import (
+    IDEMPOTENT,
+    Pooled,
+    Response,
+    Session,
+    Transport,
+    TransportError,
+    fallback_reason,
+    pooled,
+)
 from minop.watchstream import WatchStream
 
+log = logging.getLogger("minop.rest")
+
 # Methods whose retry after a 5xx or a dropped connection cannot apply twice.
-_IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "PATCH"}
+_IDEMPOTENT = IDEMPOTENT
+_PATH_SAFE = "/%:@!$&'()*+,;=~"
 MAX_RETRY_AFTER = 30.0  # seconds: a longer Retry-After is waited this long
 
 
@@ -42,23 +60,23 @@ def user_agent(version: str) -> str:
     return f"minop/{version} ({socket.gethostname()}/{os.getpid()})"
 
 
-def _error(resp: requests.Response) -> ApiError:
+def _error(resp: Response) -> ApiError:
     try:
-        body = resp.json()
+        body = json.loads(resp.body)
     except ValueError:
         body = {}
     if not isinstance(body, dict):
         body = {}
     reason = body.get("reason") or resp.reason or ""
-    message = body.get("message") or resp.text[:500]
-    cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status_code, ApiError)
-    try:
+    message = body.get("message") or resp.body[:500].decode(errors="replace")
+    cls = {404: NotFound, 409: Conflict, 410: Gone}.get(resp.status, ApiError)
+    try:  # an http.client message answers None for a missing name, never KeyError
         retry_after: float | None = min(
-            MAX_RETRY_AFTER, max(0.0, float(resp.headers["Retry-After"]))
+            MAX_RETRY_AFTER, max(0.0, float(resp.headers.get("Retry-After") or ""))
         )
-    except (KeyError, ValueError):
+    except ValueError:
         retry_after = None
-    return cls(resp.status_code, reason, message, body, retry_after)
+    return cls(resp.status, reason, message, body, retry_after)
 
 
 class _TokenFile:
@@ -104,6 +122,7 @@ class RestClient:
         # they never starve ordinary requests (requests pools 10 by default).
         self._session = self._new_session(agent, pool_size)
         self._watch_session = self._new_session(agent, watch_pool_size)
+        self.use_transport(*self._new_transport(agent, pool_size))
         # Leader election installs a fence; once it says no, writes are refused.
         self.fence: Callable[[], bool] | None = None
 
@@ -118,6 +137,47 @@ class RestClient:
         session.proxies = requests.utils.get_environ_proxies(self.server)
         session.trust_env = False
         return session
+
+    def _new_transport(self, agent: str, pool: int) -> tuple[Transport, str]:
+        """Kept http.client connections unless the kubeconfig or the environment needs
+        what only requests with pykube-ng's adapter does (decided once, as the proxy)."""
+        cluster, user = self.config.cluster, self.config.user
+        why = fallback_reason(cluster, user, proxied=bool(self._session.proxies))
+        transport: Transport
+        if why:
+            transport, note = Session(self._session, self.server), f"requests (because of {why})"
+        else:
+            transport = pooled(cluster, user, size=pool, agent=agent)
+            note = f"http.client, {pool} kept connections"
+        # the manager logs it at INFO once started (a start-up error stays one line)
+        log.debug("API transport for %s: %s", self.host, note)
+        return transport, note
+
+    def use_transport(self, transport: Transport, note: str = "") -> None:
+        """Send ordinary requests through ``transport`` (and say so in /metrics);
+        ``transport_note`` says which and why, for the manager's start-up line."""
+        self._transport, self.transport_note = transport, note or transport.name
+        self._show_transport()
+
+    @property
+    def metrics(self) -> Metrics:
+        return self._metrics
+
+    @metrics.setter
+    def metrics(self, metrics: Metrics) -> None:  # the manager hands over its own
+        self._metrics = metrics
+        self._show_transport()
+
+    def _show_transport(self) -> None:
+        if hasattr(self, "_transport") and hasattr(self, "_metrics"):
+            for name in (Session.name, Pooled.name):
+                value = 1 if name == self._transport.name else 0
+                self._metrics.rest_transport.set(value, host=self.host, transport=name)
+
+    @property
+    def transport(self) -> str:
+        """Which transport ordinary requests take: http.client or requests."""
+        return self._transport.name
 
     def with_timeouts(self, timeout: float, retries: int) -> Self:
         """This client with other timeouts (same connections, limiter and metrics)."""
@@ -157,8 +217,14 @@ class RestClient:
 
         A write is checked against the fence on every attempt, after the rate limiter
         and after each retry's wait: it can never land once leadership is in doubt."""
-        data = None if body is None else json.dumps(body)
+        data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
+        # as requests did: characters a URL cannot carry escaped (escapes kept), a
+        # parameter that is None left out
+        target = quote(path, safe=_PATH_SAFE)
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, True)
+        if query:
+            target += "?" + query
         attempt = 0
         while True:
             attempt += 1
@@ -166,29 +232,20 @@ class RestClient:
             if fenced and method != "GET" and self.fence is not None and not self.fence():
                 raise WritesFenced(f"{method} {path}: leadership lost, write refused")
             try:
-                resp = self._session.request(
-                    method,
-                    self.server + path,
-                    params=params,
-                    data=data,
-                    headers=self._auth(headers),
-                    timeout=self.timeout,
-                )
-            except requests.RequestException as e:
+                resp = self._transport.send(method, target, data, self._auth(headers), self.timeout)
+            except TransportError as e:
                 self.metrics.rest_requests.inc(code="<error>", method=method, host=self.host)
                 err = ApiError(0, "ConnectionError", f"{method} {path}: {e}")
                 if method in _IDEMPOTENT and attempt < self.retries:
                     time.sleep(self._backoff(attempt))
                     continue
                 raise err from e
-            self.metrics.rest_requests.inc(
-                code=str(resp.status_code), method=method, host=self.host
-            )
-            if resp.status_code < 400:
-                return resp.json() if resp.content else {}
+            self.metrics.rest_requests.inc(code=str(resp.status), method=method, host=self.host)
+            if resp.status < 400:
+                return json.loads(resp.body) if resp.body else {}
             err = _error(resp)
-            retry = resp.status_code == 429 or (
-                resp.status_code >= 500 and err.retryable and method in _IDEMPOTENT
+            retry = resp.status == 429 or (
+                resp.status >= 500 and err.retryable and method in _IDEMPOTENT
             )
             if retry and attempt < self.retries:
                 wait = err.retry_after
@@ -240,6 +297,7 @@ class RestClient:
             raise ApiError(0, "ConnectionError", f"watch {kind}: {e}") from e
         self.metrics.rest_requests.inc(code=str(resp.status_code), method="WATCH", host=self.host)
         if resp.status_code >= 400:
+            answer = Response(resp.status_code, resp.reason or "", resp.headers, resp.content)
             resp.close()
-            raise _error(resp)
+            raise _error(answer)
         return WatchStream(resp)

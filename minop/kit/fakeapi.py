@@ -35,6 +35,7 @@ from minop.kit.fakestore import FakeStore, ObjectKey, Refused
 from minop.kube import Kube
 from minop.objects import Obj
 from minop.resource import Kind
+from minop.transport import Session
 
 SERVER = "http://fake-api.invalid"
 # A fault answers one write: an HTTP status, "timeout" (never stored) or "lost" (stored,
@@ -84,6 +85,7 @@ class FakeApi(FakeStore):
         kube = Kube(doc, agent=agent, **{"retries": 1, **kw})
         for session in (kube._session, kube._watch_session):
             session.mount(SERVER, _Transport(self))
+        kube.use_transport(Session(kube._session, kube.server))  # through the mount above
         return kube
 
     # -- requests --------------------------------------------------------------------

@@ -225,6 +225,9 @@ def main() -> None:
                     api.delete(
                         f"/api/v1/namespaces/{namespace(run_id[-6:], t.contender, t.repeat)}"
                     )
+        used = sorted({t.transport for t in trials if t.transport})
+        if used:
+            info["settings"]["minop"] += f"; API transport (its /metrics): {', '.join(used)}"
         info["load_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         info["duration_s"] = round(time.monotonic() - t_start)
         info["logs"] = str(logs.relative_to(REPO))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,13 +30,16 @@ class Contender:
     agent: str  # the User-Agent prefix its requests carry (how the audit log tells it apart)
     probe: str  # the readiness path on its health port
 
-    def command(self, namespace: str, kubeconfig: str, port: int) -> list[str]:
+    def command(
+        self, namespace: str, kubeconfig: str, port: int, metrics_port: int = 0
+    ) -> list[str]:
         py = sys.executable
         if self.name == "minop":
             return [
                 py, "-m", "minop", "run", "--plugin", "memcached", "-n", namespace,
                 "--no-leader-elect", "--health-addr", f"127.0.0.1:{port}",
-                "--metrics-addr", f"127.0.0.1:{free_port()}", "--kubeconfig", kubeconfig,
+                "--metrics-addr", f"127.0.0.1:{metrics_port or free_port()}",
+                "--kubeconfig", kubeconfig,
             ]  # fmt: skip
         if self.name == "kopf":
             return [
@@ -78,11 +82,11 @@ class Operator:
         self.profile = profile  # py-spy's collapsed stacks of the whole process life
         self.proc: subprocess.Popen[bytes] | None = None
         self.spy: subprocess.Popen[bytes] | None = None
-        self.port = 0
+        self.port = self.metrics_port = 0
         self.started = 0.0
 
     def start(self) -> None:
-        self.port = free_port()
+        self.port, self.metrics_port = free_port(), free_port()
         env = {
             **os.environ,
             "KUBECONFIG": self.kubeconfig,
@@ -92,7 +96,7 @@ class Operator:
         out = self.log.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            self.contender.command(self.namespace, self.kubeconfig, self.port),
+            self.contender.command(self.namespace, self.kubeconfig, self.port, self.metrics_port),
             cwd=REPO,
             env=env,
             stdout=out,
@@ -130,6 +134,16 @@ class Operator:
                 pass
             time.sleep(0.05)
         raise TimeoutError(f"{self.contender.name} not ready after {timeout:.0f}s ({self.log})")
+
+    def transport(self) -> str:
+        """minop's API transport, as its /metrics reports it ("" for the others)."""
+        if self.contender.name != "minop":
+            return ""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        found = re.search(r'^minop_rest_transport\{[^}]*transport="([^"]+)"[^}]*\} 1', text, re.M)
+        return found.group(1) if found else "unknown"
 
     def cpu_seconds(self) -> float:
         """utime + stime of the process (all its threads) from /proc/<pid>/stat."""

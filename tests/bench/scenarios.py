@@ -57,6 +57,7 @@ class Trial:
     restart_reads: dict[str, int] = field(default_factory=dict)
     rss_mb: dict[int, float] = field(default_factory=dict)  # watched objects -> idle RSS
     errors: list[str] = field(default_factory=list)
+    transport: str = ""  # minop's API transport (its /metrics): http.client or requests
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -160,6 +161,7 @@ def run_trial(
     op.start()
     try:
         op.wait_ready()
+        trial.transport = op.transport()
         op.wait_idle()
         trial.rss_mb[0] = op.rss_mb()
         obs = Observer(api, ns)
